@@ -1,0 +1,28 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+// libullme: a Swift engine behind a C ABI (include/ullme.h).
+// Products: libullme.so (dynamic, only ullme_* exported), the `ullme-cli` tool
+// (installed as `ullme` by `make`), and the test suite.
+let package = Package(
+    name: "libullme",
+    products: [
+        .library(name: "ullme", type: .dynamic, targets: ["ULLMESwift"]),
+        .executable(name: "ullme-cli", targets: ["ullme-cli"]),
+    ],
+    targets: [
+        // C shims: OpenBLAS (cblas.h) and the SIMD kernels that need run-time CPU dispatch.
+        .target(
+            name: "CULLME",
+            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])],
+            linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("m")]
+        ),
+        .target(
+            name: "ULLMESwift",
+            dependencies: ["CULLME"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .executableTarget(name: "ullme-cli", dependencies: ["ULLMESwift"]),
+        .testTarget(name: "ULLMETests", dependencies: ["ULLMESwift"], path: "Tests/ULLMETests"),
+    ]
+)

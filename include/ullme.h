@@ -1,0 +1,182 @@
+/*
+ * ullme.h — the public C interface of libullme.
+ *
+ * libullme turns decoder-only LLMs (GGUF files or Hugging Face directories) into text-embedding
+ * models: it tokenizes, runs the decoder with causal or bidirectional attention, pools and
+ * normalises. This header is the whole contract; nothing else is exported (`nm -D libullme.so`).
+ *
+ * Conventions (as sqlite3.h / llama.h):
+ *  - Every call that can fail returns an `int` status (ULLME_OK or one of ULLME_E_*). On failure a
+ *    message is left for `ullme_last_error()`, which is thread-local: read it on the same thread.
+ *  - No call traps on bad input: pointers, sizes, enums and UTF-8 are validated.
+ *  - Output goes to caller-owned buffers with explicit capacities. Sizes are in elements.
+ *  - Params structs are made by a `*_default_params()` function and then edited, so fields can be
+ *    added in later versions without breaking callers; `struct_size` lets the library see which
+ *    version of a struct it was handed (leave it as the defaults constructor set it).
+ *  - Text is UTF-8 with an explicit byte length (NUL bytes are allowed inside). A length of
+ *    ULLME_NUL_TERMINATED means "up to the first NUL".
+ *
+ * Thread safety: a loaded `ullme_model` is immutable. Every function taking a `const ullme_model *`
+ * may be called concurrently from many threads on the same handle. `ullme_model_free` must not race
+ * with other calls on that handle; using a handle after freeing it is undefined behaviour (as free()).
+ */
+#ifndef ULLME_H
+#define ULLME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ULLME_API __attribute__((visibility("default")))
+
+/* Bumped on any incompatible change of this header. Compare with ullme_abi_version() at run time. */
+#define ULLME_ABI_VERSION 1
+
+#define ULLME_NUL_TERMINATED ((size_t)-1)
+
+/* ---- Status codes: a closed list. ---------------------------------------------------------- */
+enum {
+    ULLME_OK = 0,
+    ULLME_E_ARG = 1,         /* an argument is invalid (NULL, out of range, buffer too small, ...) */
+    ULLME_E_IO = 2,          /* a file could not be opened, read or written */
+    ULLME_E_FORMAT = 3,      /* a file is malformed, truncated or inconsistent */
+    ULLME_E_UNSUPPORTED = 4, /* valid input this version does not support (architecture, tensor type) */
+    ULLME_E_OOM = 5,         /* an allocation failed or would exceed a limit */
+    ULLME_E_CANCELLED = 6,   /* a progress callback returned non-zero */
+    ULLME_E_STATE = 7,       /* the call is not valid in the object's current state */
+    ULLME_E_INTERNAL = 8     /* a bug in libullme: please report it with the message */
+};
+
+/* Library version string, e.g. "0.1.0". Static storage; never NULL. */
+ULLME_API const char *ullme_version(void);
+/* ULLME_ABI_VERSION of the compiled library. */
+ULLME_API int ullme_abi_version(void);
+/* The message of the last failed call on this thread ("" if none). Valid until the next call on this
+ * thread that fails. Never NULL. */
+ULLME_API const char *ullme_last_error(void);
+/* A short English name of a status code ("ULLME_E_ARG", ...). Static storage; never NULL. */
+ULLME_API const char *ullme_status_name(int status);
+
+/* ---- Enumerations ------------------------------------------------------------------------- */
+typedef enum {
+    ULLME_POOLING_MEAN = 0,         /* average over non-padding tokens (default) */
+    ULLME_POOLING_WEIGHTEDMEAN = 1, /* weight of the i-th real token is i (1-based) */
+    ULLME_POOLING_CLS = 2,          /* first token */
+    ULLME_POOLING_LASTTOKEN = 3     /* last non-padding token */
+} ullme_pooling;
+
+typedef enum {
+    ULLME_ATTENTION_BIDIRECTIONAL = 0, /* every real token sees every real token (embedding default) */
+    ULLME_ATTENTION_CAUSAL = 1         /* ordinary decoder attention */
+} ullme_attention;
+
+/* Parse "mean" | "weightedmean" | "cls" | "lasttoken"; ULLME_E_ARG with a message otherwise. */
+ULLME_API int ullme_pooling_from_name(const char *name, ullme_pooling *out);
+/* Parse "bidirectional" | "causal"; ULLME_E_ARG with a message otherwise. */
+ULLME_API int ullme_attention_from_name(const char *name, ullme_attention *out);
+
+/* Progress callback for long calls: `done` of `total` units (texts for embedding). Return non-zero
+ * to cancel: the call then returns ULLME_E_CANCELLED and leaves outputs unspecified. */
+typedef int (*ullme_progress_fn)(void *user, size_t done, size_t total);
+
+/* ---- Models ------------------------------------------------------------------------------- */
+typedef struct ullme_model ullme_model;
+
+typedef struct {
+    uint32_t struct_size;      /* set by ullme_model_default_params() */
+    int32_t n_threads;         /* threads for matrix products; 0 = all cores (default) */
+    ullme_pooling pooling;     /* default ULLME_POOLING_MEAN */
+    ullme_attention attention; /* default ULLME_ATTENTION_BIDIRECTIONAL, as the ULLME reference */
+    int32_t max_length;        /* tokens per text after formatting, BOS included; default 512; >= 1 */
+    int32_t batch_size;        /* texts per forward pass inside ullme_embed; default 32; >= 1 */
+} ullme_model_params;
+
+ULLME_API ullme_model_params ullme_model_default_params(void);
+
+/* Load a model from a .gguf file or a Hugging Face directory (config.json, *.safetensors
+ * [+ model.safetensors.index.json], tokenizer.json [+ tokenizer_config.json]).
+ * `params` may be NULL for defaults. On success *out owns the model; free it with ullme_model_free. */
+ULLME_API int ullme_model_load(const char *path, const ullme_model_params *params, ullme_model **out);
+/* Free a model. NULL is a no-op. */
+ULLME_API void ullme_model_free(ullme_model *model);
+
+typedef struct {
+    char architecture[32];   /* "llama", ... (NUL-terminated) */
+    int32_t hidden_size;     /* = embedding dimension */
+    int32_t n_layers;
+    int32_t n_heads;
+    int32_t n_kv_heads;
+    int32_t intermediate_size;
+    int32_t vocab_size;
+    int32_t max_positions;   /* the model's context length */
+    int32_t bos_token_id;    /* -1 if none */
+    int32_t eos_token_id;    /* -1 if none */
+    int32_t pad_token_id;    /* EOS when the model defines no pad token */
+    int64_t n_parameters;
+} ullme_model_info;
+
+ULLME_API int ullme_model_get_info(const ullme_model *model, ullme_model_info *out);
+/* The parameters the model was loaded with. */
+ULLME_API int ullme_model_get_params(const ullme_model *model, ullme_model_params *out);
+
+/* ---- Tokenizer ---------------------------------------------------------------------------- */
+/* Tokenize UTF-8 text. Invalid UTF-8 is not an error: each maximal invalid subsequence becomes
+ * U+FFFD, exactly as Python's bytes.decode("utf-8", errors="replace"). `add_special` adds BOS/EOS
+ * as the model's tokenizer configuration says. Writes at most `cap` ids and sets *n_ids to the full
+ * count; if *n_ids > cap the call returns ULLME_E_ARG and the caller retries with a larger buffer
+ * (ids may be NULL with cap 0 to query the size). */
+ULLME_API int ullme_tokenize(const ullme_model *model, const char *text, size_t text_len,
+                             int add_special, int32_t *ids, size_t cap, size_t *n_ids);
+/* Detokenize ids to UTF-8 (special tokens are skipped when skip_special != 0). Writes at most
+ * `cap` bytes (no NUL terminator) and sets *n_bytes to the full length; too small a buffer gives
+ * ULLME_E_ARG as for ullme_tokenize. */
+ULLME_API int ullme_detokenize(const ullme_model *model, const int32_t *ids, size_t n_ids,
+                               int skip_special, char *text, size_t cap, size_t *n_bytes);
+
+/* ---- Embedding ---------------------------------------------------------------------------- */
+typedef struct {
+    uint32_t struct_size;      /* set by ullme_embed_default_params() */
+    const char *instruction;   /* may be NULL or "" for no instruction */
+    size_t instruction_len;    /* bytes, or ULLME_NUL_TERMINATED (default) */
+    int is_query;              /* 1 (default): "{instruction}\n{text}";
+                                * 0: "{instruction}\nCandidate:\n{text}". With no instruction the
+                                * text is embedded alone in both cases. */
+    int normalize;             /* 1 (default): L2-normalise each embedding */
+    ullme_progress_fn progress;/* optional; called after each forward batch with texts done */
+    void *progress_user;
+} ullme_embed_params;
+
+ULLME_API ullme_embed_params ullme_embed_default_params(void);
+
+typedef struct {
+    size_t n_texts;
+    size_t n_tokens;           /* tokens run through the model, after truncation */
+    size_t n_truncated;        /* texts cut to max_length */
+} ullme_embed_stats;
+
+/* Embed `n_texts` texts (texts[i] has text_lens[i] bytes; text_lens may be NULL for NUL-terminated
+ * texts) into out[n_texts * hidden_size], row-major. out_len is the capacity of `out` in floats.
+ * `params` and `stats` may be NULL. n_texts == 0 succeeds and writes nothing. An empty text embeds
+ * its formatted prompt (BOS alone when there is no instruction). A text's embedding does not depend
+ * on the other texts of the call (batches are length-sorted and never padded internally).
+ * Thread-safe on one model. */
+ULLME_API int ullme_embed(const ullme_model *model, const char *const *texts, const size_t *text_lens,
+                          size_t n_texts, const ullme_embed_params *params, float *out, size_t out_len,
+                          ullme_embed_stats *stats);
+
+/* Final-norm hidden states of one token sequence: out[n_ids * hidden_size]. No formatting and no
+ * truncation is applied (n_ids must be between 1 and the model's max_positions). */
+ULLME_API int ullme_hidden_states(const ullme_model *model, const int32_t *ids, size_t n_ids,
+                                  ullme_attention attention, float *out, size_t out_len);
+/* Next-token logits of one token sequence with causal attention: out[n_ids * vocab_size]; row t
+ * scores the token that follows ids[0..t]. */
+ULLME_API int ullme_logits(const ullme_model *model, const int32_t *ids, size_t n_ids,
+                           float *out, size_t out_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ULLME_H */
