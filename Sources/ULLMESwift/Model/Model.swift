@@ -24,7 +24,7 @@ public final class Model: @unchecked Sendable {
         if (st.st_mode & S_IFMT) == S_IFDIR {
             let dir = try HFModelDirectory(path: path)
             var config = try ModelConfig.fromHF(dir.config)
-            let tokenizer = try dir.tokenizerJSON.map { try TokenizerLoader.fromTokenizerJSON($0, config: dir.tokenizerConfig) }
+            let tokenizer = try dir.tokenizer.map { try TokenizerLoader.fromTokenizerJSON($0, config: dir.tokenizerConfig) }
             if config.tieWordEmbeddings == false, dir.tensor(named: "lm_head.weight") == nil {
                 config.tieWordEmbeddings = true   // some checkpoints omit the head and tie silently
             }

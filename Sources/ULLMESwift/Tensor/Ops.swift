@@ -9,12 +9,9 @@ import Glibc
 func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                    bias: UnsafePointer<Float>?, T: Int, K: Int, N: Int) {
     guard T > 0 else { return }
-    if T == 1 {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(N), Int32(K), 1, w, Int32(K), x, 1, 0, out, 1)
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(N), Int32(K),
-                    1, x, Int32(K), w, Int32(K), 0, out, Int32(N))
-    }
+    // Always sgemm (never sgemv for T == 1): one summation order per row whatever the batch holds.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(N), Int32(K),
+                1, x, Int32(K), w, Int32(K), 0, out, Int32(N))
     if let bias {
         for t in 0..<T {
             let row = out + t * N
