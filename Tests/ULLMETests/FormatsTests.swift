@@ -236,6 +236,10 @@ final class FormatsTests: XCTestCase {
             var a = GGUFBuilder(); a.header(tensors: 0, kvs: 1); a.str("arr"); a.u32(9); a.u32(et); a.u64(n); a.zeros(64)
             assertThrows(.format, mentions: ["\"arr\"", "array length"], "array type \(et) length \(n)") { _ = try parseGGUF(a.bytes) }
         }
+        // more metadata values than the cap, although the bytes are there
+        var big = GGUFBuilder(); big.header(tensors: 0, kvs: 1); big.str("big"); big.u32(9); big.u32(0)
+        big.u64(UInt64(GGUFFile.maxMetadataValues) + 1); big.zeros(GGUFFile.maxMetadataValues + 1)
+        assertThrows(.format, mentions: ["\"big\"", "more than"], "value cap") { _ = try parseGGUF(big.bytes) }
         // tensor name length
         var t = GGUFBuilder(); t.header(tensors: 1, kvs: 0); t.u64(1 << 50); t.zeros(64)
         assertThrows(.format, mentions: ["name of tensor #0"], "tensor name length") { _ = try parseGGUF(t.bytes) }
