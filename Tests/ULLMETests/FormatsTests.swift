@@ -482,6 +482,20 @@ final class FormatsTests: XCTestCase {
         XCTAssertEqual(try SafetensorsFile(path: dir + "/m.safetensors").tensorNames.count, 4)
     }
 
+    /// A file written by the reference `safetensors` package (scripts/make_dequant_fixtures.py).
+    func testSafetensorsReferenceFile() throws {
+        let f = try SafetensorsFile(path: try fixturePath("safetensors/tiny.safetensors"))
+        XCTAssertEqual(Set(f.tensorNames), ["f32", "f16", "scalar"])
+        let want = (0 ..< 12).map { Float($0) / 4 }
+        XCTAssertEqual(f.tensor(named: "f32")?.shape, [3, 4])
+        XCTAssertEqual(f.tensor(named: "f32")?.type, .f32)
+        XCTAssertEqual(try f.tensor(named: "f32")!.toFloat32(), want)
+        XCTAssertEqual(f.tensor(named: "f16")?.type, .f16)
+        XCTAssertEqual(try f.tensor(named: "f16")!.toFloat32(), want)
+        XCTAssertEqual(f.tensor(named: "scalar")?.shape, [])
+        XCTAssertEqual(try f.tensor(named: "scalar")!.toFloat32(), [7])
+    }
+
     func testSafetensorsHostile() throws {
         let (h, d) = stData()
         assertThrows(.format, mentions: ["crafted.safetensors", "header length"], "short file") { _ = try parseST([1, 2, 3]) }
