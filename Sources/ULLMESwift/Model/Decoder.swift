@@ -3,8 +3,8 @@ import Glibc
 
 /// Which tokens a token may attend to. Padding never matters: sequences are packed, not padded.
 public enum AttentionMode: Int32, Sendable {
-    case bidirectional = 0  // every token of a sequence sees every token of that sequence
-    case causal = 1         // a token sees itself and the tokens before it
+    case bidirectional = 0  // every token of a sequence sees every token of that sequence (no window)
+    case causal = 1         // a token sees itself and the tokens before it (within the sliding window, if any)
 }
 
 /// The output of one forward pass over a packed batch of sequences.
@@ -17,20 +17,40 @@ public struct DecoderOutput {
     public var offsets: [Int]
 }
 
-/// The decoder forward pass (Llama family). Sequences of different lengths are packed into one
-/// [T, C] activation so the linear layers run as single GEMMs with no padding waste; attention runs
-/// per sequence and head. A sequence's result therefore never depends on the rest of the batch.
+/// The decoder forward pass, one implementation for every family (knobs in ModelConfig). Sequences of
+/// different lengths are packed into one [T, C] activation so the linear layers run as single GEMMs with no
+/// padding waste; attention runs per sequence and head. A sequence's result never depends on the batch.
 struct TransformerDecoder {
     let config: ModelConfig
     let weights: DecoderWeights
     let rope: RotaryEmbedding
+    let localRope: RotaryEmbedding?   // gemma3 sliding layers
+
+    init(config: ModelConfig, weights: DecoderWeights) {
+        self.config = config
+        self.weights = weights
+        var scaling = config.ropeScaling
+        if case .longrope(_, _, let original, let factor) = scaling, let f = weights.longropeFactors {
+            scaling = .longrope(short: f.short, long: f.long, originalMaxPositions: original, attentionFactor: factor)
+        }
+        rope = RotaryEmbedding(rotaryDim: config.effectiveRotaryDim, theta: config.ropeTheta, scaling: scaling,
+                               freqFactors: weights.ropeFreqFactors)
+        localRope = config.localRopeTheta.map { RotaryEmbedding(rotaryDim: config.effectiveRotaryDim, theta: $0, scaling: .none) }
+    }
+
+    func norm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: NormWeights, T: Int, C: Int) {
+        switch config.norm {
+        case .rms: rmsNormForward(out, x, w.weight, T: T, C: C, eps: config.normEps)
+        case .layer: layerNormForward(out, x, w.weight, w.bias!, T: T, C: C, eps: config.normEps)
+        }
+    }
 
     func forward(_ sequences: [[Int32]], attention: AttentionMode, wantLogits: Bool) throws -> DecoderOutput {
         let C = config.hiddenSize, hd = config.headDim, nH = config.nHeads, nKV = config.nKVHeads
         let I = config.intermediateSize, V = config.vocabSize
         let qDim = nH * hd, qkvDim = (nH + 2 * nKV) * hd
+        let upDim = config.gatedMLP ? 2 * I : I
         var offsets = [0]
-        var positions: [Int32] = []
         for s in sequences {
             guard !s.isEmpty else { throw ULLMEError.argument("empty token sequence") }
             guard s.count <= config.maxPositions else {
@@ -40,77 +60,111 @@ struct TransformerDecoder {
                 throw ULLMEError.argument("token id \(id) outside the vocabulary [0, \(V))")
             }
             offsets.append(offsets.last! + s.count)
-            positions.append(contentsOf: (0..<Int32(s.count)))
         }
         let T = offsets.last!
-        let maxLen = sequences.map(\.count).max() ?? 0
-        var x = [Float](repeating: 0, count: T * C)
         guard T > 0 else { return DecoderOutput(hidden: [], logits: wantLogits ? [] : nil, offsets: offsets) }
+        let lengths = sequences.map(\.count)
+        let maxLen = lengths.max()!
 
-        // Embedding lookup.
+        // Embedding lookup (gemma scales by sqrt(hidden)).
+        var x = [Float](repeating: 0, count: T * C)
         weights.tokenEmbedding.withUnsafeBufferPointer { emb in
+            let scale = config.embeddingScale ?? 1
             var t = 0
-            for s in sequences { for id in s { for c in 0..<C { x[t * C + c] = emb[Int(id) * C + c] }; t += 1 } }
+            for s in sequences { for id in s { for c in 0..<C { x[t * C + c] = emb[Int(id) * C + c] * scale }; t += 1 } }
         }
-        let (cosT, sinT) = rope.tables(positions: positions)
+        let (cosT, sinT) = rope.tables(lengths: lengths)
+        let local = localRope?.tables(lengths: lengths)
         var h = [Float](repeating: 0, count: T * C)
+        var h2 = [Float](repeating: 0, count: T * C)
         var qkv = [Float](repeating: 0, count: T * qkvDim)
         var attnOut = [Float](repeating: 0, count: T * qDim)
         var scores = [Float](repeating: 0, count: maxLen * maxLen)
-        var gu = [Float](repeating: 0, count: T * 2 * I)
+        var up = [Float](repeating: 0, count: T * upDim)
         var act = [Float](repeating: 0, count: T * I)
-        let scale = 1 / Float(hd).squareRoot()
+        let scale = config.effectiveAttentionScale
         let group = nH / nKV
+        let rotaryDim = config.effectiveRotaryDim
 
-        for layer in weights.layers {
-            // Attention block: x += Wo · attn(rope(Wqkv · norm(x))).
-            rmsNormForward(&h, x, layer.attnNorm, T: T, C: C, eps: config.normEps)
-            linearForward(&qkv, h, layer.wqkv, bias: nil, T: T, K: C, N: qkvDim)
+        for (li, layer) in weights.layers.enumerated() {
+            let sliding = config.isSliding(layer: li)
+            let window = attention == .causal && sliding ? config.slidingWindow : nil
+            // ---- attention branch: a = Wo · attn(rope(Wqkv · norm(x)))
+            norm(&h, x, layer.attnNorm, T: T, C: C)
+            linearForward(&qkv, h, layer.wqkv, bias: layer.bqkv, T: T, K: C, N: qkvDim)
             qkv.withUnsafeMutableBufferPointer { p in
-                ropeForward(p.baseAddress!, rowStride: qkvDim, T: T, nHeads: nH, headDim: hd, rotaryDim: rope.rotaryDim, cos: cosT, sin: sinT)
-                ropeForward(p.baseAddress! + qDim, rowStride: qkvDim, T: T, nHeads: nKV, headDim: hd, rotaryDim: rope.rotaryDim, cos: cosT, sin: sinT)
+                let base = p.baseAddress!
+                if let qn = layer.qNorm, let kn = layer.kNorm {
+                    for t in 0..<T {
+                        rmsNormForward(base + t * qkvDim, base + t * qkvDim, qn, T: nH, C: hd, eps: config.normEps)
+                        rmsNormForward(base + t * qkvDim + qDim, base + t * qkvDim + qDim, kn, T: nKV, C: hd, eps: config.normEps)
+                    }
+                }
+                let (c, s) = (sliding && local != nil) ? local! : (cosT, sinT)
+                ropeForward(base, rowStride: qkvDim, T: T, nHeads: nH, headDim: hd, rotaryDim: rotaryDim, cos: c, sin: s)
+                ropeForward(base + qDim, rowStride: qkvDim, T: T, nHeads: nKV, headDim: hd, rotaryDim: rotaryDim, cos: c, sin: s)
             }
             qkv.withUnsafeBufferPointer { qkvP in
                 attnOut.withUnsafeMutableBufferPointer { outP in
                     scores.withUnsafeMutableBufferPointer { sP in
                         for s in 0..<sequences.count {
-                            let start = offsets[s], L = offsets[s + 1] - start
-                            let base = qkvP.baseAddress! + start * qkvDim
-                            for head in 0..<nH {
-                                let g = head / group
-                                let q = base + head * hd, k = base + qDim + g * hd, v = base + qDim + nKV * hd + g * hd
-                                let S = sP.baseAddress!
-                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(L), Int32(hd),
-                                            scale, q, Int32(qkvDim), k, Int32(qkvDim), 0, S, Int32(L))
-                                for i in 0..<L {
-                                    softmaxRow(S + i * L, count: L, valid: attention == .causal ? i + 1 : L)
-                                }
-                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(hd), Int32(L),
-                                            1, S, Int32(L), v, Int32(qkvDim), 0,
-                                            outP.baseAddress! + start * qDim + head * hd, Int32(qDim))
-                            }
+                            attentionForward(qkv: qkvP.baseAddress! + offsets[s] * qkvDim, out: outP.baseAddress! + offsets[s] * qDim,
+                                             scores: sP.baseAddress!, L: lengths[s], nH: nH, nKV: nKV, hd: hd, group: group,
+                                             scale: scale, softcap: config.attentionSoftcap, causal: attention == .causal, window: window)
                         }
                     }
                 }
             }
-            linearForward(&h, attnOut, layer.wo, bias: nil, T: T, K: qDim, N: C)
-            addInPlace(&x, h, T * C)
+            linearForward(&h2, attnOut, layer.wo, bias: layer.bo, T: T, K: qDim, N: C)
+            if let post = layer.postAttnNorm { norm(&h2, h2, post, T: T, C: C) }
 
-            // MLP block: x += Wdown · (silu(Wgate · norm(x)) * Wup · norm(x)).
-            rmsNormForward(&h, x, layer.mlpNorm, T: T, C: C, eps: config.normEps)
-            linearForward(&gu, h, layer.wGateUp, bias: nil, T: T, K: C, N: 2 * I)
-            swigluForward(&act, gu, T: T, I: I)
-            linearForward(&h, act, layer.wDown, bias: nil, T: T, K: I, N: C)
-            addInPlace(&x, h, T * C)
+            // ---- MLP branch: m = Wdown · act(Wup · norm(x)) (parallel blocks reuse the attention input norm)
+            addInPlace(&x, h2, T * C)
+            // Parallel blocks (phi) have no MLP norm: h still holds the attention input norm(x).
+            if let mlpNorm = layer.mlpNorm { norm(&h, x, mlpNorm, T: T, C: C) }
+            linearForward(&up, h, layer.wUp, bias: layer.bUp, T: T, K: C, N: upDim)
+            if config.gatedMLP {
+                gatedActivationForward(&act, up, T: T, I: I, activation: config.activation)
+            } else {
+                geluTanhForward(&act, up, count: T * I)
+            }
+            linearForward(&h2, act, layer.wDown, bias: layer.bDown, T: T, K: I, N: C)
+            if let post = layer.postMlpNorm { norm(&h2, h2, post, T: T, C: C) }
+            addInPlace(&x, h2, T * C)
         }
-        rmsNormForward(&h, x, weights.finalNorm, T: T, C: C, eps: config.normEps)
+        norm(&h, x, weights.finalNorm, T: T, C: C)
 
         var logits: [Float]? = nil
         if wantLogits {
             var out = [Float](repeating: 0, count: T * V)
-            linearForward(&out, h, weights.lmHead ?? weights.tokenEmbedding, bias: nil, T: T, K: C, N: V)
+            linearForward(&out, h, weights.lmHead ?? weights.tokenEmbedding, bias: weights.lmHeadBias, T: T, K: C, N: V)
+            if let cap = config.finalLogitSoftcap { softcapInPlace(&out, count: T * V, cap: cap) }
             logits = out
         }
         return DecoderOutput(hidden: h, logits: logits, offsets: offsets)
+    }
+}
+
+/// Multi-head attention of one sequence: qkv[L, (nH + 2 nKV) hd] → out[L, nH hd] (row stride nH hd).
+/// Scores are scaled, soft-capped (gemma2), masked (causal and sliding window), softmaxed in float32.
+func attentionForward(qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, scores S: UnsafeMutablePointer<Float>,
+                      L: Int, nH: Int, nKV: Int, hd: Int, group: Int, scale: Float, softcap: Float?,
+                      causal: Bool, window: Int?) {
+    let qDim = nH * hd, qkvDim = (nH + 2 * nKV) * hd
+    for head in 0..<nH {
+        let g = head / group
+        let q = qkv + head * hd, k = qkv + qDim + g * hd, v = qkv + qDim + nKV * hd + g * hd
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(L), Int32(hd),
+                    scale, q, Int32(qkvDim), k, Int32(qkvDim), 0, S, Int32(L))
+        for i in 0..<L {
+            let row = S + i * L
+            if let cap = softcap { for j in 0..<L { row[j] = tanhf(row[j] / cap) * cap } }
+            // Visible keys: all (bidirectional), k <= q (causal), q - W < k <= q (sliding window).
+            let first = window.map { max(0, i - $0 + 1) } ?? 0
+            let end = causal ? i + 1 : L
+            softmaxRange(row, count: L, begin: first, end: end)
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(hd), Int32(L),
+                    1, S, Int32(L), v, Int32(qkvDim), 0, out + head * hd, Int32(qDim))
     }
 }

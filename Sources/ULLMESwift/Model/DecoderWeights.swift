@@ -1,21 +1,32 @@
-/// The decoder's weights as dense float32, dequantised once at load (the exact mode: sgemm on
-/// fp32 weights was measured faster here than dequantising per matmul for models of this size).
-/// Linear weights are row-major [out, in]. Q, K, V are fused into one [(nH + 2 nKV) * hd, C]
-/// matrix and gate, up into one [2 I, C] matrix so each layer runs two big products instead of five.
+/// A normalisation layer's parameters (bias only for LayerNorm).
+struct NormWeights {
+    var weight: [Float]
+    var bias: [Float]?
+}
+
+/// The decoder's weights as dense float32, dequantised once at load (the exact mode: measured faster here
+/// than dequantising inside every product for models of this size). Linear weights are row-major [out, in].
+/// Q, K, V are fused into one [(nH + 2 nKV) * hd, C] matrix and gate, up into one [2 I, C] matrix, so a
+/// layer runs two big products where the file has five. Gemma's (1 + w) norms are stored as 1 + w.
 final class DecoderWeights: @unchecked Sendable {
     struct Layer {
-        var attnNorm: [Float]     // [C]
-        var wqkv: [Float]         // [(nH + 2 nKV) * hd, C]
-        var wo: [Float]           // [C, nH * hd]
-        var mlpNorm: [Float]      // [C]
-        var wGateUp: [Float]      // [2 I, C]
-        var wDown: [Float]        // [C, I]
+        var attnNorm: NormWeights
+        var wqkv: [Float], bqkv: [Float]?          // [(nH + 2 nKV) * hd, C]
+        var qNorm: [Float]?, kNorm: [Float]?       // [hd] (gemma3)
+        var wo: [Float], bo: [Float]?              // [C, nH * hd]
+        var postAttnNorm: NormWeights?             // sandwich blocks
+        var mlpNorm: NormWeights?                  // nil for parallel blocks (one norm feeds both branches)
+        var wUp: [Float], bUp: [Float]?            // gated: [2 I, C] = gate | up; plain: [I, C] (fc1)
+        var wDown: [Float], bDown: [Float]?        // [C, I]
+        var postMlpNorm: NormWeights?
     }
     let tokenEmbedding: [Float]   // [V, C]
     let layers: [Layer]
-    let finalNorm: [Float]        // [C]
+    let finalNorm: NormWeights
     let lmHead: [Float]?          // [V, C]; nil when tied to the token embedding
+    let lmHeadBias: [Float]?
     let ropeFreqFactors: [Float]?
+    let longropeFactors: (short: [Float], long: [Float])?
     let parameterCount: Int
 
     /// Where the tensors come from and how they are named.
@@ -24,11 +35,14 @@ final class DecoderWeights: @unchecked Sendable {
     init(config: ModelConfig, naming: Naming, tensor: (String) -> TensorRecord?) throws {
         let C = config.hiddenSize, hd = config.headDim, nH = config.nHeads, nKV = config.nKVHeads
         let I = config.intermediateSize, V = config.vocabSize
+        let gguf = naming == .gguf
+        // HF gemma stores w and computes (1 + w); llama.cpp's converter already added the 1.
+        let normOffset: Float = (!gguf && (config.family == .gemma2 || config.family == .gemma3)) ? 1 : 0
         var count = 0
 
         func load(_ name: String, _ shape: [Int]) throws -> [Float] {
             guard let t = tensor(name) else { throw ULLMEError.format("missing tensor \(name)") }
-            guard t.shape == shape else {
+            guard t.count == shape.reduce(1, *), t.shape.filter({ $0 != 1 }) == shape.filter({ $0 != 1 }) else {
                 throw ULLMEError.format("tensor \(name) has shape \(t.shape), expected \(shape)")
             }
             var out = [Float](repeating: 0, count: t.count)
@@ -36,65 +50,112 @@ final class DecoderWeights: @unchecked Sendable {
             count += t.count
             return out
         }
-        // llama.cpp's converter interleaves the two rotary halves of every Q/K head; undo it so one
-        // rotate-half RoPE serves both formats (transformers' reverse_permute).
-        func unpermuteRotary(_ w: [Float], heads: Int) -> [Float] {
+        func optional(_ name: String, _ shape: [Int]) throws -> [Float]? {
+            tensor(name) == nil ? nil : try load(name, shape)
+        }
+        func norm(_ prefix: String, _ n: Int) throws -> NormWeights {
+            var w = try load(prefix + ".weight", [n])
+            if normOffset != 0 { w = w.map { $0 + normOffset } }
+            let b = config.norm == .layer ? try load(prefix + ".bias", [n]) : nil
+            return NormWeights(weight: w, bias: b)
+        }
+        // llama.cpp's converter interleaves the two rotary halves of every Q/K head for Llama-style
+        // rope; undo it so one rotate-half RoPE serves both formats (transformers' reverse_permute).
+        func unpermuteRotary(_ w: [Float], heads: Int, cols: Int) -> [Float] {
             var out = w
             let half = hd / 2
-            for h in 0..<heads {
-                for j in 0..<half {
-                    for e in 0..<2 {
-                        let src = (h * hd + 2 * j + e) * C, dst = (h * hd + e * half + j) * C
-                        for c in 0..<C { out[dst + c] = w[src + c] }
-                    }
-                }
-            }
+            for h in 0..<heads { for j in 0..<half { for e in 0..<2 {
+                let src = (h * hd + 2 * j + e) * cols, dst = (h * hd + e * half + j) * cols
+                for c in 0..<cols { out[dst + c] = w[src + c] }
+            } } }
             return out
         }
+        let permuted = gguf && (config.family == .llama || config.family == .mistral)
 
-        let names: (Int) -> [String]
-        switch naming {
-        case .huggingFace:
-            names = { i in ["model.layers.\(i).input_layernorm.weight", "model.layers.\(i).self_attn.q_proj.weight",
-                            "model.layers.\(i).self_attn.k_proj.weight", "model.layers.\(i).self_attn.v_proj.weight",
-                            "model.layers.\(i).self_attn.o_proj.weight", "model.layers.\(i).post_attention_layernorm.weight",
-                            "model.layers.\(i).mlp.gate_proj.weight", "model.layers.\(i).mlp.up_proj.weight",
-                            "model.layers.\(i).mlp.down_proj.weight"] }
-        case .gguf:
-            names = { i in ["blk.\(i).attn_norm.weight", "blk.\(i).attn_q.weight", "blk.\(i).attn_k.weight",
-                            "blk.\(i).attn_v.weight", "blk.\(i).attn_output.weight", "blk.\(i).ffn_norm.weight",
-                            "blk.\(i).ffn_gate.weight", "blk.\(i).ffn_up.weight", "blk.\(i).ffn_down.weight"] }
-        }
-        let embName = naming == .gguf ? "token_embd.weight" : "model.embed_tokens.weight"
-        tokenEmbedding = try load(embName, [V, C])
-
+        tokenEmbedding = try load(gguf ? "token_embd.weight" : "model.embed_tokens.weight", [V, C])
         var layers: [Layer] = []
         layers.reserveCapacity(config.nLayers)
+        let qkvRows = (nH + 2 * nKV) * hd
         for i in 0..<config.nLayers {
-            let n = names(i)
-            var q = try load(n[1], [nH * hd, C]), k = try load(n[2], [nKV * hd, C])
-            if naming == .gguf { q = unpermuteRotary(q, heads: nH); k = unpermuteRotary(k, heads: nKV) }
-            let v = try load(n[3], [nKV * hd, C])
+            let p = gguf ? "blk.\(i)." : "model.layers.\(i)."
+            func name(hf: String, gguf ggufName: String) -> String { p + (gguf ? ggufName : hf) }
+
+            // Attention projections: fused in the file (phi3, some GGUFs) or separate.
+            let fusedName = name(hf: "self_attn.qkv_proj", gguf: "attn_qkv")
+            var wqkv: [Float], bqkv: [Float]? = nil
+            if tensor(fusedName + ".weight") != nil {
+                wqkv = try load(fusedName + ".weight", [qkvRows, C])
+                bqkv = try optional(fusedName + ".bias", [qkvRows])
+            } else {
+                let q = name(hf: "self_attn.q_proj", gguf: "attn_q"), k = name(hf: "self_attn.k_proj", gguf: "attn_k")
+                let v = name(hf: "self_attn.v_proj", gguf: "attn_v")
+                var wq = try load(q + ".weight", [nH * hd, C]), wk = try load(k + ".weight", [nKV * hd, C])
+                if permuted { wq = unpermuteRotary(wq, heads: nH, cols: C); wk = unpermuteRotary(wk, heads: nKV, cols: C) }
+                wqkv = try wq + wk + load(v + ".weight", [nKV * hd, C])
+                if config.qkvBias {
+                    var bq = try load(q + ".bias", [nH * hd]), bk = try load(k + ".bias", [nKV * hd])
+                    if permuted { bq = unpermuteRotary(bq, heads: nH, cols: 1); bk = unpermuteRotary(bk, heads: nKV, cols: 1) }
+                    bqkv = try bq + bk + load(v + ".bias", [nKV * hd])
+                }
+            }
+            if config.qkvBias && bqkv == nil { throw ULLMEError.format("missing q/k/v biases in layer \(i)") }
+            let o = name(hf: config.family == .phi ? "self_attn.dense" : "self_attn.o_proj", gguf: "attn_output")
+
+            // MLP: gated (gate | up fused at load, or fused in the file as phi3) or plain fc1/fc2 (phi).
+            var wUp: [Float], bUp: [Float]? = nil
+            let down: String
+            if config.gatedMLP {
+                let fusedUp = name(hf: "mlp.gate_up_proj", gguf: "ffn_up")
+                if config.family == .phi3 {
+                    wUp = try load(fusedUp + ".weight", [2 * I, C])
+                } else {
+                    wUp = try load(name(hf: "mlp.gate_proj", gguf: "ffn_gate") + ".weight", [I, C])
+                        + load(name(hf: "mlp.up_proj", gguf: "ffn_up") + ".weight", [I, C])
+                    if config.mlpBias {
+                        bUp = try load(name(hf: "mlp.gate_proj", gguf: "ffn_gate") + ".bias", [I])
+                            + load(name(hf: "mlp.up_proj", gguf: "ffn_up") + ".bias", [I])
+                    }
+                }
+                down = name(hf: "mlp.down_proj", gguf: "ffn_down")
+            } else {
+                let fc1 = name(hf: "mlp.fc1", gguf: "ffn_up")
+                wUp = try load(fc1 + ".weight", [I, C])
+                bUp = config.mlpBias ? try load(fc1 + ".bias", [I]) : nil
+                down = name(hf: "mlp.fc2", gguf: "ffn_down")
+            }
+            let sandwich = config.block == .sandwich
+            let mlpNormName: String? = switch config.block {
+                case .parallel: nil
+                case .sequential: name(hf: "post_attention_layernorm", gguf: "ffn_norm")
+                case .sandwich: name(hf: "pre_feedforward_layernorm", gguf: "ffn_norm")
+            }
             layers.append(Layer(
-                attnNorm: try load(n[0], [C]), wqkv: q + k + v, wo: try load(n[4], [C, nH * hd]),
-                mlpNorm: try load(n[5], [C]), wGateUp: try load(n[6], [I, C]) + load(n[7], [I, C]),
-                wDown: try load(n[8], [C, I])))
+                attnNorm: try norm(name(hf: "input_layernorm", gguf: "attn_norm"), C),
+                wqkv: wqkv, bqkv: bqkv,
+                qNorm: config.qkNorm ? try norm(name(hf: "self_attn.q_norm", gguf: "attn_q_norm"), hd).weight : nil,
+                kNorm: config.qkNorm ? try norm(name(hf: "self_attn.k_norm", gguf: "attn_k_norm"), hd).weight : nil,
+                wo: try load(o + ".weight", [C, nH * hd]), bo: config.outputBias ? try load(o + ".bias", [C]) : nil,
+                postAttnNorm: sandwich ? try norm(name(hf: "post_attention_layernorm", gguf: "post_attention_norm"), C) : nil,
+                mlpNorm: try mlpNormName.map { try norm($0, C) },
+                wUp: wUp, bUp: bUp,
+                wDown: try load(down + ".weight", [C, I]), bDown: config.mlpBias ? try load(down + ".bias", [C]) : nil,
+                postMlpNorm: sandwich ? try norm(name(hf: "post_feedforward_layernorm", gguf: "post_ffw_norm"), C) : nil))
         }
         self.layers = layers
-        finalNorm = try load(naming == .gguf ? "output_norm.weight" : "model.norm.weight", [C])
-        let headName = naming == .gguf ? "output.weight" : "lm_head.weight"
-        if config.tieWordEmbeddings || tensor(headName) == nil {
-            if naming == .huggingFace && !config.tieWordEmbeddings {
-                throw ULLMEError.format("missing tensor lm_head.weight (tie_word_embeddings is false)")
-            }
+        finalNorm = try norm(gguf ? "output_norm" : (config.family == .phi ? "model.final_layernorm" : "model.norm"), C)
+        let head = gguf ? "output" : "lm_head"
+        if config.tieWordEmbeddings || tensor(head + ".weight") == nil {
             lmHead = nil
         } else {
-            lmHead = try load(headName, [V, C])
+            lmHead = try load(head + ".weight", [V, C])
         }
-        if naming == .gguf, let t = tensor("rope_freqs.weight") {
-            ropeFreqFactors = try load(t.name, [config.headDim / 2])
+        lmHeadBias = config.lmHeadBias ? try load(head + ".bias", [V]) : nil
+        ropeFreqFactors = gguf ? try optional("rope_freqs.weight", [config.effectiveRotaryDim / 2]) : nil
+        if gguf, let long = try optional("rope_factors_long.weight", [config.effectiveRotaryDim / 2]),
+           let short = try optional("rope_factors_short.weight", [config.effectiveRotaryDim / 2]) {
+            longropeFactors = (short, long)
         } else {
-            ropeFreqFactors = nil
+            longropeFactors = nil
         }
         parameterCount = count
     }

@@ -12,9 +12,7 @@ public final class Model: @unchecked Sendable {
         self.config = config
         self.tokenizer = tokenizer
         self.parameterCount = weights.parameterCount
-        let rope = RotaryEmbedding(rotaryDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
-                                   freqFactors: weights.ropeFreqFactors)
-        self.decoder = TransformerDecoder(config: config, weights: weights, rope: rope)
+        self.decoder = TransformerDecoder(config: config, weights: weights)
     }
 
     /// Loads a .gguf file or a Hugging Face model directory.
@@ -36,6 +34,11 @@ public final class Model: @unchecked Sendable {
         var config = try ModelConfig.fromGGUF(file.metadata, vocabSizeFallback: tokenizer.vocabSize)
         config.tieWordEmbeddings = file.tensor(named: "output.weight") == nil
         let weights = try DecoderWeights(config: config, naming: .gguf, tensor: { file.tensor(named: $0) })
+        if case .longrope(_, _, let original, let factor) = config.ropeScaling {
+            guard let f = weights.longropeFactors else { throw ULLMEError.format("GGUF: longrope without rope_factors_long/short tensors") }
+            config.ropeScaling = .longrope(short: f.short, long: f.long, originalMaxPositions: original, attentionFactor: factor)
+        }
+        try config.validate()
         return Model(config: config, tokenizer: tokenizer, weights: weights)
     }
 

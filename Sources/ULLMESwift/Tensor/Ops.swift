@@ -32,27 +32,63 @@ func rmsNormForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
     }
 }
 
-/// out[T, I] = silu(gu[T, 0..<I]) * gu[T, I..<2I]  (SwiGLU on a fused gate|up projection).
-func swigluForward(_ out: UnsafeMutablePointer<Float>, _ gu: UnsafePointer<Float>, T: Int, I: Int) {
+/// out[T, C] = (x - mean) / sqrt(var + eps) * weight + bias, per row (nn.LayerNorm, biased variance).
+func layerNormForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                      _ bias: UnsafePointer<Float>, T: Int, C: Int, eps: Float) {
+    for t in 0..<T {
+        let xr = x + t * C, yr = out + t * C
+        var mean: Float = 0
+        for c in 0..<C { mean += xr[c] }
+        mean /= Float(C)
+        var v: Float = 0
+        for c in 0..<C { let d = xr[c] - mean; v += d * d }
+        let inv = 1 / (v / Float(C) + eps).squareRoot()
+        for c in 0..<C { yr[c] = (xr[c] - mean) * inv * weight[c] + bias[c] }
+    }
+}
+
+/// The tanh approximation of GELU (gelu_new / gelu_pytorch_tanh).
+@inline(__always)
+func geluTanh(_ x: Float) -> Float {
+    0.5 * x * (1 + tanhf(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+}
+
+@inline(__always)
+func silu(_ x: Float) -> Float { x / (1 + expf(-x)) }
+
+/// out[n] = gelu_tanh(x[n]) (phi's fc1 → fc2 MLP).
+func geluTanhForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count { out[i] = geluTanh(x[i]) }
+}
+
+/// out[T, I] = act(gu[T, 0..<I]) * gu[T, I..<2I] on a fused gate|up projection (SwiGLU / GeGLU).
+func gatedActivationForward(_ out: UnsafeMutablePointer<Float>, _ gu: UnsafePointer<Float>, T: Int, I: Int,
+                            activation: Activation) {
     for t in 0..<T {
         let g = gu + t * 2 * I, u = g + I, o = out + t * I
-        for i in 0..<I {
-            let a = g[i]
-            o[i] = a / (1 + expf(-a)) * u[i]
+        switch activation {
+        case .silu: for i in 0..<I { o[i] = silu(g[i]) * u[i] }
+        case .geluTanh: for i in 0..<I { o[i] = geluTanh(g[i]) * u[i] }
         }
     }
 }
 
-/// In-place softmax of each row of x[R, C] over its first `valid` columns; columns past `valid` become 0.
+/// x = tanh(x / cap) * cap (gemma's soft-capping).
+func softcapInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+    for i in 0..<count { x[i] = tanhf(x[i] / cap) * cap }
+}
+
+/// In-place softmax of row[begin..<end]; every other column of the row becomes 0.
 @inline(__always)
-func softmaxRow(_ row: UnsafeMutablePointer<Float>, count: Int, valid: Int) {
+func softmaxRange(_ row: UnsafeMutablePointer<Float>, count: Int, begin: Int, end: Int) {
     var m = -Float.infinity
-    for c in 0..<valid { m = max(m, row[c]) }
+    for c in begin..<end { m = max(m, row[c]) }
     var s: Float = 0
-    for c in 0..<valid { let e = expf(row[c] - m); row[c] = e; s += e }
+    for c in begin..<end { let e = expf(row[c] - m); row[c] = e; s += e }
     let inv = 1 / s
-    for c in 0..<valid { row[c] *= inv }
-    for c in valid..<count { row[c] = 0 }
+    for c in 0..<begin { row[c] = 0 }
+    for c in begin..<end { row[c] *= inv }
+    for c in end..<count { row[c] = 0 }
 }
 
 /// Adds y[n] += x[n].
