@@ -301,6 +301,7 @@ func runInfo(_ args: Arguments) throws {
     max_positions: \(c.maxPositions)
     parameters: \(model.parameterCount)
     bos/eos/pad: \(model.tokenizer?.bosId.map(String.init) ?? "-")/\(model.tokenizer?.eosId.map(String.init) ?? "-")/\(model.padTokenId.map(String.init) ?? "-")
+    \(c.knobsDescription)
     """)
 }
 

@@ -95,3 +95,43 @@ public struct ModelConfig: Sendable, Equatable {
         }
     }
 }
+
+extension ModelConfig {
+    /// The detected family and every knob that differs from plain Llama, one "key: value" per line
+    /// (printed by `ullme info`).
+    public var knobsDescription: String {
+        var lines = ["family: \(family.rawValue) (file architecture \"\(architecture)\")",
+                     "norm: \(norm.rawValue), eps \(normEps)", "block: \(block.rawValue)",
+                     "mlp: \(gatedMLP ? "gated" : "fc1/fc2"), \(activation.rawValue)",
+                     "rope: theta \(ropeTheta), rotary dims \(effectiveRotaryDim) of \(headDim), scaling \(ropeScaling.name)",
+                     "attention scale: \(effectiveAttentionScale)"]
+        var biases: [String] = []
+        if qkvBias { biases.append("qkv") }
+        if outputBias { biases.append("output") }
+        if mlpBias { biases.append("mlp") }
+        if lmHeadBias { biases.append("lm_head") }
+        lines.append("biases: \(biases.isEmpty ? "none" : biases.joined(separator: ", "))")
+        if qkNorm { lines.append("q/k norm: yes") }
+        if let w = slidingWindow {
+            let n = (0..<nLayers).filter { isSliding(layer: $0) }.count
+            lines.append("sliding window: \(w) on \(n) of \(nLayers) layers (causal mode only)")
+        }
+        if let t = localRopeTheta { lines.append("local rope theta: \(t)") }
+        if let c = attentionSoftcap { lines.append("attention soft-cap: \(c)") }
+        if let c = finalLogitSoftcap { lines.append("final logit soft-cap: \(c)") }
+        if let s = embeddingScale { lines.append("embedding scale: \(s)") }
+        lines.append("tied embeddings: \(tieWordEmbeddings)")
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension RopeScaling {
+    var name: String {
+        switch self {
+        case .none: return "none"
+        case .linear(let f): return "linear x\(f)"
+        case .llama3(let f, _, _, let o): return "llama3 x\(f) (original \(o))"
+        case .longrope(_, _, let o, let a): return "longrope (original \(o), attention factor \(a))"
+        }
+    }
+}
