@@ -23,18 +23,16 @@ public func clipGradNorm(_ grads: [UnsafeMutableBufferPointer<Float>], maxNorm: 
     return total
 }
 
-/// Convenience over Swift arrays.
+/// Convenience over Swift arrays (copies through temporary buffers).
 @discardableResult
 public func clipGradNorm(_ grads: inout [[Float]], maxNorm: Double) -> Float {
-    var gs = grads
-    grads = []
-    let n = gs.count
-    var result: Float = 0
-    func go(_ i: Int, _ acc: [UnsafeMutableBufferPointer<Float>]) {
-        if i == n { result = clipGradNorm(acc, maxNorm: maxNorm); return }
-        gs[i].withUnsafeMutableBufferPointer { go(i + 1, acc + [$0]) }
+    let gb = grads.map { g -> UnsafeMutableBufferPointer<Float> in
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: g.count)
+        _ = b.initialize(from: g)
+        return b
     }
-    go(0, [])
-    grads = gs
-    return result
+    defer { gb.forEach { $0.deallocate() } }
+    let total = clipGradNorm(gb, maxNorm: maxNorm)
+    grads = gb.map { Array($0) }
+    return total
 }

@@ -62,17 +62,21 @@ public final class AdamW {
         }
     }
 
-    /// Convenience over Swift arrays.
+    /// Convenience over Swift arrays (copies through temporary buffers).
     public func step(_ params: inout [[Float]], grads: [[Float]], lr: Double) {
         precondition(params.count == grads.count)
-        var ps = params
-        params = []  // keep the buffers uniquely referenced while we hold pointers into them
-        let n = ps.count
-        func go(_ i: Int, _ pp: [UnsafeMutableBufferPointer<Float>], _ gp: [UnsafeBufferPointer<Float>]) {
-            if i == n { step(params: pp, grads: gp, lr: lr); return }
-            ps[i].withUnsafeMutableBufferPointer { p in grads[i].withUnsafeBufferPointer { g in go(i + 1, pp + [p], gp + [g]) } }
+        let pb = params.map { p -> UnsafeMutableBufferPointer<Float> in
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: p.count)
+            _ = b.initialize(from: p)
+            return b
         }
-        go(0, [], [])
-        params = ps
+        let gb = grads.map { g -> UnsafeMutableBufferPointer<Float> in
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: g.count)
+            _ = b.initialize(from: g)
+            return b
+        }
+        defer { pb.forEach { $0.deallocate() }; gb.forEach { $0.deallocate() } }
+        step(params: pb, grads: gb.map { UnsafeBufferPointer($0) }, lr: lr)
+        params = pb.map { Array($0) }
     }
 }

@@ -11,10 +11,11 @@ import Glibc
 //   ("a distance that is not inverted is negated into a similarity"). CosineSimilarity: s_ij = xn_i·xn_j.
 // - Pairs from labels: positive (i, j) when label_i == label_j and i ≠ j, negative when labels differ,
 //   both over the full N×N matrix (row i is the anchor; (i, j) and (j, i) are separate pairs).
-// - Miner (no gradient), per anchor row i that has both positives and negatives:
-//   distance: hard positive j if d_ij + ε > min_neg d_in;   hard negative j if d_ij − ε < max_pos d_ip
-//   cosine:   hard positive j if s_ij − ε < max_neg s_in;   hard negative j if s_ij + ε > min_pos s_ip
-//   (compared in float32 as the reference). The loss then uses only the mined pairs.
+// - Miner (no gradient): the reference builds MultiSimilarityMiner(epsilon=0.25) without a distance,
+//   so it always mines on its default CosineSimilarity c_ij = xn_i·xn_j, whatever is_distance says.
+//   Per anchor row i that has both positives and negatives (compared in float32 as the reference):
+//   hard positive j if c_ij − ε < max_neg c_in;   hard negative j if c_ij + ε > min_pos c_ip.
+//   The loss then uses only the mined pairs (and its own distance).
 // - If every pair list has at most one element (e.g. the miner kept one positive and one negative
 //   pair, or none), the loss is 0 with zero gradient (GenericPairLoss.compute_loss).
 // - NTXent: for each positive pair (a, p), loss = −log(e^{s_ap/T} / (e^{s_ap/T} + Σ_{(a,n) neg pairs}
@@ -160,7 +161,15 @@ func contrastiveLossDouble(reps x: [Double], labels: [Int], D: Int, config: Cont
     // 3. Pairs (all, or mined).
     var pos: [(Int, Int)] = [], neg: [(Int, Int)] = []
     if config.useMiner {
-        multiSimilarityMine(S: S, labels: labels, isDistance: config.isDistance, epsilon: config.minerEpsilon, pos: &pos, neg: &neg)
+        var C = S  // the miner's own distance: cosine similarity
+        if config.isDistance {
+            for i in 0..<N { for j in 0..<N {
+                var acc = 0.0
+                for d in 0..<D { acc += xn[i * D + d] * xn[j * D + d] }
+                C[i * N + j] = acc
+            } }
+        }
+        multiSimilarityMine(cosine: C, labels: labels, epsilon: config.minerEpsilon, pos: &pos, neg: &neg)
     } else {
         for i in 0..<N { for j in 0..<N where i != j && labels[i] == labels[j] { pos.append((i, j)) } }
         for i in 0..<N { for j in 0..<N where labels[i] != labels[j] { neg.append((i, j)) } }
@@ -219,31 +228,24 @@ private func l2NormalizeBackwardRow(xn: [Double], dxn: [Double], row i: Int, D: 
     return g
 }
 
-/// MultiSimilarityMiner(epsilon) on the similarity matrix S (s = −d for distances); see the header.
-private func multiSimilarityMine(S: [Double], labels: [Int], isDistance: Bool, epsilon: Double,
+/// MultiSimilarityMiner(epsilon) with its default CosineSimilarity (an inverted distance); see the header.
+private func multiSimilarityMine(cosine C: [Double], labels: [Int], epsilon: Double,
                                  pos: inout [(Int, Int)], neg: inout [(Int, Int)]) {
     let N = labels.count
     let eps = Float(epsilon)
-    // The reference sorts the distance (or similarity) matrix in float32.
-    @inline(__always) func m(_ i: Int, _ j: Int) -> Float { Float(isDistance ? -S[i * N + j] : S[i * N + j]) }
+    // The reference sorts the similarity matrix in float32.
+    @inline(__always) func m(_ i: Int, _ j: Int) -> Float { Float(C[i * N + j]) }
     for i in 0..<N {
         var hasPos = false, hasNeg = false
-        var posMin = Float.greatestFiniteMagnitude, posMax = -Float.greatestFiniteMagnitude
-        var negMin = Float.greatestFiniteMagnitude, negMax = -Float.greatestFiniteMagnitude
+        var posMin = Float.greatestFiniteMagnitude, negMax = -Float.greatestFiniteMagnitude
         for j in 0..<N where j != i {
             let v = m(i, j)
-            if labels[j] == labels[i] { hasPos = true; posMin = min(posMin, v); posMax = max(posMax, v) }
-            else { hasNeg = true; negMin = min(negMin, v); negMax = max(negMax, v) }
+            if labels[j] == labels[i] { hasPos = true; posMin = min(posMin, v) }
+            else { hasNeg = true; negMax = max(negMax, v) }
         }
         guard hasPos && hasNeg else { continue }
-        for j in 0..<N where j != i && labels[j] == labels[i] {
-            let v = m(i, j)
-            if isDistance ? (v + eps > negMin) : (v - eps < negMax) { pos.append((i, j)) }
-        }
-        for j in 0..<N where labels[j] != labels[i] {
-            let v = m(i, j)
-            if isDistance ? (v - eps < posMax) : (v + eps > posMin) { neg.append((i, j)) }
-        }
+        for j in 0..<N where j != i && labels[j] == labels[i] && m(i, j) - eps < negMax { pos.append((i, j)) }
+        for j in 0..<N where labels[j] != labels[i] && m(i, j) + eps > posMin { neg.append((i, j)) }
     }
 }
 
