@@ -13,6 +13,7 @@
       "ids_special": [[...] per line, add_special_tokens=True]}
    Invalid UTF-8 is given to HF as bytes.decode("utf-8", errors="replace"), which is
    exactly what libullme does with raw bytes.
+   The tokenizer.json HF makes of each llama.cpp vocab goes to $ULLME_CACHE/vocab/hf/<name>/.
    SmolLM2 (the default model, via its GGUF) also gets its tokenizer.json exported into the
    fixture dir (tokenizer-smollm2/), plus a variant with SmolLM2's original
    pre-tokenizer Sequence[Digits(individual_digits), ByteLevel] (tokenizer-smollm2-digits/).
@@ -162,11 +163,18 @@ def main():
     from tokenizers import Tokenizer
     t2 = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(j)))
     dump("smollm2-digits", expected(t2, f"{ver}, tokenizer-smollm2 + patch.json"))
+    # Gemma 3 (SentencePiece "llama" GGUF, 262k tokens), when fetched (scripts/fetch_models.sh --gemma3).
+    if os.path.exists(os.path.join(MODELS, "gemma-3-270m-q4_k_m.gguf")):
+        t = AutoTokenizer.from_pretrained(MODELS, gguf_file="gemma-3-270m-q4_k_m.gguf")
+        dump("gemma3-gguf", expected(t, f"{ver}, GGUF gemma-3-270m-q4_k_m.gguf"))
+        t.save_pretrained(os.path.join(VOCAB, "hf", "gemma3"))
     # llama.cpp vocab GGUFs that transformers can load.
     for v in VOCABS:
         try:
             t = AutoTokenizer.from_pretrained(VOCAB, gguf_file=f"ggml-vocab-{v}.gguf")
             dump(f"vocab-{v}", expected(t, f"{ver}, llama.cpp ggml-vocab-{v}.gguf"))
+            # HF's tokenizer.json of it (not committed; in the cache) to test the tokenizer.json path too.
+            t.save_pretrained(os.path.join(VOCAB, "hf", v))
             print(f"vocab {v}: ok", file=sys.stderr)
         except Exception as e:  # noqa: BLE001
             print(f"vocab {v}: transformers cannot load it ({type(e).__name__}: {str(e)[:200]})", file=sys.stderr)

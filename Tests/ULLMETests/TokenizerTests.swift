@@ -29,13 +29,17 @@ final class TokenizerTests: XCTestCase {
     }
 
     /// Every corpus line against expected-<fixture>.json; `special` also compares add_special_tokens=True.
+    /// `knownDifference`: lines where the fixture is known to differ for a documented reason (skipped, counted).
     private func checkCorpus(_ tok: Tokenizer, _ fixture: String, special: Bool = true,
+                             knownDifference: ([UInt8]) -> Bool = { _ in false },
                              file: StaticString = #filePath, line: UInt = #line) throws {
         let corpus = try TokFixtures.corpus()
         let exp = try TokFixtures.expected(fixture)
         XCTAssertEqual(exp.ids.count, corpus.count, "\(fixture): fixture/corpus line count; run \(TokFixtures.regenerate)", file: file, line: line)
         var bad = [String]()
+        var skipped = 0
         for (i, text) in corpus.enumerated() where i < exp.ids.count {
+            if knownDifference(text) { skipped += 1; continue }
             let got = tok.encode(text, addSpecial: false)
             if got != exp.ids[i] { bad.append("line \(i) \(Self.show(text)):\n  got  \(got)\n  want \(exp.ids[i])") }
             if special {
@@ -43,6 +47,7 @@ final class TokenizerTests: XCTestCase {
                 if gs != exp.special[i] { bad.append("line \(i) (addSpecial) \(Self.show(text)):\n  got  \(gs)\n  want \(exp.special[i])") }
             }
         }
+        XCTAssertLessThan(skipped, 8, "\(fixture): too many lines skipped", file: file, line: line)
         if !bad.isEmpty {
             XCTFail("\(fixture): \(bad.count) mismatches\n" + bad.prefix(6).joined(separator: "\n"), file: file, line: line)
         }
@@ -65,12 +70,22 @@ final class TokenizerTests: XCTestCase {
 
     // MARK: SmolLM2 (default model)
 
+    /// The GGUF says pre "smollm" = Digits(individual) + ByteLevel, which is SmolLM2's own tokenizer.json
+    /// (expected-smollm2-digits). transformers' GGUF conversion drops the Digits step (expected-smollm2-gguf),
+    /// which only matters where a space precedes a non-ASCII number ("Ġ½" exists, "Ġ1" does not).
     func testSmolLM2GGUFMatchesHF() throws {
         let tok = try gguf(Self.smolGGUF)
         XCTAssertEqual(tok.vocabSize, 49152)
         XCTAssertEqual(tok.bosId, 1); XCTAssertEqual(tok.eosId, 2); XCTAssertEqual(tok.padId, 2)
         XCTAssertFalse(tok.addsBOS); XCTAssertFalse(tok.addsEOS)
-        try checkCorpus(tok, "smollm2-gguf")
+        try checkCorpus(tok, "smollm2-digits")
+        try checkCorpus(tok, "smollm2-gguf", knownDifference: Self.spaceBeforeNonASCIINumber)
+    }
+
+    /// " ½", " ①", " ２"...: where a digits-splitting pre-tokenizer and plain GPT-2 ByteLevel differ.
+    static func spaceBeforeNonASCIINumber(_ text: [UInt8]) -> Bool {
+        let s = Array(String(decoding: text, as: UTF8.self).unicodeScalars)
+        return s.indices.dropFirst().contains { s[$0 - 1] == " " && s[$0].value > 127 && CharClass.of(s[$0]) == .number }
     }
 
     func testSmolLM2TokenizerJSONMatchesHF() throws {
@@ -85,13 +100,56 @@ final class TokenizerTests: XCTestCase {
 
     // MARK: llama.cpp vocabs vs HF (transformers' GGUF conversion)
 
-    func testVocabLlamaBPEMatchesHF() throws { try checkCorpus(try vocab("llama-bpe"), "vocab-llama-bpe", special: false) }
+    // The GGUF loader follows llama.cpp (its .out files are the reference for GGUF); where transformers'
+    // GGUF conversion differs from llama.cpp, the lines are skipped here with the reason:
+
+    /// llama.cpp adds BOS for llama-bpe (transformers' conversion does not), and transformers invents a
+    /// new token 128256 for "<|endoftext|>", which is not in the GGUF vocabulary.
+    func testVocabLlamaBPEMatchesHF() throws {
+        let tok = try vocab("llama-bpe")
+        XCTAssertTrue(tok.addsBOS)
+        try checkCorpus(tok, "vocab-llama-bpe", special: false, knownDifference: { Self.contains($0, "<|endoftext|>") })
+    }
     func testVocabQwen2MatchesHF() throws { try checkCorpus(try vocab("qwen2"), "vocab-qwen2") }
     func testVocabQwen35MatchesHF() throws { try checkCorpus(try vocab("qwen35"), "vocab-qwen35") }
     func testVocabGPT2MatchesHF() throws { try checkCorpus(try vocab("gpt-2"), "vocab-gpt-2") }
-    func testVocabStarcoderMatchesHF() throws { try checkCorpus(try vocab("starcoder"), "vocab-starcoder") }
-    func testVocabLlamaSPMMatchesHF() throws { try checkCorpus(try vocab("llama-spm"), "vocab-llama-spm") }
+    /// llama.cpp's "starcoder" pre-tokenizer isolates digits; transformers' conversion does not.
+    func testVocabStarcoderMatchesHF() throws {
+        try checkCorpus(try vocab("starcoder"), "vocab-starcoder", knownDifference: Self.spaceBeforeNonASCIINumber)
+    }
+    /// llama.cpp prefixes "▁" to every text segment (the start, and after each special token) even when it
+    /// starts with a space; transformers' conversion uses Metaspace(prepend_scheme "first"), which prefixes
+    /// only at the start of the text and only when it does not start with a space.
+    func testVocabLlamaSPMMatchesHF() throws {
+        try checkCorpus(try vocab("llama-spm"), "vocab-llama-spm", knownDifference: {
+            $0.first == 0x20 || Self.contains($0, "<s>") || Self.contains($0, "</s>") || Self.contains($0, "<unk>")
+        })
+    }
     func testVocabPhi3MatchesHF() throws { try checkCorpus(try vocab("phi-3"), "vocab-phi-3") }
+
+    static func contains(_ text: [UInt8], _ s: String) -> Bool {
+        let n = Array(s.utf8)
+        return text.count >= n.count && (0...(text.count - n.count)).contains { Array(text[$0..<($0 + n.count)]) == n }
+    }
+
+    // MARK: the tokenizer.json transformers makes of each llama.cpp vocab: exact parity, every line
+
+    private func hfJSON(_ name: String) throws -> Tokenizer {
+        let d = TokFixtures.cache.appendingPathComponent("vocab/hf/\(name)")
+        let cfgURL = d.appendingPathComponent("tokenizer_config.json")
+        let cfg = FileManager.default.fileExists(atPath: cfgURL.path) ? try TokFixtures.json(cfgURL) : nil
+        return try TokenizerLoader.fromTokenizerJSON(TokFixtures.json(d.appendingPathComponent("tokenizer.json")), config: cfg)
+    }
+    func testHFJSONLlamaBPE() throws { try checkCorpus(try hfJSON("llama-bpe"), "vocab-llama-bpe") }
+    func testHFJSONQwen2() throws { try checkCorpus(try hfJSON("qwen2"), "vocab-qwen2") }
+    func testHFJSONQwen35() throws { try checkCorpus(try hfJSON("qwen35"), "vocab-qwen35") }
+    func testHFJSONGPT2() throws { try checkCorpus(try hfJSON("gpt-2"), "vocab-gpt-2") }
+    func testHFJSONStarcoder() throws { try checkCorpus(try hfJSON("starcoder"), "vocab-starcoder") }
+    func testHFJSONDeepseekLLM() throws { try checkCorpus(try hfJSON("deepseek-llm"), "vocab-deepseek-llm") }
+    func testHFJSONDeepseekCoder() throws { try checkCorpus(try hfJSON("deepseek-coder"), "vocab-deepseek-coder") }
+    func testHFJSONFalcon() throws { try checkCorpus(try hfJSON("falcon"), "vocab-falcon") }
+    func testHFJSONLlamaSPM() throws { try checkCorpus(try hfJSON("llama-spm"), "vocab-llama-spm") }
+    func testHFJSONPhi3() throws { try checkCorpus(try hfJSON("phi-3"), "vocab-phi-3") }
 
     // MARK: llama.cpp's own expected ids
 
@@ -104,6 +162,15 @@ final class TokenizerTests: XCTestCase {
     func testLlamaCppMPT() throws { try checkLlamaCpp("mpt") }
     func testLlamaCppLlamaSPM() throws { try checkLlamaCpp("llama-spm") }
     func testLlamaCppPhi3() throws { try checkLlamaCpp("phi-3") }
+
+    // MARK: Gemma 3 (SentencePiece GGUF, 262k tokens)
+
+    func testGemma3GGUFMatchesHF() throws {
+        let tok = try gguf("models/gemma-3-270m-q4_k_m.gguf")
+        XCTAssertEqual(tok.bosId, 2); XCTAssertTrue(tok.addsBOS)
+        try checkCorpus(tok, "gemma3-gguf")
+    }
+    func testHFJSONGemma3() throws { try checkCorpus(try hfJSON("gemma3"), "gemma3-gguf") }
 
     // MARK: behaviour
 

@@ -27,6 +27,7 @@ struct BPEMerges: Sendable {
             if let v = table[Self.key(ids[0], ids[1])] { ids = [Int32(truncatingIfNeeded: v)] }
             return
         }
+        if n <= 24 { applySmall(&ids); return }
         var next = [Int32](repeating: 0, count: n)
         var prev = [Int32](repeating: 0, count: n)
         for i in 0..<n { next[i] = Int32(i + 1); prev[i] = Int32(i - 1) }
@@ -57,6 +58,26 @@ struct BPEMerges: Sendable {
         var i = 0
         while i >= 0 { out.append(ids[i]); i = Int(next[i]) }
         ids = out
+    }
+}
+
+extension BPEMerges {
+    /// The same loop for short words without allocations: rescan for the lowest (rank, position) each step.
+    private func applySmall(_ ids: inout [Int32]) {
+        var ranks = [UInt64](repeating: .max, count: ids.count)   // ranks[i]: merge of (i, i+1)
+        for i in 0..<(ids.count - 1) { if let v = table[Self.key(ids[i], ids[i + 1])] { ranks[i] = v } }
+        while true {
+            var best = -1
+            var bestRank = UInt64.max
+            for i in 0..<(ids.count - 1) where ranks[i] >> 32 < bestRank >> 32 { best = i; bestRank = ranks[i] }
+            if best < 0 || bestRank == .max { return }
+            ids[best] = Int32(truncatingIfNeeded: bestRank)
+            ids.remove(at: best + 1)
+            ranks.remove(at: best + 1)
+            ranks[best] = best + 1 < ids.count ? (table[Self.key(ids[best], ids[best + 1])] ?? .max) : .max
+            if best > 0 { ranks[best - 1] = table[Self.key(ids[best - 1], ids[best])] ?? .max }
+            if ids.count < 2 { return }
+        }
     }
 }
 

@@ -66,7 +66,7 @@ enum TokenizerJSONLoader {
         var byteLevel = false
         var addPrefixSpace = false
         var metaspace: (prefix: SpacePrefix, split: Bool)?
-        try preTokenizer(j["pre_tokenizer"], steps: &steps, byteLevel: &byteLevel, addPrefixSpace: &addPrefixSpace, metaspace: &metaspace)
+        try preTokenizer(j["pre_tokenizer"], replaceSpace: norm.replaceSpace, steps: &steps, byteLevel: &byteLevel, addPrefixSpace: &addPrefixSpace, metaspace: &metaspace)
         if j["decoder"]?["type"]?.string == "ByteLevel" { byteLevel = true }
         if addPrefixSpace && !steps.isEmpty && steps.first != .gpt2 {
             throw ULLMEError.unsupported("tokenizer.json: ByteLevel add_prefix_space after another pre-tokenizer")
@@ -185,13 +185,13 @@ enum TokenizerJSONLoader {
         return out
     }
 
-    private static func preTokenizer(_ p: JSONValue?, steps: inout [RegexScanner], byteLevel: inout Bool,
+    private static func preTokenizer(_ p: JSONValue?, replaceSpace: Bool, steps: inout [RegexScanner], byteLevel: inout Bool,
                                      addPrefixSpace: inout Bool, metaspace: inout (prefix: SpacePrefix, split: Bool)?) throws {
         guard let p, !p.isNull else { return }
         switch p["type"]?.string {
         case "Sequence":
             for x in p["pretokenizers"]?.array ?? [] {
-                try preTokenizer(x, steps: &steps, byteLevel: &byteLevel, addPrefixSpace: &addPrefixSpace, metaspace: &metaspace)
+                try preTokenizer(x, replaceSpace: replaceSpace, steps: &steps, byteLevel: &byteLevel, addPrefixSpace: &addPrefixSpace, metaspace: &metaspace)
             }
         case "ByteLevel":
             byteLevel = true
@@ -203,6 +203,8 @@ enum TokenizerJSONLoader {
         case "Digits":
             steps.append(p["individual_digits"]?.bool == true ? .digitsIndividual : .digitsGrouped)
         case "Split":
+            // Gemma's Split on the string " " comes after the Replace(" ", "▁") normalizer: it never matches.
+            if p["pattern"]?["String"]?.string == " ", replaceSpace { return }
             guard let pattern = p["pattern"]?["Regex"]?.string else {
                 throw ULLMEError.unsupported("tokenizer.json: Split pre-tokenizer without a Regex pattern")
             }
