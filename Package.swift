@@ -20,7 +20,10 @@ let package = Package(
         .target(
             name: "ULLMESwift",
             dependencies: ["CULLME"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            exclude: ["CAPI/exports.map"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
+            // Export exactly the functions of include/ullme.h (the linker runs in the package root).
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Sources/ULLMESwift/CAPI/exports.map"])]
         ),
         .executableTarget(name: "ullme-cli", dependencies: ["ULLMESwift"]),
         .testTarget(name: "ULLMETests", dependencies: ["ULLMESwift"], path: "Tests/ULLMETests"),

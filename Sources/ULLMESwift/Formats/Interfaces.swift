@@ -4,6 +4,8 @@
 public enum TensorType: String, Sendable, CaseIterable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16"
     case q4_0 = "Q4_0", q4_1 = "Q4_1", q8_0 = "Q8_0"
+    /// Q5_0 / Q5_1: gemma-3-270m's Q4_K_M GGUF stores attn_q/attn_k/ffn tensors as Q5_0.
+    case q5_0 = "Q5_0", q5_1 = "Q5_1"
     case q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K"
 }
 

@@ -1,0 +1,39 @@
+// CULLME: the C side of libullme. OpenBLAS (through cblas.h) and the inner loops that must be
+// fast even in debug builds of the Swift engine (compiled with -O3 by Package.swift).
+#ifndef CULLME_H
+#define CULLME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cblas.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- Dequantisation (dequant.c) -------------------------------------------------------------
+// Each function converts stored elements to float32 exactly as ggml's reference
+// dequantize_row_* (ggml-quants.c) and gguf-py's gguf.quants.dequantize do, bit for bit.
+// `src` needs no alignment. The caller guarantees that `src` holds the whole input
+// (n elements, or n_blocks blocks of the type's size) and `dst` has room for every output element
+// (n, or n_blocks * block size). Block sizes / bytes per block:
+//   Q4_0 32/18, Q4_1 32/20, Q5_0 32/22, Q5_1 32/24, Q8_0 32/34, Q4_K 256/144, Q5_K 256/176, Q6_K 256/210.
+
+/// IEEE 754 binary16 -> binary32 (exact; subnormals, infinities and NaN payloads preserved).
+float ullme_fp16_to_fp32(uint16_t h);
+
+void ullme_dequant_f16(const void *src, float *dst, int64_t n);
+void ullme_dequant_bf16(const void *src, float *dst, int64_t n);
+void ullme_dequant_q4_0(const void *src, float *dst, int64_t n_blocks);
+void ullme_dequant_q4_1(const void *src, float *dst, int64_t n_blocks);
+void ullme_dequant_q5_0(const void *src, float *dst, int64_t n_blocks);
+void ullme_dequant_q5_1(const void *src, float *dst, int64_t n_blocks);
+void ullme_dequant_q8_0(const void *src, float *dst, int64_t n_blocks);
+void ullme_dequant_q4_K(const void *src, float *dst, int64_t n_blocks);
+void ullme_dequant_q5_K(const void *src, float *dst, int64_t n_blocks);
+void ullme_dequant_q6_K(const void *src, float *dst, int64_t n_blocks);
+
+#ifdef __cplusplus
+}
+#endif
+#endif // CULLME_H

@@ -1,0 +1,85 @@
+import CULLME
+
+@_cdecl("ullme_embed_default_params")
+public func capi_embed_default_params() -> ullme_embed_params {
+    var p = ullme_embed_params()
+    p.struct_size = embedParamsSize
+    p.instruction = nil
+    p.instruction_len = Int(bitPattern: ULLME_NUL_TERMINATED_VALUE)
+    p.is_query = 1
+    p.normalize = 1
+    return p
+}
+
+@_cdecl("ullme_embed")
+public func capi_embed(_ model: OpaquePointer?, _ texts: UnsafePointer<UnsafePointer<CChar>?>?, _ textLens: UnsafePointer<Int>?,
+                       _ nTexts: Int, _ params: UnsafePointer<ullme_embed_params>?, _ out: UnsafeMutablePointer<Float>?,
+                       _ outLen: Int, _ stats: UnsafeMutablePointer<ullme_embed_stats>?) -> Int32 {
+    capiCall("ullme_embed") {
+        let h = try handle(model)
+        let p = params?.pointee ?? capi_embed_default_params()
+        guard p.struct_size == embedParamsSize else {
+            throw argError("ullme_embed_params.struct_size is \(p.struct_size), expected \(embedParamsSize): start from ullme_embed_default_params()")
+        }
+        guard nTexts >= 0, nTexts <= 1 << 28 else { throw argError("n_texts \(nTexts) out of range") }
+        let C = h.model.config.hiddenSize
+        guard outLen >= 0, nTexts <= outLen / C else { throw argError("out holds \(outLen) floats, \(nTexts) embeddings of \(C) need \(nTexts * C)") }
+        if nTexts == 0 { if let stats { stats.pointee = ullme_embed_stats() }; return }
+        guard let texts else { throw argError("texts is NULL") }
+        guard let out else { throw argError("out is NULL") }
+        var list: [[UInt8]] = []
+        list.reserveCapacity(nTexts)
+        for i in 0..<nTexts {
+            let len = textLens?[i] ?? Int(bitPattern: ULLME_NUL_TERMINATED_VALUE)
+            list.append(try bytes(texts[i], len, what: "texts[\(i)]"))
+        }
+        var options = EmbedOptions()
+        options.instruction = try bytes(p.instruction, p.instruction_len, what: "instruction")
+        options.isQuery = p.is_query != 0
+        options.normalize = p.normalize != 0
+        options.pooling = Pooling(rawValue: Int32(h.params.pooling.rawValue))!
+        options.attention = AttentionMode(rawValue: Int32(h.params.attention.rawValue))!
+        options.maxLength = Int(h.params.max_length)
+        options.batchSize = Int(h.params.batch_size)
+        let callback = p.progress, user = p.progress_user
+        let progress: ((Int, Int) -> Bool)? = callback.map { cb in { done, total in cb(user, done, total) == 0 } }
+        let s = try h.model.embed(list, options: options, into: UnsafeMutableBufferPointer(start: out, count: nTexts * C),
+                                  progress: progress)
+        stats?.pointee = ullme_embed_stats(n_texts: s.texts, n_tokens: s.tokens, n_truncated: s.truncated)
+    }
+}
+
+/// Copies one sequence's ids after checking pointer and length.
+private func sequence(_ ids: UnsafePointer<Int32>?, _ n: Int, model: Model) throws -> [Int32] {
+    guard n >= 1 else { throw argError("n_ids must be >= 1") }
+    guard n <= model.config.maxPositions else { throw argError("n_ids \(n) exceeds the model's \(model.config.maxPositions) positions") }
+    guard let ids else { throw argError("ids is NULL") }
+    return Array(UnsafeBufferPointer(start: ids, count: n))
+}
+
+@_cdecl("ullme_hidden_states")
+public func capi_hidden_states(_ model: OpaquePointer?, _ ids: UnsafePointer<Int32>?, _ nIds: Int, _ attention: ullme_attention,
+                               _ out: UnsafeMutablePointer<Float>?, _ outLen: Int) -> Int32 {
+    capiCall("ullme_hidden_states") {
+        let h = try handle(model)
+        let seq = try sequence(ids, nIds, model: h.model)
+        guard let mode = AttentionMode(rawValue: Int32(attention.rawValue)) else { throw argError("unknown attention value \(attention.rawValue)") }
+        let need = nIds * h.model.config.hiddenSize
+        guard let out, outLen >= need else { throw argError("out must hold \(need) floats (got \(outLen))") }
+        let result = try h.model.forward([seq], attention: mode)
+        result.hidden.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: need) }
+    }
+}
+
+@_cdecl("ullme_logits")
+public func capi_logits(_ model: OpaquePointer?, _ ids: UnsafePointer<Int32>?, _ nIds: Int,
+                        _ out: UnsafeMutablePointer<Float>?, _ outLen: Int) -> Int32 {
+    capiCall("ullme_logits") {
+        let h = try handle(model)
+        let seq = try sequence(ids, nIds, model: h.model)
+        let need = nIds * h.model.config.vocabSize
+        guard let out, outLen >= need else { throw argError("out must hold \(need) floats (got \(outLen))") }
+        let result = try h.model.forward([seq], attention: .causal, wantLogits: true)
+        result.logits!.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: need) }
+    }
+}

@@ -1,0 +1,126 @@
+import CULLME
+import Glibc
+
+/// What an `ullme_model *` points to: the immutable model plus the parameters it was loaded with.
+final class ModelHandle {
+    let model: Model
+    let params: ullme_model_params
+    init(model: Model, params: ullme_model_params) { self.model = model; self.params = params }
+}
+
+func handle(_ p: OpaquePointer?) throws -> ModelHandle {
+    guard let p else { throw argError("model is NULL") }
+    return Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+}
+
+let modelParamsSize = UInt32(MemoryLayout<ullme_model_params>.size)
+let embedParamsSize = UInt32(MemoryLayout<ullme_embed_params>.size)
+
+@_cdecl("ullme_model_default_params")
+public func capi_model_default_params() -> ullme_model_params {
+    ullme_model_params(struct_size: modelParamsSize, n_threads: 0, pooling: ULLME_POOLING_MEAN,
+                       attention: ULLME_ATTENTION_BIDIRECTIONAL, max_length: 512, batch_size: 32)
+}
+
+/// Checks a params struct from the caller; returns a validated copy.
+func validated(_ p: ullme_model_params) throws -> ullme_model_params {
+    guard p.struct_size == modelParamsSize else {
+        throw argError("ullme_model_params.struct_size is \(p.struct_size), expected \(modelParamsSize): start from ullme_model_default_params()")
+    }
+    guard p.n_threads >= 0 && p.n_threads <= 1024 else { throw argError("n_threads must be in [0, 1024] (got \(p.n_threads))") }
+    guard Pooling(rawValue: Int32(p.pooling.rawValue)) != nil else { throw argError("unknown pooling value \(p.pooling.rawValue)") }
+    guard AttentionMode(rawValue: Int32(p.attention.rawValue)) != nil else { throw argError("unknown attention value \(p.attention.rawValue)") }
+    guard p.max_length >= 1 else { throw argError("max_length must be >= 1 (got \(p.max_length))") }
+    guard p.batch_size >= 1 else { throw argError("batch_size must be >= 1 (got \(p.batch_size))") }
+    return p
+}
+
+@_cdecl("ullme_model_load")
+public func capi_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<ullme_model_params>?,
+                            _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    capiCall("ullme_model_load") {
+        guard let out else { throw argError("out is NULL") }
+        out.pointee = nil
+        guard let path else { throw argError("path is NULL") }
+        let p = try validated(params?.pointee ?? capi_model_default_params())
+        if p.n_threads > 0 { setBLASThreads(Int(p.n_threads)) }
+        let model = try Model.load(path: String(cString: path))
+        let h = ModelHandle(model: model, params: p)
+        out.pointee = OpaquePointer(Unmanaged.passRetained(h).toOpaque())
+    }
+}
+
+@_cdecl("ullme_model_free")
+public func capi_model_free(_ model: OpaquePointer?) {
+    guard let model else { return }
+    Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(model)).release()
+}
+
+@_cdecl("ullme_model_get_info")
+public func capi_model_get_info(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<ullme_model_info>?) -> Int32 {
+    capiCall("ullme_model_get_info") {
+        let h = try handle(model)
+        guard let out else { throw argError("out is NULL") }
+        let m = h.model, c = m.config
+        var info = ullme_model_info()
+        withUnsafeMutableBytes(of: &info.architecture) { buf in
+            let name = Array(c.architecture.utf8.prefix(buf.count - 1))
+            buf.copyBytes(from: name)
+            buf[name.count] = 0
+        }
+        info.hidden_size = Int32(c.hiddenSize); info.n_layers = Int32(c.nLayers)
+        info.n_heads = Int32(c.nHeads); info.n_kv_heads = Int32(c.nKVHeads)
+        info.intermediate_size = Int32(c.intermediateSize); info.vocab_size = Int32(c.vocabSize)
+        info.max_positions = Int32(clamping: c.maxPositions)
+        info.bos_token_id = m.tokenizer?.bosId ?? -1
+        info.eos_token_id = m.tokenizer?.eosId ?? -1
+        info.pad_token_id = m.padTokenId ?? -1
+        info.n_parameters = Int64(m.parameterCount)
+        out.pointee = info
+    }
+}
+
+@_cdecl("ullme_model_get_params")
+public func capi_model_get_params(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<ullme_model_params>?) -> Int32 {
+    capiCall("ullme_model_get_params") {
+        let h = try handle(model)
+        guard let out else { throw argError("out is NULL") }
+        out.pointee = h.params
+    }
+}
+
+@_cdecl("ullme_tokenize")
+public func capi_tokenize(_ model: OpaquePointer?, _ text: UnsafePointer<CChar>?, _ textLen: Int, _ addSpecial: Int32,
+                          _ ids: UnsafeMutablePointer<Int32>?, _ cap: Int, _ nIds: UnsafeMutablePointer<Int>?) -> Int32 {
+    capiCall("ullme_tokenize") {
+        let h = try handle(model)
+        guard let nIds else { throw argError("n_ids is NULL") }
+        let tok = try h.model.requireTokenizer()
+        let result = tok.encode(try bytes(text, textLen, what: "text"), addSpecial: addSpecial != 0)
+        nIds.pointee = result.count
+        guard result.count <= cap else { throw argError("ids buffer holds \(cap) ids, \(result.count) needed") }
+        guard let ids else { if result.isEmpty { return }; throw argError("ids is NULL") }
+        for (i, id) in result.enumerated() { ids[i] = id }
+    }
+}
+
+@_cdecl("ullme_detokenize")
+public func capi_detokenize(_ model: OpaquePointer?, _ ids: UnsafePointer<Int32>?, _ nIds: Int, _ skipSpecial: Int32,
+                            _ text: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nBytes: UnsafeMutablePointer<Int>?) -> Int32 {
+    capiCall("ullme_detokenize") {
+        let h = try handle(model)
+        guard let nBytes else { throw argError("n_bytes is NULL") }
+        guard nIds == 0 || ids != nil else { throw argError("ids is NULL") }
+        let tok = try h.model.requireTokenizer()
+        let list = nIds == 0 ? [] : Array(UnsafeBufferPointer(start: ids, count: nIds))
+        for id in list where id < 0 || Int(id) >= tok.vocabSize {
+            throw argError("token id \(id) outside the vocabulary [0, \(tok.vocabSize))")
+        }
+        let out = tok.decode(list, skipSpecial: skipSpecial != 0)
+        nBytes.pointee = out.count
+        guard out.count <= cap else { throw argError("text buffer holds \(cap) bytes, \(out.count) needed") }
+        if out.isEmpty { return }
+        guard let text else { throw argError("text is NULL") }
+        out.withUnsafeBytes { UnsafeMutableRawPointer(text).copyMemory(from: $0.baseAddress!, byteCount: out.count) }
+    }
+}

@@ -1,0 +1,5 @@
+import XCTest
+@testable import ULLMESwift
+
+final class FormatsTests: XCTestCase {
+}
