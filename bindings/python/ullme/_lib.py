@@ -121,8 +121,8 @@ def lib():
         for p in candidate_paths():
             if p.is_file():
                 try:
-                    handle = ctypes.CDLL(str(p))
-                    _lib_path = str(p)
+                    handle = ctypes.CDLL(str(p.resolve()))
+                    _lib_path = str(p.resolve())
                     break
                 except OSError as e:
                     tried.append(f"{p} (failed to load: {e})")
