@@ -10,6 +10,9 @@
                       block layouts is exercised, including the K-quants gguf-py cannot quantise ("r.<TYPE>").
     expected.gguf   for each tensor of synthetic.gguf, an F32 tensor of the same name and shape holding
                     gguf.quants.dequantize of its bytes.
+    tests/fixtures/safetensors/tiny.safetensors  written by the reference `safetensors` package
+                    (numpy API): "f32" = arange(12).reshape(3, 4) / 4 as F32, "f16" = the same as F16,
+                    "scalar" = F32 shape [] value 7, with __metadata__ {"format": "np"}.
 (b) tests/fixtures/generated/ (gitignored; run by CI before the tests, needs scripts/fetch_models.sh --gemma3):
     <model>.expected.gguf  for each tensor type present in a real model, the smallest tensor of that type,
                            dequantised by gguf.quants.dequantize, as an F32 tensor of the same name.
@@ -96,6 +99,17 @@ def synthetic():
         print(f"wrote {p} ({os.path.getsize(p)} bytes)")
 
 
+def safetensors_fixture():
+    from safetensors.numpy import save_file
+    out = os.path.join(FIXTURES, "safetensors")
+    os.makedirs(out, exist_ok=True)
+    x = (np.arange(12, dtype=np.float32) / 4).reshape(3, 4)
+    p = os.path.join(out, "tiny.safetensors")
+    save_file({"f32": x, "f16": x.astype(np.float16), "scalar": np.array(7, dtype=np.float32)}, p,
+              metadata={"format": "np"})
+    print(f"wrote {p} ({os.path.getsize(p)} bytes)")
+
+
 def generated():
     out = os.path.join(FIXTURES, "generated")
     os.makedirs(out, exist_ok=True)
@@ -122,5 +136,6 @@ def generated():
 if __name__ == "__main__":
     if "--generated-only" not in sys.argv:
         synthetic()
+        safetensors_fixture()
     if "--synthetic-only" not in sys.argv:
         generated()

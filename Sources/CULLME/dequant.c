@@ -1,7 +1,9 @@
 // Dequantisation kernels, ported from ggml's reference dequantize_row_* (ggml-quants.c).
-// Results must equal gguf-py's gguf.quants.dequantize bit for bit, so:
-//  - no FMA contraction: `d * q + m` is a multiply rounded to float, then an add (as numpy does);
-//  - the order of multiplications follows the reference ((d * sc) * q for Q6_K, etc.).
+// Results must equal gguf-py's gguf.quants.dequantize bit for bit (FormatsTests checks it), so
+// the float operations follow the reference in kind and order: e.g. Q6_K is (d * sc) * q, where the
+// second product can round, so d * (sc * q) would differ in the last bit. Products of an f16 scale
+// with small integers (Q4_1, Q5_1, Q4_K, Q5_K) are exact in float32, so only the final add rounds;
+// FMA contraction is switched off anyway so that no compiler flag can change a result.
 #pragma STDC FP_CONTRACT OFF
 #pragma clang fp contract(off)
 

@@ -23,8 +23,10 @@ public final class GGUFFile: @unchecked Sendable {
     public static let defaultAlignment = 32
     /// Nested arrays deeper than this are rejected (guards the recursive parser's stack).
     static let maxArrayDepth = 8
-    /// Upper bound on the total number of metadata values (array elements included).
-    static let maxMetadataValues = 1 << 27
+    /// Upper bound on the total number of metadata values (array elements included): a one-byte
+    /// value becomes a much larger GGUFValue, so this bounds the memory a hostile file can claim.
+    /// Real vocabularies need about 1.5M (262k tokens x 3 arrays + merges).
+    static let maxMetadataValues = 1 << 24
 
     public convenience init(path: String) throws {
         try self.init(file: MappedFile(path: path))
@@ -156,6 +158,8 @@ public final class GGUFFile: @unchecked Sendable {
         index = seen
     }
 
+    public var tensorNames: [String] { tensors.map(\.name) }
+
     public func tensor(named name: String) -> TensorRecord? {
         guard let i = index[name] else { return nil }
         return tensors[i]
@@ -205,6 +209,9 @@ public final class GGUFFile: @unchecked Sendable {
             let n = try r.readU64("array length of \"\(key)\"")
             guard n <= UInt64(r.remaining / esize) else {
                 throw ULLMEError.format("\(path): metadata \"\(key)\" array length \(n) cannot fit in the \(r.remaining) remaining bytes")
+            }
+            guard Int(n) <= budget else {
+                throw ULLMEError.format("\(path): metadata holds more than \(maxMetadataValues) values (array \"\(key)\" has \(n))")
             }
             var a: [GGUFValue] = []
             a.reserveCapacity(Int(n))

@@ -59,7 +59,7 @@ public final class MappedFile: @unchecked Sendable {
         }
         let p = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
         let dst = UnsafeMutableRawBufferPointer(start: p, count: n)
-        _ = dst.copyBytes(from: data) as Void?
+        dst.copyBytes(from: data)
         bytes = UnsafeRawBufferPointer(dst)
         storage = .heap(p)
     }
