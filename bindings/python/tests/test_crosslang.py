@@ -57,15 +57,25 @@ def _read_bin(path, dim):
     return a.reshape(-1, dim)
 
 
+@pytest.fixture(scope="module")
+def libdir(lib, tmp_path_factory):
+    """A directory holding the loaded library as libullme.so (for -lullme), symlinked if named otherwise."""
+    path = ullme.library_path()
+    if os.path.basename(path) == "libullme.so":
+        return os.path.dirname(path)
+    d = tmp_path_factory.mktemp("lib")
+    os.symlink(path, d / "libullme.so")
+    return str(d)
+
+
 def _need(tool):
     if shutil.which(tool) is None:
         (pytest.fail if REQUIRE else pytest.skip)(f"{tool} not installed")
 
 
 @pytest.fixture(scope="module")
-def c_example(lib, tmp_path_factory):
+def c_example(libdir, tmp_path_factory):
     _need("cc")
-    libdir = os.path.dirname(ullme.library_path())
     exe = tmp_path_factory.mktemp("c") / "example"
     subprocess.run(["cc", "-O2", f"-I{REPO / 'include'}", str(REPO / "bindings/c/example.c"), f"-L{libdir}", "-lullme",
                     f"-Wl,-rpath,{libdir}", "-o", str(exe)], check=True)
@@ -73,9 +83,8 @@ def c_example(lib, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def go_example(lib, tmp_path_factory):
+def go_example(libdir, tmp_path_factory):
     _need("go")
-    libdir = os.path.dirname(ullme.library_path())
     exe = tmp_path_factory.mktemp("go") / "embed-go"
     env = dict(os.environ, GOFLAGS="-mod=mod", GOCACHE=str(REPO / "build/go/cache"), GOPATH=str(REPO / "build/go/path"),
                CGO_LDFLAGS=f"-L{libdir} -Wl,-rpath,{libdir}", GOPROXY="off")
