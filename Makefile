@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib models fixtures test test-swift test-python test-c test-go install clean
+.PHONY: all lib models fixtures test test-swift test-python test-c test-go test-bindings-mock bench install clean
 
 all: lib
 
@@ -27,6 +27,40 @@ test: lib fixtures test-swift test-python test-c test-go
 
 test-swift:
 	$(SWIFT) test
+
+# Bindings. LIBDIR: where libullme.so is (default build/lib; the mock: build/mock). MODEL: a model path.
+LIBDIR ?= $(BUILD)/lib
+BINDIR ?= $(BUILD)/bin
+MODEL ?= $(or $(ULLME_CACHE),$(HOME)/.cache/ullme)/models/SmolLM2-135M-Instruct.Q4_1.gguf
+ABS_LIBDIR = $(abspath $(LIBDIR))
+GOENV = GOFLAGS=-mod=mod GOPROXY=off GOCACHE=$(abspath $(BUILD))/go/cache GOPATH=$(abspath $(BUILD))/go/path \
+	CGO_LDFLAGS="-L$(ABS_LIBDIR) -Wl,-rpath,$(ABS_LIBDIR)"
+REQUIRE_LIB ?= 1
+
+test-python:
+	ULLME_LIB=$(ABS_LIBDIR)/libullme.so ULLME_REQUIRE_LIB=$(REQUIRE_LIB) python3 -m pytest bindings/python/tests -q
+
+test-c:
+	mkdir -p $(BINDIR)
+	cc -O2 -Wall -Wextra -Iinclude bindings/c/example.c -L$(LIBDIR) -lullme -Wl,-rpath,$(ABS_LIBDIR) -o $(BINDIR)/ullme-example
+	cc -O2 -Wall -Wextra -Iinclude bindings/c/bad_inputs.c -L$(LIBDIR) -lullme -Wl,-rpath,$(ABS_LIBDIR) -o $(BINDIR)/ullme-bad-inputs
+	$(BINDIR)/ullme-example $(MODEL)
+	$(BINDIR)/ullme-bad-inputs $(MODEL)
+
+test-go:
+	mkdir -p $(BINDIR)
+	cd bindings/go && $(GOENV) go vet . && $(GOENV) go build -o $(abspath $(BINDIR))/ullme-example-go .
+	$(BINDIR)/ullme-example-go $(MODEL)
+
+# The bindings' plumbing against a stand-in library (bindings/mock), before/without the engine.
+test-bindings-mock:
+	mkdir -p $(BUILD)/mock
+	cc -shared -fPIC -O2 -Wall -Wextra -Iinclude bindings/mock/ullme_mock.c -o $(BUILD)/mock/libullme.so -lm
+	printf 'GGUF%0252d' 0 > $(BUILD)/mock/mock.gguf
+	$(MAKE) test-python test-c test-go LIBDIR=$(BUILD)/mock BINDIR=$(BUILD)/mock/bin MODEL=$(BUILD)/mock/mock.gguf REQUIRE_LIB=0
+
+bench:
+	python3 bench/bench_embed.py
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -1,0 +1,3 @@
+module ullme.example/embed
+
+go 1.19

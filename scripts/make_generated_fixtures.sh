@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Called by `make fixtures` (after `make models`). Checks that the committed parity fixtures exist and
+# runs the fixture generators whose outputs are too big to commit or depend on the fetched models.
+# Every script that exists must succeed; a missing committed fixture is an error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail=0
+for f in tests/fixtures/tiny-llama/{config.json,model.safetensors,expected.json} \
+         tests/fixtures/tiny-llama-rope/{config.json,model.safetensors,expected.json} \
+         tests/fixtures/tiny-llama-linear/{config.json,model.safetensors,expected.json} \
+         tests/fixtures/smollm2/expected.json; do
+    if [ ! -s "$f" ]; then echo "missing committed fixture: $f (run scripts/make_parity_fixtures.py)" >&2; fail=1; fi
+done
+[ "$fail" = 0 ] || exit 1
+echo "committed parity fixtures: present"
+for s in scripts/make_dequant_fixtures.py scripts/make_tokenizer_fixtures.py; do
+    if [ -f "$s" ]; then
+        echo "running $s" >&2
+        python3 "$s"
+    fi
+done
+echo "generated fixtures: done"
