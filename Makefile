@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib models fixtures test test-swift test-python test-c test-go test-bindings-mock bench install clean
+.PHONY: all lib models fixtures test test-swift test-python test-c test-go bench install clean
 
 all: lib
 
@@ -51,13 +51,6 @@ test-go:
 	mkdir -p $(BINDIR)
 	cd bindings/go && $(GOENV) go vet . && $(GOENV) go build -o $(abspath $(BINDIR))/ullme-example-go .
 	$(BINDIR)/ullme-example-go $(MODEL)
-
-# The bindings' plumbing against a stand-in library (bindings/mock), before/without the engine.
-test-bindings-mock:
-	mkdir -p $(BUILD)/mock
-	cc -shared -fPIC -O2 -Wall -Wextra -Iinclude bindings/mock/ullme_mock.c -o $(BUILD)/mock/libullme.so -lm
-	printf 'GGUF%0252d' 0 > $(BUILD)/mock/mock.gguf
-	$(MAKE) test-python test-c test-go LIBDIR=$(BUILD)/mock BINDIR=$(BUILD)/mock/bin MODEL=$(BUILD)/mock/mock.gguf REQUIRE_LIB=0
 
 bench:
 	python3 bench/bench_embed.py

@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
     size_t dim = (size_t)info.hidden_size, V = (size_t)info.vocab_size;
 
     /* embedding */
-    const char *texts[2] = {"hello", "a longer text about lighthouses"};
+    const char *texts[2] = {"hello", "a much longer text about lighthouses, their keepers, the ships they guided and the storms they survived"};
     size_t lens[2] = {5, strlen(texts[1])};
     float *out = calloc(2 * dim, sizeof *out), *out2 = calloc(2 * dim, sizeof *out2);
     ullme_embed_stats st;

@@ -34,7 +34,8 @@ public func capi_embed(_ model: OpaquePointer?, _ texts: UnsafePointer<UnsafePoi
             list.append(try bytes(texts[i], len, what: "texts[\(i)]"))
         }
         var options = EmbedOptions()
-        options.instruction = try bytes(p.instruction, p.instruction_len, what: "instruction")
+        // A NULL instruction means "none", whatever its length field says (the default is NUL_TERMINATED).
+        options.instruction = p.instruction == nil ? [] : try bytes(p.instruction, p.instruction_len, what: "instruction")
         options.isQuery = p.is_query != 0
         options.normalize = p.normalize != 0
         options.pooling = Pooling(rawValue: Int32(h.params.pooling.rawValue))!
@@ -63,7 +64,9 @@ public func capi_hidden_states(_ model: OpaquePointer?, _ ids: UnsafePointer<Int
     capiCall("ullme_hidden_states") {
         let h = try handle(model)
         let seq = try sequence(ids, nIds, model: h.model)
-        guard let mode = AttentionMode(rawValue: Int32(attention.rawValue)) else { throw argError("unknown attention value \(attention.rawValue)") }
+        guard let mode = AttentionMode(rawValue: Int32(truncatingIfNeeded: attention.rawValue)) else {
+            throw argError("unknown attention value \(Int32(truncatingIfNeeded: attention.rawValue))")
+        }
         let need = nIds * h.model.config.hiddenSize
         guard let out, outLen >= need else { throw argError("out must hold \(need) floats (got \(outLen))") }
         let result = try h.model.forward([seq], attention: mode)

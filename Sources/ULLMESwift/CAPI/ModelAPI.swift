@@ -28,8 +28,13 @@ func validated(_ p: ullme_model_params) throws -> ullme_model_params {
         throw argError("ullme_model_params.struct_size is \(p.struct_size), expected \(modelParamsSize): start from ullme_model_default_params()")
     }
     guard p.n_threads >= 0 && p.n_threads <= 1024 else { throw argError("n_threads must be in [0, 1024] (got \(p.n_threads))") }
-    guard Pooling(rawValue: Int32(p.pooling.rawValue)) != nil else { throw argError("unknown pooling value \(p.pooling.rawValue)") }
-    guard AttentionMode(rawValue: Int32(p.attention.rawValue)) != nil else { throw argError("unknown attention value \(p.attention.rawValue)") }
+    // C enums arrive as UInt32 here; convert without trapping on values a caller may have forged.
+    guard Pooling(rawValue: Int32(truncatingIfNeeded: p.pooling.rawValue)) != nil else {
+        throw argError("unknown pooling value \(Int32(truncatingIfNeeded: p.pooling.rawValue))")
+    }
+    guard AttentionMode(rawValue: Int32(truncatingIfNeeded: p.attention.rawValue)) != nil else {
+        throw argError("unknown attention value \(Int32(truncatingIfNeeded: p.attention.rawValue))")
+    }
     guard p.max_length >= 1 else { throw argError("max_length must be >= 1 (got \(p.max_length))") }
     guard p.batch_size >= 1 else { throw argError("batch_size must be >= 1 (got \(p.batch_size))") }
     return p

@@ -32,8 +32,8 @@ func argError(_ message: String) -> ULLMEError { .argument(message) }
 /// Bytes of a (pointer, length) pair where length may be ULLME_NUL_TERMINATED.
 func bytes(_ p: UnsafePointer<CChar>?, _ len: Int, what: String) throws -> [UInt8] {
     guard let p else {
-        if len == 0 || len == Int(bitPattern: UInt(ULLME_NUL_TERMINATED_VALUE)) { return [] }
-        throw argError("\(what) is NULL with length \(len)")
+        if len == 0 { return [] }
+        throw argError("\(what) is NULL")
     }
     let n = len == Int(bitPattern: UInt(ULLME_NUL_TERMINATED_VALUE)) ? strlen(p) : len
     return p.withMemoryRebound(to: UInt8.self, capacity: n) { Array(UnsafeBufferPointer(start: $0, count: n)) }
