@@ -26,8 +26,12 @@
 #define PANEL CULLME_GEMM_PANEL
 
 // Cache blocking (results do not depend on these).
-#define KC_MAX 384          // k-block: the packed x tile (MR x kc) stays in L1
+#ifndef KC_MAX
+#define KC_MAX 576          // k-block: the x tile (MR x kc, 27 KB) stays in L1
+#endif
+#ifndef L2_W_BYTES
 #define L2_W_BYTES (640 * 1024)  // W block (nc columns x kc) kept in L2 while all rows stream by
+#endif
 #define MR_MAX 12           // tallest micro-kernel (AVX-512)
 
 size_t cullme_gemm_packed_floats(int64_t N, int64_t K) {
@@ -51,14 +55,12 @@ void cullme_gemm_pack(const float *w, int64_t N, int64_t K, float *packed) {
     }
 }
 
-// x tile packing: xp[k * mrs + r] = x[(m0 + r) * K + k0 + k] for r < mr, k < kc.
-static void pack_x(const float *x, int64_t K, int64_t m0, int mr, int64_t k0, int64_t kc, int mrs,
-                   float *xp) {
-    for (int r = 0; r < mr; r++) {
-        const float *src = x + (m0 + r) * K + k0;
-        float *dst = xp + r;
-        for (int64_t k = 0; k < kc; k++) dst[k * mrs] = src[k];
-    }
+// x tile copy: xp[r * XS + k] = x[(m0 + r) * K + k0 + k] for r < mr, k < kc. A fixed row stride
+// XS (not a multiple of 4 KiB: rows land in different L1 sets) lets the kernels address row r with
+// a constant displacement from one pointer.
+#define XS (KC_MAX + 16)
+static void pack_x(const float *x, int64_t K, int64_t m0, int mr, int64_t k0, int64_t kc, float *xp) {
+    for (int r = 0; r < mr; r++) memcpy(xp + r * XS, x + (m0 + r) * K + k0, (size_t)kc * sizeof(float));
 }
 
 // One micro-tile: rows [0, mr) of the packed x tile times panels [0, nv) of W (starting at column
@@ -81,7 +83,7 @@ static void tile_generic(int mr, int nv, const float *xp, const float *w, int64_
     for (int64_t k = 0; k < kc; k++) {
         const float *wk = w + k * PANEL;
         for (int r = 0; r < mr; r++) {
-            float a = xp[k * G_MR + r];
+            float a = xp[r * XS + k];
             for (int j = 0; j < PANEL; j++) acc[r][j] = fmaf(a, wk[j], acc[r][j]);
         }
     }
@@ -126,7 +128,7 @@ k_avx2(const int MR, const float *xp, const float *w, int64_t kc, float *out, in
         __m256 b0 = _mm256_loadu_ps(w + k * PANEL);
         __m256 b1 = _mm256_loadu_ps(w + k * PANEL + 8);
         for (int r = 0; r < MR; r++) {
-            __m256 a = _mm256_broadcast_ss(xp + k * A2_MR + r);
+            __m256 a = _mm256_broadcast_ss(xp + r * XS + k);
             acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
         }
@@ -195,7 +197,7 @@ k_avx512(const int MR, const int NV, const float *xp, const float *w, int64_t ps
         b[0] = _mm512_loadu_ps(w + k * PANEL);
         if (NV > 1) b[1] = _mm512_loadu_ps(w1 + k * PANEL);
         for (int r = 0; r < MR; r++) {
-            __m512 a = _mm512_set1_ps(xp[k * A5_MR + r]);
+            __m512 a = _mm512_set1_ps(xp[r * XS + k]);
             for (int j = 0; j < NV; j++) acc[r][j] = _mm512_fmadd_ps(a, b[j], acc[r][j]);
         }
     }
@@ -293,7 +295,7 @@ void cullme_gemm(const float *x, int64_t M, int64_t K, const float *packed, int6
     case PATH_AVX2: tile = tile_avx2; MR = A2_MR; NV = 1; break;
     default: tile = tile_generic; MR = G_MR; NV = 1; break;
     }
-    float xp[MR_MAX * KC_MAX] __attribute__((aligned(64)));
+    float xp[MR_MAX * XS] __attribute__((aligned(64)));
 
     if (K <= 0) {  // empty sum: 0 (+ bias)
         for (int64_t m = 0; m < M; m++)
@@ -315,7 +317,7 @@ void cullme_gemm(const float *x, int64_t M, int64_t K, const float *packed, int6
             const int64_t ne = nb + nc < n_end ? nb + nc : n_end;
             for (int64_t m0 = 0; m0 < M; m0 += MR) {
                 const int mr = (int)(M - m0 < MR ? M - m0 : MR);
-                pack_x(x, K, m0, mr, k0, kc, MR, xp);
+                pack_x(x, K, m0, mr, k0, kc, xp);
                 for (int64_t n0 = nb; n0 < ne; n0 += group) {
                     const int64_t ncols = ne - n0 < group ? ne - n0 : group;
                     const int nv = (int)((ncols + PANEL - 1) / PANEL);
