@@ -99,7 +99,8 @@ final class GemmTests: XCTestCase {
     func testAccuracyOddSizesAndBias() {
         // (M, N, K): K = 1, M = 1, N and K multiples of nothing, K above the k-block size (384).
         let shapes: [(Int, Int, Int)] = [(1, 1, 1), (1, 17, 1), (3, 5, 7), (2, 16, 3), (13, 33, 385),
-                                         (37, 100, 777), (25, 48, 64), (12, 31, 1536), (7, 64, 769)]
+                                         (37, 100, 777), (25, 48, 64), (12, 31, 1536), (7, 64, 769),
+                                         (3, 700, 1200)]  // several k-blocks and column blocks
         var reference: [String: [Float]] = [:]
         for path in supportedPaths() {
             cullme_gemm_force_path(path)
@@ -139,7 +140,7 @@ final class GemmTests: XCTestCase {
     func testBatchAndSplitInvariance() {
         for path in supportedPaths() {
             cullme_gemm_force_path(path)
-            for (N, K) in [(100, 577), (64, 1000), (33, 130)] {
+            for (N, K) in [(100, 577), (64, 1000), (33, 130), (560, 640)] {
                 var rng = Rng(s: UInt64(N * 1000 + K))
                 let w = rng.fill(N * K, scale: 0.1), bias = rng.fill(N)
                 let packed = pack(w, N: N, K: K)
