@@ -310,18 +310,37 @@ void cullme_gemm(const float *x, int64_t M, int64_t K, const float *packed, int6
     for (int64_t k0 = 0; k0 < K; k0 += kcb) {
         const int64_t kc = K - k0 < kcb ? K - k0 : kcb;
         const int first = k0 == 0, last = k0 + kc == K;
-        int64_t nc = L2_W_BYTES / (kc * (int64_t)sizeof(float));
-        nc = nc / group * group;
-        if (nc < group) nc = group;
+        // Column blocks: W block (nc x kc) fits L2_W_BYTES; blocks balanced (no narrow last block,
+        // which would re-read every x tile for little work).
+        const int64_t ngroups = (n_end - n_begin + group - 1) / group;
+        int64_t gmax = L2_W_BYTES / (kc * (int64_t)sizeof(float) * group);
+        if (gmax < 1) gmax = 1;
+        const int64_t nnb = (ngroups + gmax - 1) / gmax;
+        const int64_t nc = (ngroups + nnb - 1) / nnb * group;
+        const int64_t xlines = kc * (int64_t)sizeof(float) / 64;  // cache lines per x tile row
         for (int64_t nb = n_begin; nb < n_end; nb += nc) {
             const int64_t ne = nb + nc < n_end ? nb + nc : n_end;
+            const int64_t gcount = (ne - nb + group - 1) / group;
             for (int64_t m0 = 0; m0 < M; m0 += MR) {
                 const int mr = (int)(M - m0 < MR ? M - m0 : MR);
+                const int64_t m1 = m0 + MR;  // next tile, prefetched into L2 while this one runs
+                const int mr1 = (int)(M - m1 < MR ? (M - m1 > 0 ? M - m1 : 0) : MR);
+                const int64_t pf_total = (int64_t)mr1 * (xlines + 1);
+                const int64_t pf_per_group = (pf_total + gcount - 1) / gcount;
+                int64_t pf = 0;
                 pack_x(x, K, m0, mr, k0, kc, xp);
                 for (int64_t n0 = nb; n0 < ne; n0 += group) {
                     const int64_t ncols = ne - n0 < group ? ne - n0 : group;
                     const int nv = (int)((ncols + PANEL - 1) / PANEL);
                     const float *wp = packed + (n0 / PANEL) * pstride + k0 * PANEL;
+                    for (int64_t e = pf + pf_per_group; pf < e && pf < pf_total; pf++) {
+                        const int64_t r = pf / (xlines + 1), l = pf % (xlines + 1);
+                        _mm_prefetch((const char *)(x + (m1 + r) * K + k0) + 64 * l, _MM_HINT_T1);
+                    }
+                    if (!first && n0 + group < ne)  // next tile's partial sums
+                        for (int r = 0; r < mr; r++)
+                            for (int j = 0; j < nv; j++)
+                                _mm_prefetch((const char *)(out + (m0 + r) * ldo + n0 + group + 16 * j), _MM_HINT_T0);
                     tile(mr, nv, xp, wp, pstride, kc, out + m0 * ldo + n0, ldo, ncols,
                          bias ? bias + n0 : NULL, first, last);
                 }
