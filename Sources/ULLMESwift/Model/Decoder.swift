@@ -91,7 +91,7 @@ struct TransformerDecoder {
             let window = attention == .causal && sliding ? config.slidingWindow : nil
             // ---- attention branch: a = Wo · attn(rope(Wqkv · norm(x)))
             norm(&h, x, layer.attnNorm, T: T, C: C)
-            linearForward(&qkv, h, layer.wqkv, bias: layer.bqkv, T: T, K: C, N: qkvDim)
+            linearForward(&qkv, h, layer.wqkv, bias: layer.bqkv, T: T)
             qkv.withUnsafeMutableBufferPointer { p in
                 let base = p.baseAddress!
                 if let qn = layer.qNorm, let kn = layer.kNorm {
@@ -115,20 +115,20 @@ struct TransformerDecoder {
                     }
                 }
             }
-            linearForward(&h2, attnOut, layer.wo, bias: layer.bo, T: T, K: qDim, N: C)
+            linearForward(&h2, attnOut, layer.wo, bias: layer.bo, T: T)
             if let post = layer.postAttnNorm { norm(&h2, h2, post, T: T, C: C) }
 
             // ---- MLP branch: m = Wdown · act(Wup · norm(x)) (parallel blocks reuse the attention input norm)
             addInPlace(&x, h2, T * C)
             // Parallel blocks (phi) have no MLP norm: h still holds the attention input norm(x).
             if let mlpNorm = layer.mlpNorm { norm(&h, x, mlpNorm, T: T, C: C) }
-            linearForward(&up, h, layer.wUp, bias: layer.bUp, T: T, K: C, N: upDim)
+            linearForward(&up, h, layer.wUp, bias: layer.bUp, T: T)
             if config.gatedMLP {
                 gatedActivationForward(&act, up, T: T, I: I, activation: config.activation)
             } else {
                 geluTanhForward(&act, up, count: T * I)
             }
-            linearForward(&h2, act, layer.wDown, bias: layer.bDown, T: T, K: I, N: C)
+            linearForward(&h2, act, layer.wDown, bias: layer.bDown, T: T)
             if let post = layer.postMlpNorm { norm(&h2, h2, post, T: T, C: C) }
             addInPlace(&x, h2, T * C)
         }
@@ -137,7 +137,7 @@ struct TransformerDecoder {
         var logits: [Float]? = nil
         if wantLogits {
             var out = [Float](repeating: 0, count: T * V)
-            linearForward(&out, h, weights.lmHead ?? weights.tokenEmbedding, bias: weights.lmHeadBias, T: T, K: C, N: V)
+            linearForward(&out, h, weights.lmHead, bias: weights.lmHeadBias, T: T)
             if let cap = config.finalLogitSoftcap { softcapInPlace(&out, count: T * V, cap: cap) }
             logits = out
         }

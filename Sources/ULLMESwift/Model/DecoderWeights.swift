@@ -11,19 +11,19 @@ struct NormWeights {
 final class DecoderWeights: @unchecked Sendable {
     struct Layer {
         var attnNorm: NormWeights
-        var wqkv: [Float], bqkv: [Float]?          // [(nH + 2 nKV) * hd, C]
+        var wqkv: PackedMatrix, bqkv: [Float]?     // [(nH + 2 nKV) * hd, C]
         var qNorm: [Float]?, kNorm: [Float]?       // [hd] (gemma3)
-        var wo: [Float], bo: [Float]?              // [C, nH * hd]
+        var wo: PackedMatrix, bo: [Float]?         // [C, nH * hd]
         var postAttnNorm: NormWeights?             // sandwich blocks
         var mlpNorm: NormWeights?                  // nil for parallel blocks (one norm feeds both branches)
-        var wUp: [Float], bUp: [Float]?            // gated: [2 I, C] = gate | up; plain: [I, C] (fc1)
-        var wDown: [Float], bDown: [Float]?        // [C, I]
+        var wUp: PackedMatrix, bUp: [Float]?       // gated: [2 I, C] = gate | up; plain: [I, C] (fc1)
+        var wDown: PackedMatrix, bDown: [Float]?   // [C, I]
         var postMlpNorm: NormWeights?
     }
     let tokenEmbedding: [Float]   // [V, C]
     let layers: [Layer]
     let finalNorm: NormWeights
-    let lmHead: [Float]?          // [V, C]; nil when tied to the token embedding
+    let lmHead: PackedMatrix      // [V, C]; the token embedding when tied
     let lmHeadBias: [Float]?
     let ropeFreqFactors: [Float]?
     let longropeFactors: (short: [Float], long: [Float])?
@@ -131,23 +131,23 @@ final class DecoderWeights: @unchecked Sendable {
             }
             layers.append(Layer(
                 attnNorm: try norm(name(hf: "input_layernorm", gguf: "attn_norm"), C),
-                wqkv: wqkv, bqkv: bqkv,
+                wqkv: PackedMatrix(wqkv, rows: qkvRows, cols: C), bqkv: bqkv,
                 qNorm: config.qkNorm ? try norm(name(hf: "self_attn.q_norm", gguf: "attn_q_norm"), hd).weight : nil,
                 kNorm: config.qkNorm ? try norm(name(hf: "self_attn.k_norm", gguf: "attn_k_norm"), hd).weight : nil,
-                wo: try load(o + ".weight", [C, nH * hd]), bo: config.outputBias ? try load(o + ".bias", [C]) : nil,
+                wo: PackedMatrix(try load(o + ".weight", [C, nH * hd]), rows: C, cols: nH * hd), bo: config.outputBias ? try load(o + ".bias", [C]) : nil,
                 postAttnNorm: sandwich ? try norm(name(hf: "post_attention_layernorm", gguf: "post_attention_norm"), C) : nil,
                 mlpNorm: try mlpNormName.map { try norm($0, C) },
-                wUp: wUp, bUp: bUp,
-                wDown: try load(down + ".weight", [C, I]), bDown: config.mlpBias ? try load(down + ".bias", [C]) : nil,
+                wUp: PackedMatrix(wUp, rows: wUp.count / C, cols: C), bUp: bUp,
+                wDown: PackedMatrix(try load(down + ".weight", [C, I]), rows: C, cols: I), bDown: config.mlpBias ? try load(down + ".bias", [C]) : nil,
                 postMlpNorm: sandwich ? try norm(name(hf: "post_feedforward_layernorm", gguf: "post_ffw_norm"), C) : nil))
         }
         self.layers = layers
         finalNorm = try norm(gguf ? "output_norm" : (config.family == .phi ? "model.final_layernorm" : "model.norm"), C)
         let head = gguf ? "output" : "lm_head"
         if config.tieWordEmbeddings || tensor(head + ".weight") == nil {
-            lmHead = nil
+            lmHead = PackedMatrix(tokenEmbedding, rows: V, cols: C)
         } else {
-            lmHead = try load(head + ".weight", [V, C])
+            lmHead = PackedMatrix(try load(head + ".weight", [V, C]), rows: V, cols: C)
         }
         lmHeadBias = config.lmHeadBias ? try load(head + ".bias", [V]) : nil
         ropeFreqFactors = gguf ? try optional("rope_freqs.weight", [config.effectiveRotaryDim / 2]) : nil

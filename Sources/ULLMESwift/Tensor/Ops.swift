@@ -4,12 +4,11 @@ import Glibc
 // Forward kernels on flat float buffers, shapes in the names (llm.c style): T tokens, C channels.
 // FP32 throughout; matrix products go to OpenBLAS.
 
-/// out[T, N] = x[T, K] · W[N, K]ᵀ (+ bias[N]). W is a row-major [out, in] weight as in PyTorch.
-@inline(__always)
+/// out[T, N] = x[T, K] · W[N, K]ᵀ (+ bias[N]) for weights that change (trainable: LoRA, projection head),
+/// through OpenBLAS. Static model weights use the packed, batch-invariant overload in PackedMatrix.swift.
 func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                    bias: UnsafePointer<Float>?, T: Int, K: Int, N: Int) {
     guard T > 0 else { return }
-    // Always sgemm (never sgemv for T == 1): one summation order per row whatever the batch holds.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(N), Int32(K),
                 1, x, Int32(K), w, Int32(K), 0, out, Int32(N))
     if let bias {

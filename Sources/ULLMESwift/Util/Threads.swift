@@ -1,6 +1,8 @@
 import CULLME
 
-/// Sets OpenBLAS's thread count for the whole process (OpenBLAS has no per-call setting).
+/// Sets the threads of our matrix products and OpenBLAS's (used for attention) for the whole process.
 public func setBLASThreads(_ n: Int) {
-    if n >= 1 { openblas_set_num_threads(Int32(n)) }
+    guard n >= 1 else { return }
+    ComputeThreads.count = n
+    openblas_set_num_threads(Int32(n))
 }

@@ -1,0 +1,52 @@
+import CULLME
+import Dispatch
+import Glibc
+
+/// A static weight W[N, K] (PyTorch [out, in]) packed once at load for cullme_gemm.
+/// cullme_gemm computes every output element as one FMA chain over k, so a row's result never
+/// depends on the batch it is in, nor on how columns are split across threads.
+final class PackedMatrix: @unchecked Sendable {
+    let rows: Int      // N (output features)
+    let cols: Int      // K (input features)
+    let packed: UnsafeMutablePointer<Float>
+
+    init(_ w: [Float], rows: Int, cols: Int) {
+        precondition(w.count == rows * cols, "PackedMatrix: \(w.count) values for \(rows)x\(cols)")
+        self.rows = rows
+        self.cols = cols
+        let n = cullme_gemm_packed_floats(Int64(rows), Int64(cols))
+        var raw: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&raw, 64, max(n, 1) * MemoryLayout<Float>.size) == 0, let raw else {
+            fatalError("PackedMatrix: out of memory for \(n) floats")
+        }
+        packed = raw.bindMemory(to: Float.self, capacity: n)
+        w.withUnsafeBufferPointer { cullme_gemm_pack($0.baseAddress, Int64(rows), Int64(cols), packed) }
+    }
+
+    deinit { free(packed) }
+}
+
+/// Threads used by the matrix products of one call (set from ullme_model_params.n_threads / --threads).
+public enum ComputeThreads {
+    nonisolated(unsafe) public static var count: Int = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+}
+
+/// out[T, N] = x[T, K] · Wᵀ (+ bias[N]); columns are split across threads in 16-wide panels.
+func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: PackedMatrix,
+                   bias: UnsafePointer<Float>?, T: Int) {
+    guard T > 0 else { return }
+    let N = w.rows, K = w.cols
+    let panels = (N + 15) / 16
+    // Enough work per thread to amortise the hand-off (~64k FMAs).
+    let parts = min(ComputeThreads.count, panels, max(1, T * N * K / 65536))
+    if parts <= 1 {
+        cullme_gemm(x, Int64(T), Int64(K), w.packed, Int64(N), 0, Int64(N), out, Int64(N), bias)
+        return
+    }
+    let outAddress = UInt(bitPattern: out), xAddress = UInt(bitPattern: x), biasAddress = UInt(bitPattern: bias)
+    DispatchQueue.concurrentPerform(iterations: parts) { p in
+        let begin = panels * p / parts * 16, end = min(N, panels * (p + 1) / parts * 16)
+        cullme_gemm(UnsafePointer(bitPattern: xAddress), Int64(T), Int64(K), w.packed, Int64(N), Int64(begin), Int64(end),
+                    UnsafeMutablePointer(bitPattern: outAddress), Int64(N), UnsafePointer(bitPattern: biasAddress))
+    }
+}
