@@ -1,7 +1,7 @@
 // GEMM benchmark: cullme_gemm vs OpenBLAS cblas_sgemm(RowMajor, NoTrans, Trans) for the
 // SmolLM2-135M linear layers, 1 and 2 threads. Build & run: bench/run_gemm_bench.sh
 // (for 2 threads of ours, N is split at a multiple of 16 between the main thread and one
-// persistent spinning worker thread; OpenBLAS uses its own thread pool).
+// persistent worker thread that waits with sched_yield like OpenBLAS; OpenBLAS uses its own pool).
 #define _GNU_SOURCE
 #include "cullme_gemm.h"
 #include <cblas.h>
