@@ -26,7 +26,7 @@ fixtures: models
 test: lib fixtures test-swift test-python test-c test-go
 
 test-swift:
-	$(SWIFT) test
+	$(SWIFT) test --disable-swift-testing
 
 # Bindings. LIBDIR: where libullme.so is (default build/lib; the mock: build/mock). MODEL: a model path.
 LIBDIR ?= $(BUILD)/lib
