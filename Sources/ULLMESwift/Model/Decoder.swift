@@ -45,7 +45,10 @@ struct TransformerDecoder {
         }
     }
 
-    func forward(_ sequences: [[Int32]], attention: AttentionMode, wantLogits: Bool) throws -> DecoderOutput {
+    /// The forward pass. Training passes LoRA adapters and a tape that records what backward needs;
+    /// inference passes neither and records nothing.
+    func forward(_ sequences: [[Int32]], attention: AttentionMode, wantLogits: Bool,
+                 lora: LoRAContext? = nil, tape: DecoderTape? = nil) throws -> DecoderOutput {
         let C = config.hiddenSize, hd = config.headDim, nH = config.nHeads, nKV = config.nKVHeads
         let I = config.intermediateSize, V = config.vocabSize
         let qDim = nH * hd, qkvDim = (nH + 2 * nKV) * hd
@@ -85,13 +88,48 @@ struct TransformerDecoder {
         let scale = config.effectiveAttentionScale
         let group = nH / nKV
         let rotaryDim = config.effectiveRotaryDim
+        if let tape {
+            tape.lengths = lengths; tape.offsets = offsets; tape.attention = attention
+            var o = 0
+            tape.probOffsets = lengths.map { L in defer { o += nH * L * L }; return o }
+        }
+        if let lora, lora.examples.count != sequences.count {
+            throw ULLMEError.argument("LoRA context names \(lora.examples.count) examples for \(sequences.count) sequences")
+        }
+        let loraTargets = lora.map { Array($0.model.targets.enumerated()) } ?? []
+        /// Adds every adapter of `site` to out[T, outWidth] for input[T, inWidth], per sequence (the dropout key).
+        func applyLoRA(_ site: LoRASite, layer: Int, input: UnsafePointer<Float>, inWidth: Int,
+                       out: UnsafeMutablePointer<Float>, outWidth: Int, record: inout DecoderTape.Layer) {
+            guard let lora else { return }
+            for (ti, target) in loraTargets where target.site == site {
+                let adapter = lora.model.adapters[layer][ti]
+                var acts: [LoRAAdapter.Activations] = [], masks: [[Float]?] = []
+                for s in 0..<lengths.count {
+                    let L = lengths[s], start = offsets[s]
+                    let xs = Array(UnsafeBufferPointer(start: input + start * inWidth, count: L * inWidth))
+                    let mask = lora.model.mask(layer: layer, target: ti, example: lora.examples[s], pass: lora.pass, T: L)
+                    var y = [Float](repeating: 0, count: L * target.outFeatures)
+                    let a = adapter.forward(x: xs, T: L, mask: mask, y: &y)
+                    for t in 0..<L {
+                        let row = out + (start + t) * outWidth + target.columns.lowerBound
+                        for j in 0..<target.outFeatures { row[j] += y[t * target.outFeatures + j] }
+                    }
+                    if tape != nil { acts.append(a); masks.append(mask) }
+                }
+                if tape != nil { record.lora.append(acts); record.masks.append(masks) }
+            }
+        }
 
         for (li, layer) in weights.layers.enumerated() {
             let sliding = config.isSliding(layer: li)
             let window = attention == .causal && sliding ? config.slidingWindow : nil
+            var rec = DecoderTape.Layer()
+            if tape != nil { rec.xIn = x }
             // ---- attention branch: a = Wo · attn(rope(Wqkv · norm(x)))
             norm(&h, x, layer.attnNorm, T: T, C: C)
             linearForward(&qkv, h, layer.wqkv, bias: layer.bqkv, T: T)
+            applyLoRA(.qkv, layer: li, input: h, inWidth: C, out: &qkv, outWidth: qkvDim, record: &rec)
+            if tape != nil { rec.n1 = h; if layer.qNorm != nil { rec.qkvPreNorm = qkv } }
             qkv.withUnsafeMutableBufferPointer { p in
                 let base = p.baseAddress!
                 if let qn = layer.qNorm, let kn = layer.kNorm {
@@ -104,41 +142,59 @@ struct TransformerDecoder {
                 ropeForward(base, rowStride: qkvDim, T: T, nHeads: nH, headDim: hd, rotaryDim: rotaryDim, cos: c, sin: s)
                 ropeForward(base + qDim, rowStride: qkvDim, T: T, nHeads: nKV, headDim: hd, rotaryDim: rotaryDim, cos: c, sin: s)
             }
+            if tape != nil {
+                rec.qkv = qkv
+                rec.probs = [Float](repeating: 0, count: lengths.reduce(0) { $0 + nH * $1 * $1 })
+            }
             qkv.withUnsafeBufferPointer { qkvP in
                 attnOut.withUnsafeMutableBufferPointer { outP in
                     scores.withUnsafeMutableBufferPointer { sP in
-                        for s in 0..<sequences.count {
-                            attentionForward(qkv: qkvP.baseAddress! + offsets[s] * qkvDim, out: outP.baseAddress! + offsets[s] * qDim,
-                                             scores: sP.baseAddress!, L: lengths[s], nH: nH, nKV: nKV, hd: hd, group: group,
-                                             scale: scale, softcap: config.attentionSoftcap, causal: attention == .causal, window: window)
+                        rec.probs.withUnsafeMutableBufferPointer { probsP in
+                            for s in 0..<sequences.count {
+                                attentionForward(qkv: qkvP.baseAddress! + offsets[s] * qkvDim, out: outP.baseAddress! + offsets[s] * qDim,
+                                                 scores: sP.baseAddress!, L: lengths[s], nH: nH, nKV: nKV, hd: hd, group: group,
+                                                 scale: scale, softcap: config.attentionSoftcap, causal: attention == .causal, window: window,
+                                                 probsOut: tape == nil ? nil : probsP.baseAddress! + tape!.probOffsets[s])
+                            }
                         }
                     }
                 }
             }
             linearForward(&h2, attnOut, layer.wo, bias: layer.bo, T: T)
-            if let post = layer.postAttnNorm { norm(&h2, h2, post, T: T, C: C) }
+            applyLoRA(.output, layer: li, input: attnOut, inWidth: qDim, out: &h2, outWidth: C, record: &rec)
+            if tape != nil { rec.attnOut = attnOut }
+            if let post = layer.postAttnNorm { if tape != nil { rec.oOut = h2 }; norm(&h2, h2, post, T: T, C: C) }
 
             // ---- MLP branch: m = Wdown · act(Wup · norm(x)) (parallel blocks reuse the attention input norm)
             addInPlace(&x, h2, T * C)
+            if tape != nil { rec.xMid = x }
             // Parallel blocks (phi) have no MLP norm: h still holds the attention input norm(x).
-            if let mlpNorm = layer.mlpNorm { norm(&h, x, mlpNorm, T: T, C: C) }
+            if let mlpNorm = layer.mlpNorm { norm(&h, x, mlpNorm, T: T, C: C); if tape != nil { rec.n2 = h } }
             linearForward(&up, h, layer.wUp, bias: layer.bUp, T: T)
+            applyLoRA(.up, layer: li, input: h, inWidth: C, out: &up, outWidth: upDim, record: &rec)
             if config.gatedMLP {
                 gatedActivationForward(&act, up, T: T, I: I, activation: config.activation)
             } else {
                 geluTanhForward(&act, up, count: T * I)
             }
             linearForward(&h2, act, layer.wDown, bias: layer.bDown, T: T)
-            if let post = layer.postMlpNorm { norm(&h2, h2, post, T: T, C: C) }
+            applyLoRA(.down, layer: li, input: act, inWidth: I, out: &h2, outWidth: C, record: &rec)
+            if tape != nil { rec.up = up; rec.act = act }
+            if let post = layer.postMlpNorm { if tape != nil { rec.mOut = h2 }; norm(&h2, h2, post, T: T, C: C) }
             addInPlace(&x, h2, T * C)
+            tape?.layers.append(rec)
         }
+        tape?.xFinal = x
         norm(&h, x, weights.finalNorm, T: T, C: C)
 
         var logits: [Float]? = nil
         if wantLogits {
             var out = [Float](repeating: 0, count: T * V)
             linearForward(&out, h, weights.lmHead, bias: weights.lmHeadBias, T: T)
-            if let cap = config.finalLogitSoftcap { softcapInPlace(&out, count: T * V, cap: cap) }
+            if let cap = config.finalLogitSoftcap {
+                softcapInPlace(&out, count: T * V, cap: cap)
+                tape?.logits = out
+            }
             logits = out
         }
         return DecoderOutput(hidden: h, logits: logits, offsets: offsets)
@@ -149,7 +205,7 @@ struct TransformerDecoder {
 /// Scores are scaled, soft-capped (gemma2), masked (causal and sliding window), softmaxed in float32.
 func attentionForward(qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, scores S: UnsafeMutablePointer<Float>,
                       L: Int, nH: Int, nKV: Int, hd: Int, group: Int, scale: Float, softcap: Float?,
-                      causal: Bool, window: Int?) {
+                      causal: Bool, window: Int?, probsOut: UnsafeMutablePointer<Float>? = nil) {
     let qDim = nH * hd, qkvDim = (nH + 2 * nKV) * hd
     for head in 0..<nH {
         let g = head / group
@@ -164,6 +220,7 @@ func attentionForward(qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float
             let end = causal ? i + 1 : L
             softmaxRange(row, count: L, begin: first, end: end)
         }
+        probsOut?.advanced(by: head * L * L).update(from: S, count: L * L)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(hd), Int32(L),
                     1, S, Int32(L), v, Int32(qkvDim), 0, out + head * hd, Int32(qDim))
     }

@@ -1,0 +1,149 @@
+import CULLME
+import Glibc
+
+// Backward kernels, each the adjoint of a forward kernel in Tensor/Ops.swift or Model/Rope.swift.
+// Shapes in the names (T tokens, C channels); gradients accumulate (+=) where the name says so.
+
+extension PackedMatrix {
+    /// The row-major [rows, cols] weight back out of the packed panels (for dX = dY · W).
+    func unpacked() -> [Float] {
+        var w = [Float](repeating: 0, count: rows * cols)
+        for p in 0..<((rows + 15) / 16) {
+            let panel = packed + p * 16 * cols
+            for j in 0..<16 where p * 16 + j < rows {
+                let n = p * 16 + j
+                for k in 0..<cols { w[n * cols + k] = panel[k * 16 + j] }
+            }
+        }
+        return w
+    }
+}
+
+/// dX[T, K] += dY[T, N] · W[N, K] (the input gradient of a frozen linear layer).
+func linearBackwardInput(_ dX: UnsafeMutablePointer<Float>, _ dY: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                         T: Int, K: Int, N: Int) {
+    guard T > 0 else { return }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(K), Int32(N),
+                1, dY, Int32(N), w, Int32(K), 1, dX, Int32(K))
+}
+
+/// dX[T, C] += RMSNorm backward of y = x · inv · w (w already including gemma's 1 + w).
+func rmsNormBackward(_ dX: UnsafeMutablePointer<Float>, _ dY: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                     _ w: UnsafePointer<Float>, T: Int, C: Int, eps: Float) {
+    for t in 0..<T {
+        let xr = x + t * C, gr = dY + t * C, dr = dX + t * C
+        var ss: Float = 0
+        for c in 0..<C { ss += xr[c] * xr[c] }
+        let inv = 1 / (ss / Float(C) + eps).squareRoot()
+        var dot: Float = 0
+        for c in 0..<C { dot += gr[c] * w[c] * xr[c] }
+        let k = dot * inv * inv * inv / Float(C)
+        for c in 0..<C { dr[c] += gr[c] * w[c] * inv - xr[c] * k }
+    }
+}
+
+/// dX[T, C] += LayerNorm backward (biased variance); the frozen weight and bias get no gradient.
+func layerNormBackward(_ dX: UnsafeMutablePointer<Float>, _ dY: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                       _ w: UnsafePointer<Float>, T: Int, C: Int, eps: Float) {
+    for t in 0..<T {
+        let xr = x + t * C, gr = dY + t * C, dr = dX + t * C
+        var mean: Float = 0
+        for c in 0..<C { mean += xr[c] }
+        mean /= Float(C)
+        var v: Float = 0
+        for c in 0..<C { let d = xr[c] - mean; v += d * d }
+        let inv = 1 / (v / Float(C) + eps).squareRoot()
+        var sumG: Float = 0, sumGX: Float = 0
+        for c in 0..<C {
+            let g = gr[c] * w[c], xhat = (xr[c] - mean) * inv
+            sumG += g; sumGX += g * xhat
+        }
+        for c in 0..<C {
+            let g = gr[c] * w[c], xhat = (xr[c] - mean) * inv
+            dr[c] += inv * (g - sumG / Float(C) - xhat * sumGX / Float(C))
+        }
+    }
+}
+
+/// In place: dY of a RoPE rotation → dX (the transpose rotation), per head, first `rotaryDim` dims.
+func ropeBackward(_ d: UnsafeMutablePointer<Float>, rowStride: Int, T: Int, nHeads: Int, headDim: Int,
+                  rotaryDim: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+    let half = rotaryDim / 2
+    for t in 0..<T {
+        let c = cos + t * half, s = sin + t * half
+        for h in 0..<nHeads {
+            let v = d + t * rowStride + h * headDim
+            for i in 0..<half {
+                let g1 = v[i], g2 = v[i + half]
+                v[i] = g1 * c[i] + g2 * s[i]
+                v[i + half] = g2 * c[i] - g1 * s[i]
+            }
+        }
+    }
+}
+
+@inline(__always)
+func geluTanhDerivative(_ x: Float) -> Float {
+    let k: Float = 0.7978845608028654
+    let t = tanhf(k * (x + 0.044715 * x * x * x))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
+}
+
+@inline(__always)
+func siluDerivative(_ x: Float) -> Float {
+    let s = 1 / (1 + expf(-x))
+    return s * (1 + x * (1 - s))
+}
+
+/// dGU[T, 2I] = backward of act = f(gate) · up for dAct[T, I].
+func gatedActivationBackward(_ dGU: UnsafeMutablePointer<Float>, _ dAct: UnsafePointer<Float>, _ gu: UnsafePointer<Float>,
+                             T: Int, I: Int, activation: Activation) {
+    for t in 0..<T {
+        let g = gu + t * 2 * I, u = g + I, dg = dGU + t * 2 * I, du = dg + I, da = dAct + t * I
+        for i in 0..<I {
+            switch activation {
+            case .silu: dg[i] = da[i] * u[i] * siluDerivative(g[i]); du[i] = da[i] * silu(g[i])
+            case .geluTanh: dg[i] = da[i] * u[i] * geluTanhDerivative(g[i]); du[i] = da[i] * geluTanh(g[i])
+            }
+        }
+    }
+}
+
+/// Backward of one sequence's multi-head attention (see attentionForward). Reads q|k|v (after RoPE) and the
+/// saved probabilities; writes dQKV[L, qkvDim] (q, k and v parts; k and v accumulate over the heads of a group).
+func attentionBackward(qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>, dOut: UnsafePointer<Float>,
+                       dQKV: UnsafeMutablePointer<Float>, scratch dS: UnsafeMutablePointer<Float>,
+                       L: Int, nH: Int, nKV: Int, hd: Int, group: Int, scale: Float, softcap: Float?) {
+    let qDim = nH * hd, qkvDim = (nH + 2 * nKV) * hd
+    for head in 0..<nH {
+        let g = head / group
+        let q = qkv + head * hd, k = qkv + qDim + g * hd, v = qkv + qDim + nKV * hd + g * hd
+        let dq = dQKV + head * hd, dk = dQKV + qDim + g * hd, dv = dQKV + qDim + nKV * hd + g * hd
+        let P = probs + head * L * L
+        let dO = dOut + head * hd
+        // dV += Pᵀ dO;  dP = dO Vᵀ
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(L), Int32(hd), Int32(L),
+                    1, P, Int32(L), dO, Int32(qDim), 1, dv, Int32(qkvDim))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(L), Int32(hd),
+                    1, dO, Int32(qDim), v, Int32(qkvDim), 0, dS, Int32(L))
+        // Softmax backward: dZ = P ⊙ (dP − Σ_j dP ⊙ P); masked entries have P = 0.
+        for i in 0..<L {
+            let p = P + i * L, d = dS + i * L
+            var dot: Float = 0
+            for j in 0..<L { dot += p[j] * d[j] }
+            for j in 0..<L { d[j] = p[j] * (d[j] - dot) }
+        }
+        if let cap = softcap {
+            // s = tanh(z / cap) · cap with z = scale · q·k: ds/dz = 1 − tanh²; recompute z.
+            var z = [Float](repeating: 0, count: L * L)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(L), Int32(hd),
+                        scale, q, Int32(qkvDim), k, Int32(qkvDim), 0, &z, Int32(L))
+            for i in 0..<(L * L) { let t = tanhf(z[i] / cap); dS[i] *= 1 - t * t }
+        }
+        // dQ += scale dZ K;  dK += scale dZᵀ Q
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(hd), Int32(L),
+                    scale, dS, Int32(L), k, Int32(qkvDim), 1, dq, Int32(qkvDim))
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(L), Int32(hd), Int32(L),
+                    scale, dS, Int32(L), q, Int32(qkvDim), 1, dk, Int32(qkvDim))
+    }
+}

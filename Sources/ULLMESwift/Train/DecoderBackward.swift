@@ -1,0 +1,141 @@
+/// The backward pass of TransformerDecoder.forward for a recorded tape: gradients flow from the final
+/// hidden states (and/or the logits) down to the first layer's input, giving the gradient of every
+/// LoRA A and B. Base weights are frozen: only their input gradients are computed.
+extension TransformerDecoder {
+    func normBackward(_ dX: UnsafeMutablePointer<Float>, _ dY: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                      _ w: NormWeights, T: Int, C: Int) {
+        switch config.norm {
+        case .rms: rmsNormBackward(dX, dY, x, w.weight, T: T, C: C, eps: config.normEps)
+        case .layer: layerNormBackward(dX, dY, x, w.weight, T: T, C: C, eps: config.normEps)
+        }
+    }
+
+    /// - dHidden: gradient w.r.t. the final-norm hidden states [T, C], or nil.
+    /// - dLogits: gradient w.r.t. the (soft-capped) logits [T, V], or nil.
+    func backward(tape: DecoderTape, dHidden: [Float]?, dLogits: [Float]?, lora: LoRAContext?,
+                  grads: inout LoRAGradients) {
+        let C = config.hiddenSize, hd = config.headDim, nH = config.nHeads, nKV = config.nKVHeads
+        let I = config.intermediateSize, V = config.vocabSize
+        let qDim = nH * hd, qkvDim = (nH + 2 * nKV) * hd, upDim = config.gatedMLP ? 2 * I : I
+        let T = tape.offsets.last ?? 0, lengths = tape.lengths, offsets = tape.offsets
+        guard T > 0 else { return }
+
+        // Gradient at the final-norm output.
+        var dH = dHidden ?? [Float](repeating: 0, count: T * C)
+        if var dL = dLogits {
+            if let cap = config.finalLogitSoftcap, let capped = tape.logits {
+                for i in 0..<(T * V) { let t = capped[i] / cap; dL[i] *= 1 - t * t }
+            }
+            linearBackwardInput(&dH, dL, weights.lmHead.unpacked(), T: T, K: C, N: V)
+        }
+        var dX = [Float](repeating: 0, count: T * C)
+        normBackward(&dX, dH, tape.xFinal, weights.finalNorm, T: T, C: C)
+
+        let (cosT, sinT) = rope.tables(lengths: lengths)
+        let local = localRope?.tables(lengths: lengths)
+        let maxLen = lengths.max()!
+        var dS = [Float](repeating: 0, count: maxLen * maxLen)
+        let targets = lora.map { Array($0.model.targets.enumerated()) } ?? []
+
+        /// LoRA backward at a site: dIn[T, inWidth] += Σ adapters' input gradients; dA, dB accumulate.
+        func loraBackward(_ site: LoRASite, layer: Int, rec: DecoderTape.Layer, dOut: [Float], outWidth: Int,
+                          dIn: inout [Float], inWidth: Int) {
+            guard let lora else { return }
+            for (ti, target) in targets {
+                guard target.site == site else { continue }
+                // Forward recorded the sites in target order (targets are grouped by site), so slot = ti.
+                let slot = ti
+                let adapter = lora.model.adapters[layer][ti]
+                for s in 0..<lengths.count {
+                    let L = lengths[s], start = offsets[s]
+                    var dY = [Float](repeating: 0, count: L * target.outFeatures)
+                    for t in 0..<L {
+                        for j in 0..<target.outFeatures { dY[t * target.outFeatures + j] = dOut[(start + t) * outWidth + target.columns.lowerBound + j] }
+                    }
+                    var dXs = [Float](repeating: 0, count: L * inWidth)
+                    adapter.backward(dY: dY, activations: rec.lora[slot][s], mask: rec.masks[slot][s],
+                                     dA: &grads.dA[layer][ti], dB: &grads.dB[layer][ti], dX: &dXs)
+                    for i in 0..<(L * inWidth) { dIn[start * inWidth + i] += dXs[i] }
+                }
+            }
+        }
+
+        for li in stride(from: weights.layers.count - 1, through: 0, by: -1) {
+            let layer = weights.layers[li], rec = tape.layers[li]
+            let sliding = config.isSliding(layer: li)
+            // ---- MLP branch (x_out = x_mid + m), dX is the gradient at x_out.
+            var dM = dX
+            if let post = layer.postMlpNorm, let mOut = rec.mOut {
+                var d = [Float](repeating: 0, count: T * C)
+                normBackward(&d, dM, mOut, post, T: T, C: C)
+                dM = d
+            }
+            var dAct = [Float](repeating: 0, count: T * I)
+            linearBackwardInput(&dAct, dM, layer.wDown.unpacked(), T: T, K: I, N: C)
+            loraBackward(.down, layer: li, rec: rec, dOut: dM, outWidth: C, dIn: &dAct, inWidth: I)
+            var dUp = [Float](repeating: 0, count: T * upDim)
+            if config.gatedMLP {
+                gatedActivationBackward(&dUp, dAct, rec.up, T: T, I: I, activation: config.activation)
+            } else {
+                for i in 0..<(T * I) { dUp[i] = dAct[i] * geluTanhDerivative(rec.up[i]) }
+            }
+            var dN2 = [Float](repeating: 0, count: T * C)
+            linearBackwardInput(&dN2, dUp, layer.wUp.unpacked(), T: T, K: C, N: upDim)
+            loraBackward(.up, layer: li, rec: rec, dOut: dUp, outWidth: upDim, dIn: &dN2, inWidth: C)
+
+            // Gradient at x_mid (sequential/sandwich) — parallel blocks send dN2 to the attention norm instead.
+            var dMid = dX
+            var dN1 = [Float](repeating: 0, count: T * C)
+            if let mlpNorm = layer.mlpNorm {
+                normBackward(&dMid, dN2, rec.xMid, mlpNorm, T: T, C: C)
+            } else {
+                dN1 = dN2
+            }
+
+            // ---- attention branch (x_mid = x_in + a).
+            var dA = dMid
+            if let post = layer.postAttnNorm, let oOut = rec.oOut {
+                var d = [Float](repeating: 0, count: T * C)
+                normBackward(&d, dA, oOut, post, T: T, C: C)
+                dA = d
+            }
+            var dAttn = [Float](repeating: 0, count: T * qDim)
+            linearBackwardInput(&dAttn, dA, layer.wo.unpacked(), T: T, K: qDim, N: C)
+            loraBackward(.output, layer: li, rec: rec, dOut: dA, outWidth: C, dIn: &dAttn, inWidth: qDim)
+            var dQKV = [Float](repeating: 0, count: T * qkvDim)
+            rec.qkv.withUnsafeBufferPointer { qkvP in rec.probs.withUnsafeBufferPointer { pP in
+                dAttn.withUnsafeBufferPointer { dOP in dQKV.withUnsafeMutableBufferPointer { dP in dS.withUnsafeMutableBufferPointer { sP in
+                    for s in 0..<lengths.count {
+                        attentionBackward(qkv: qkvP.baseAddress! + offsets[s] * qkvDim, probs: pP.baseAddress! + tape.probOffsets[s],
+                                          dOut: dOP.baseAddress! + offsets[s] * qDim, dQKV: dP.baseAddress! + offsets[s] * qkvDim,
+                                          scratch: sP.baseAddress!, L: lengths[s], nH: nH, nKV: nKV, hd: hd, group: nH / nKV,
+                                          scale: config.effectiveAttentionScale, softcap: config.attentionSoftcap)
+                    }
+                } } }
+            } }
+            dQKV.withUnsafeMutableBufferPointer { p in
+                let (c, s) = (sliding && local != nil) ? local! : (cosT, sinT)
+                ropeBackward(p.baseAddress!, rowStride: qkvDim, T: T, nHeads: nH, headDim: hd, rotaryDim: config.effectiveRotaryDim, cos: c, sin: s)
+                ropeBackward(p.baseAddress! + qDim, rowStride: qkvDim, T: T, nHeads: nKV, headDim: hd, rotaryDim: config.effectiveRotaryDim, cos: c, sin: s)
+            }
+            if let qn = layer.qNorm, let kn = layer.kNorm, let pre = rec.qkvPreNorm {
+                var d = dQKV
+                pre.withUnsafeBufferPointer { x in d.withUnsafeMutableBufferPointer { dp in dQKV.withUnsafeBufferPointer { g in
+                    for t in 0..<T {
+                        let row = t * qkvDim
+                        for i in 0..<(nH + nKV) * hd { dp[row + i] = 0 }
+                        rmsNormBackward(dp.baseAddress! + row, g.baseAddress! + row, x.baseAddress! + row, qn, T: nH, C: hd, eps: config.normEps)
+                        rmsNormBackward(dp.baseAddress! + row + qDim, g.baseAddress! + row + qDim, x.baseAddress! + row + qDim, kn, T: nKV, C: hd, eps: config.normEps)
+                    }
+                } } }
+                dQKV = d
+            }
+            linearBackwardInput(&dN1, dQKV, layer.wqkv.unpacked(), T: T, K: C, N: qkvDim)
+            loraBackward(.qkv, layer: li, rec: rec, dOut: dQKV, outWidth: qkvDim, dIn: &dN1, inWidth: C)
+            // x_in feeds the residual (dMid, or dX for parallel blocks) and the attention norm.
+            var dIn = layer.mlpNorm == nil ? dX : dMid
+            normBackward(&dIn, dN1, rec.xIn, layer.attnNorm, T: T, C: C)
+            dX = dIn
+        }
+    }
+}

@@ -1,0 +1,100 @@
+/// Where LoRA adapters attach inside a decoder layer. Our layers fuse projections (q|k|v, gate|up), so a
+/// target names the fused product it adds to (`site`) and the output columns it covers there.
+public enum LoRASite: Int, Sendable, CaseIterable {
+    case qkv = 0     // input: attention norm output [T, C];  output: q | k | v
+    case output = 1  // input: attention output [T, nH hd];    output: [T, C]
+    case up = 2      // input: MLP norm output [T, C];         output: gate | up (or fc1)
+    case down = 3    // input: MLP activation [T, I];           output: [T, C]
+}
+
+/// One LoRA target module of a layer, named as PEFT names it (`q_proj`, `qkv_proj`, `fc1`, ...).
+public struct LoRATarget: Sendable, Equatable {
+    public var name: String
+    public var site: LoRASite
+    public var columns: Range<Int>     // output columns inside the fused product
+    public var inFeatures: Int
+    public var outFeatures: Int { columns.count }
+}
+
+extension ModelConfig {
+    /// Every linear layer of attention and MLP with its family's module name (METHOD §2). Fused phi3
+    /// projections get one adapter each, as PEFT does on qkv_proj / gate_up_proj.
+    public var loraTargets: [LoRATarget] {
+        let C = hiddenSize, q = nHeads * headDim, kv = nKVHeads * headDim, I = intermediateSize
+        switch family {
+        case .phi3:
+            return [LoRATarget(name: "qkv_proj", site: .qkv, columns: 0..<(q + 2 * kv), inFeatures: C),
+                    LoRATarget(name: "o_proj", site: .output, columns: 0..<C, inFeatures: q),
+                    LoRATarget(name: "gate_up_proj", site: .up, columns: 0..<(2 * I), inFeatures: C),
+                    LoRATarget(name: "down_proj", site: .down, columns: 0..<C, inFeatures: I)]
+        case .phi:
+            return [LoRATarget(name: "q_proj", site: .qkv, columns: 0..<q, inFeatures: C),
+                    LoRATarget(name: "k_proj", site: .qkv, columns: q..<(q + kv), inFeatures: C),
+                    LoRATarget(name: "v_proj", site: .qkv, columns: (q + kv)..<(q + 2 * kv), inFeatures: C),
+                    LoRATarget(name: "dense", site: .output, columns: 0..<C, inFeatures: q),
+                    LoRATarget(name: "fc1", site: .up, columns: 0..<I, inFeatures: C),
+                    LoRATarget(name: "fc2", site: .down, columns: 0..<C, inFeatures: I)]
+        case .llama, .mistral, .qwen2, .gemma2, .gemma3:
+            return [LoRATarget(name: "q_proj", site: .qkv, columns: 0..<q, inFeatures: C),
+                    LoRATarget(name: "k_proj", site: .qkv, columns: q..<(q + kv), inFeatures: C),
+                    LoRATarget(name: "v_proj", site: .qkv, columns: (q + kv)..<(q + 2 * kv), inFeatures: C),
+                    LoRATarget(name: "o_proj", site: .output, columns: 0..<C, inFeatures: q),
+                    LoRATarget(name: "gate_proj", site: .up, columns: 0..<I, inFeatures: C),
+                    LoRATarget(name: "up_proj", site: .up, columns: I..<(2 * I), inFeatures: C),
+                    LoRATarget(name: "down_proj", site: .down, columns: 0..<C, inFeatures: I)]
+        }
+    }
+
+    /// PEFT's module path of a target in layer `layer` (for adapter files).
+    public func peftModuleName(layer: Int, target: LoRATarget) -> String {
+        let group = target.site == .qkv || target.site == .output ? "self_attn" : "mlp"
+        return "base_model.model.model.layers.\(layer).\(group).\(target.name)"
+    }
+}
+
+/// The LoRA adapters of a whole model: adapters[layer][target index], targets as `ModelConfig.loraTargets`
+/// (optionally filtered by name). Dropout masks are keyed by (seed, step, example, layer, target).
+public final class LoRAModel: @unchecked Sendable {
+    public let targets: [LoRATarget]
+    public var adapters: [[LoRAAdapter]]
+    public var seed: UInt64
+    /// The optimiser step (part of the dropout key); set by the trainer before each step.
+    public var step: UInt64 = 0
+    /// Training mode draws dropout masks; eval mode (false) applies none.
+    public var training = true
+
+    public init(config: ModelConfig, rank: Int = 16, alpha: Float = 32, dropout: Float = 0.1, seed: UInt64 = 0,
+                targetNames: Set<String>? = nil) {
+        let targets = config.loraTargets.filter { targetNames?.contains($0.name) ?? true }
+        self.targets = targets
+        self.seed = seed
+        adapters = (0..<config.nLayers).map { layer in
+            targets.enumerated().map { ti, t in
+                LoRAAdapter(inFeatures: t.inFeatures, outFeatures: t.outFeatures, rank: rank, alpha: alpha, dropout: dropout,
+                            init: KeyedRandom(seed: seed, step: UInt64.max, example: UInt64.max, layer: UInt32(layer),
+                                              site: RandomSite(module: UInt32(ti), pass: 15)))
+            }
+        }
+    }
+
+    var parameterCount: Int { adapters.joined().reduce(0) { $0 + $1.a.count + $1.b.count } }
+
+    /// The dropout mask of one example at one target (nil in eval mode or with p = 0).
+    func mask(layer: Int, target: Int, example: Int, pass: UInt32, T: Int) -> [Float]? {
+        guard training else { return nil }
+        let adapter = adapters[layer][target]
+        let rng = KeyedRandom(seed: seed, step: step, example: UInt64(example), layer: UInt32(layer),
+                              site: RandomSite(module: UInt32(target), pass: pass))
+        return adapter.dropoutMask(rng, T: T)
+    }
+}
+
+/// Gradients of every LoRA A and B, same layout as `LoRAModel.adapters`.
+public struct LoRAGradients: Sendable {
+    public var dA: [[[Float]]]
+    public var dB: [[[Float]]]
+    public init(_ lora: LoRAModel) {
+        dA = lora.adapters.map { $0.map { [Float](repeating: 0, count: $0.a.count) } }
+        dB = lora.adapters.map { $0.map { [Float](repeating: 0, count: $0.b.count) } }
+    }
+}

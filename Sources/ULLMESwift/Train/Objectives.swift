@@ -1,0 +1,137 @@
+import Glibc
+
+/// The two training objectives every GRL step is made of, on one frozen model with LoRA adapters and a
+/// projection head:
+///  - embedding: bidirectional (or causal) forward → pool → proj → L2-normalise → reps; the caller
+///    supplies dLoss/dReps (exactly what GradCache caches), and gets LoRA and head gradients;
+///  - causal LM: logits → next-token cross-entropy on given labels (-100 = ignored), mean over labels.
+public final class TrainingModel: @unchecked Sendable {
+    public let model: Model
+    public let lora: LoRAModel
+    public var head: ProjectionHead
+    public var pooling: Pooling
+
+    public init(model: Model, lora: LoRAModel, head: ProjectionHead, pooling: Pooling = .mean) {
+        self.model = model; self.lora = lora; self.head = head; self.pooling = pooling
+    }
+
+    /// Gradients of one step (or accumulated over several calls).
+    public struct Gradients: Sendable {
+        public var lora: LoRAGradients
+        public var head: ProjectionHead.Gradients
+    }
+
+    public func zeroGradients() -> Gradients {
+        Gradients(lora: LoRAGradients(lora), head: ProjectionHead.Gradients(dim: head.dim))
+    }
+
+    /// Embedding forward only: normalised projected reps [N, d] and normalised pooled reps [N, d].
+    /// `examples` are the sequences' indices in the global batch (dropout keys).
+    public func encode(_ sequences: [[Int32]], examples: [Int], attention: AttentionMode = .bidirectional,
+                       pass: UInt32 = 0) throws -> (projected: [Float], pooled: [Float]) {
+        let out = try model.decoder.forward(sequences, attention: attention, wantLogits: false,
+                                            lora: LoRAContext(model: lora, examples: examples, pass: pass))
+        let (pooled, _) = pool(out)
+        let (proj, _) = head.forward(pooled, N: sequences.count)
+        let d = head.dim
+        return (l2NormalizeForward(proj, N: sequences.count, D: d), l2NormalizeForward(pooled, N: sequences.count, D: d))
+    }
+
+    func pool(_ out: DecoderOutput) -> ([Float], Int) {
+        let C = model.config.hiddenSize, N = out.offsets.count - 1
+        var pooled = [Float](repeating: 0, count: N * C)
+        out.hidden.withUnsafeBufferPointer { h in pooled.withUnsafeMutableBufferPointer { p in
+            for i in 0..<N {
+                pooling.pool(h.baseAddress! + out.offsets[i] * C, L: out.offsets[i + 1] - out.offsets[i], C: C,
+                             into: p.baseAddress! + i * C)
+            }
+        } }
+        return (pooled, N)
+    }
+
+    /// Embedding backward: forward with a tape, then back-propagate dReps [N, d] (the gradient of the loss
+    /// w.r.t. the normalised projected reps). Returns the reps; accumulates into `grads`.
+    @discardableResult
+    public func embeddingBackward(_ sequences: [[Int32]], examples: [Int], dReps: [Float], attention: AttentionMode = .bidirectional,
+                                  pass: UInt32 = 0, grads: inout Gradients) throws -> [Float] {
+        let N = sequences.count, d = head.dim, C = model.config.hiddenSize
+        guard dReps.count == N * d else { throw ULLMEError.argument("dReps has \(dReps.count) values, expected \(N * d)") }
+        let tape = DecoderTape()
+        let ctx = LoRAContext(model: lora, examples: examples, pass: pass)
+        let out = try model.decoder.forward(sequences, attention: attention, wantLogits: false, lora: ctx, tape: tape)
+        let (pooled, _) = pool(out)
+        let (proj, headActs) = head.forward(pooled, N: N)
+        let reps = l2NormalizeForward(proj, N: N, D: d)
+        let dProj = l2NormalizeBackward(x: proj, dY: dReps, N: N, D: d)
+        let dPooled = head.backward(dOut: dProj, activations: headActs, grads: &grads.head)
+        var dHidden = [Float](repeating: 0, count: out.hidden.count)
+        dPooled.withUnsafeBufferPointer { dp in dHidden.withUnsafeMutableBufferPointer { dh in
+            for i in 0..<N {
+                pooling.poolBackward(dp.baseAddress! + i * C, L: out.offsets[i + 1] - out.offsets[i], C: C,
+                                     into: dh.baseAddress! + out.offsets[i] * C)
+            }
+        } }
+        model.decoder.backward(tape: tape, dHidden: dHidden, dLogits: nil, lora: ctx, grads: &grads.lora)
+        return reps
+    }
+
+    /// Per-sequence sums of next-token log-probs over labelled positions, and their label counts.
+    /// As HF shifts them, logit row t scores labels[s][t + 1]; a label of -100 is ignored.
+    public struct TokenLogProbs { public var sums: [Float]; public var counts: [Int] }
+
+    /// Causal forward with a tape, then backward of a loss of the per-sequence label log-prob sums:
+    /// `dLossDSums(sums, counts)` returns the loss and dLoss/dsums[s] (SFT, DPO and KL all reduce to this).
+    public func logProbBackward(_ sequences: [[Int32]], labels: [[Int32]], examples: [Int], pass: UInt32 = 1,
+                                dLossDSums: ([Float], [Int]) -> (loss: Float, dSums: [Float]),
+                                grads: inout Gradients) throws -> (loss: Float, logp: TokenLogProbs) {
+        guard labels.count == sequences.count, zip(labels, sequences).allSatisfy({ $0.count == $1.count }) else {
+            throw ULLMEError.argument("labels must have the shape of the sequences")
+        }
+        let V = model.config.vocabSize
+        let tape = DecoderTape()
+        let ctx = LoRAContext(model: lora, examples: examples, pass: pass)
+        let out = try model.decoder.forward(sequences, attention: .causal, wantLogits: true, lora: ctx, tape: tape)
+        var logits = out.logits!
+        // Log-softmax rows in place (keep probabilities for backward).
+        var sums = [Float](repeating: 0, count: sequences.count), counts = [Int](repeating: 0, count: sequences.count)
+        var targets: [(row: Int, seq: Int, label: Int)] = []
+        for (s, lab) in labels.enumerated() {
+            for t in 0..<(lab.count - 1) where lab[t + 1] != -100 {
+                let label = Int(lab[t + 1])
+                guard label >= 0 && label < V else { throw ULLMEError.argument("label \(label) outside the vocabulary") }
+                targets.append((out.offsets[s] + t, s, label))
+            }
+        }
+        var rowLogSumExp = [Float](repeating: 0, count: out.offsets.last!)
+        for row in Set(targets.map(\.row)) {
+            var m = -Float.infinity
+            for v in 0..<V { m = max(m, logits[row * V + v]) }
+            var z: Double = 0
+            for v in 0..<V { z += Double(expf(logits[row * V + v] - m)) }
+            rowLogSumExp[row] = m + Float(log(z))
+        }
+        for t in targets {
+            sums[t.seq] += logits[t.row * V + t.label] - rowLogSumExp[t.row]
+            counts[t.seq] += 1
+        }
+        let (loss, dSums) = dLossDSums(sums, counts)
+        // d logp(label)/d logits = onehot − softmax, scaled by the sequence's dSum.
+        var dLogits = [Float](repeating: 0, count: logits.count)
+        for t in targets {
+            let g = dSums[t.seq], base = t.row * V
+            for v in 0..<V { dLogits[base + v] -= g * expf(logits[base + v] - rowLogSumExp[t.row]) }
+            dLogits[base + t.label] += g
+        }
+        logits = []
+        model.decoder.backward(tape: tape, dHidden: nil, dLogits: dLogits, lora: ctx, grads: &grads.lora)
+        return (loss, TokenLogProbs(sums: sums, counts: counts))
+    }
+
+    /// HF's causal LM loss: mean cross-entropy over all labelled tokens of the batch.
+    public func causalLMBackward(_ sequences: [[Int32]], labels: [[Int32]], examples: [Int], grads: inout Gradients) throws -> Float {
+        try logProbBackward(sequences, labels: labels, examples: examples, dLossDSums: { sums, counts in
+            let n = Float(max(1, counts.reduce(0, +)))
+            return (-sums.reduce(0, +) / n, sums.map { _ in -1 / n })
+        }, grads: &grads).loss
+    }
+}
