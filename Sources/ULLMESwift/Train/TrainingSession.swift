@@ -1,0 +1,82 @@
+/// Optimisation settings (METHOD §2 defaults: AdamW, lr 1e-4 → min 1e-7, warmup 5 %, clip 1.0, no decay).
+public struct OptimizerSettings: Sendable {
+    public var learningRate = 1e-4
+    public var minLearningRate = 1e-7
+    public var weightDecay = 0.0
+    public var gradClip = 1.0             // <= 0: no clipping
+    public var warmupProportion = 0.05
+    public var cosineAnnealing = false    // restart the warmup + cosine cycle every epoch
+    public var stepsPerEpoch = 100
+    public var maxEpochs = 1
+    public var maxSteps = Int.max
+    public init() {}
+
+    func validate() throws {
+        guard learningRate > 0, minLearningRate >= 0, minLearningRate <= learningRate else {
+            throw ULLMEError.argument("need 0 <= min_learning_rate <= learning_rate and learning_rate > 0")
+        }
+        guard stepsPerEpoch >= 1, maxEpochs >= 1, maxSteps >= 1 else { throw ULLMEError.argument("steps, epochs must be >= 1") }
+        guard warmupProportion >= 0, weightDecay >= 0 else { throw ULLMEError.argument("warmup_proportion and weight_decay must be >= 0") }
+    }
+}
+
+/// A model being trained: LoRA adapters + projection head, their gradients, AdamW and the schedule.
+/// Gradients accumulate over backward calls until `optimizerStep()` applies and clears them.
+public final class TrainingSession: @unchecked Sendable {
+    public let model: TrainingModel
+    public var grads: TrainingModel.Gradients
+    public let settings: OptimizerSettings
+    let optimizer: AdamW
+    public let schedule: LRSchedule
+    public private(set) var step = 0
+
+    public init(model: TrainingModel, settings: OptimizerSettings) throws {
+        try settings.validate()
+        self.model = model
+        self.settings = settings
+        grads = model.zeroGradients()
+        schedule = LRSchedule(lr: settings.learningRate, minLR: settings.minLearningRate,
+                              warmupProportion: settings.warmupProportion, stepsPerEpoch: settings.stepsPerEpoch,
+                              maxEpochs: settings.maxEpochs, maxSteps: settings.maxSteps, cosineAnnealing: settings.cosineAnnealing)
+        optimizer = AdamW(parameterCounts: Self.parameters(model).map(\.count), config: AdamWConfig(weightDecay: settings.weightDecay))
+        model.lora.step = 0
+    }
+
+    /// Every trainable tensor in a fixed order: per layer and target A, B; then the head's w1, b1, w2, b2.
+    static func parameters(_ m: TrainingModel) -> [[Float]] {
+        var out: [[Float]] = []
+        for layer in m.lora.adapters { for a in layer { out.append(a.a); out.append(a.b) } }
+        return out + [m.head.w1, m.head.b1, m.head.w2, m.head.b2]
+    }
+
+    static func flatten(_ g: TrainingModel.Gradients) -> [[Float]] {
+        var out: [[Float]] = []
+        for (la, lb) in zip(g.lora.dA, g.lora.dB) { for (a, b) in zip(la, lb) { out.append(a); out.append(b) } }
+        return out + [g.head.w1, g.head.b1, g.head.w2, g.head.b2]
+    }
+
+    public var parameterCount: Int { Self.parameters(model).reduce(0) { $0 + $1.count } }
+
+    /// Clips the accumulated gradients (global norm), takes one AdamW step at the schedule's rate, clears the
+    /// gradients and advances the step (which re-keys the dropout masks). Returns the rate and the norm
+    /// before clipping. A non-finite norm skips the update (the gradients are dropped) and is returned.
+    @discardableResult
+    public func optimizerStep() -> (lr: Double, gradNorm: Float) {
+        var g = Self.flatten(grads)
+        let norm = settings.gradClip > 0 ? clipGradNorm(&g, maxNorm: settings.gradClip) : g.reduce(Float(0)) { $0 + $1.reduce(0) { $0 + $1 * $1 } }.squareRoot()
+        let lr = schedule.learningRate(step: step)
+        if norm.isFinite {
+            var p = Self.parameters(model)
+            optimizer.step(&p, grads: g, lr: lr)
+            var i = 0
+            for l in model.lora.adapters.indices { for t in model.lora.adapters[l].indices {
+                model.lora.adapters[l][t].a = p[i]; model.lora.adapters[l][t].b = p[i + 1]; i += 2
+            } }
+            model.head.w1 = p[i]; model.head.b1 = p[i + 1]; model.head.w2 = p[i + 2]; model.head.b2 = p[i + 3]
+        }
+        grads = model.zeroGradients()
+        step += 1
+        model.lora.step = UInt64(step)
+        return (lr, norm)
+    }
+}
