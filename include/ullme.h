@@ -176,6 +176,57 @@ ULLME_API int ullme_hidden_states(const ullme_model *model, const int32_t *ids, 
 ULLME_API int ullme_logits(const ullme_model *model, const int32_t *ids, size_t n_ids,
                            float *out, size_t out_len);
 
+/* ---- Training (LoRA + projection head on a frozen model) ---------------------------------- */
+/* A trainer holds LoRA adapters on every attention and MLP linear layer of a loaded model (PEFT's module
+ * names per family), a projection head Linear-ReLU-Linear, their gradients, AdamW and the reference's
+ * learning-rate schedule. Backward calls accumulate gradients; ullme_trainer_step applies them.
+ * A trainer is not thread-safe (one thread at a time); the model it was made from must outlive it and
+ * may keep serving concurrent embedding calls (training never changes the model's own weights). */
+typedef struct ullme_trainer ullme_trainer;
+
+typedef struct {
+    uint32_t struct_size;         /* set by ullme_trainer_default_params() */
+    int32_t lora_rank;            /* 16 */
+    float lora_alpha;             /* 32 (scale alpha / rank) */
+    float lora_dropout;           /* 0.1, on the LoRA input; masks keyed by (seed, step, example, layer) */
+    uint64_t seed;                /* 42 */
+    double learning_rate;         /* 1e-4 */
+    double min_learning_rate;     /* 1e-7 */
+    double weight_decay;          /* 0 */
+    double grad_clip;             /* 1.0 (global norm; <= 0 disables) */
+    double warmup_proportion;     /* 0.05 of steps_per_epoch, at most 500 steps */
+    int32_t steps_per_epoch;      /* 100 */
+    int32_t max_epochs;           /* 1 */
+    int is_cosine_annealing;      /* 0: one warmup + cosine cycle; 1: restart every epoch */
+} ullme_trainer_params;
+
+ULLME_API ullme_trainer_params ullme_trainer_default_params(void);
+/* Creates a trainer on a loaded model (the model's pooling applies to the embedding objective). */
+ULLME_API int ullme_trainer_new(ullme_model *model, const ullme_trainer_params *params, ullme_trainer **out);
+ULLME_API void ullme_trainer_free(ullme_trainer *trainer);
+/* Trainable parameter count (LoRA A and B of every target plus the head). */
+ULLME_API int ullme_trainer_parameter_count(const ullme_trainer *trainer, int64_t *out);
+
+/* Token sequences are passed packed: ids holds n_seqs sequences back to back, lengths[i] tokens each.
+ * example_ids (may be NULL: 0, 1, 2, ...) name each sequence for its dropout masks, so a sequence gets the
+ * same masks in every call of one step (what GradCache needs). */
+
+/* Embedding objective: forward (attention as given), pool, project, L2-normalise into reps_out[n_seqs * dim]
+ * (may be NULL), then back-propagate d_reps[n_seqs * dim] = dLoss/dreps into the LoRA and head gradients. */
+ULLME_API int ullme_trainer_embedding_backward(ullme_trainer *trainer, const int32_t *ids, const size_t *lengths,
+                                               size_t n_seqs, const int64_t *example_ids, ullme_attention attention,
+                                               const float *d_reps, size_t d_reps_len, float *reps_out, size_t reps_len);
+/* Embedding forward only with the current adapters and head, no dropout: reps_out[n_seqs * dim]. */
+ULLME_API int ullme_trainer_encode(ullme_trainer *trainer, const int32_t *ids, const size_t *lengths, size_t n_seqs,
+                                   ullme_attention attention, float *reps_out, size_t reps_len);
+/* Causal LM objective: mean next-token cross-entropy over labelled tokens (labels packed like ids; -100 =
+ * ignored; row t predicts labels[t + 1] as Hugging Face shifts them). Writes the loss, accumulates gradients. */
+ULLME_API int ullme_trainer_lm_backward(ullme_trainer *trainer, const int32_t *ids, const int32_t *labels,
+                                        const size_t *lengths, size_t n_seqs, float *loss_out);
+/* Clips, applies one AdamW step at the scheduled rate and clears the gradients. lr_out and grad_norm_out
+ * (before clipping) may be NULL. A non-finite gradient norm skips the update and returns ULLME_E_STATE. */
+ULLME_API int ullme_trainer_step(ullme_trainer *trainer, double *lr_out, float *grad_norm_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,10 +1,7 @@
 """Shared fixtures for the libullme Python binding tests.
 
 The tests use the libullme.so the binding finds (ULLME_LIB, then build/lib, .build/release, .build/debug).
-Without a library (or the default model) they are skipped, unless ULLME_REQUIRE_LIB=1 (set by
-`make test-python`), which turns a missing library into a failure. With ULLME_LIB pointing at the
-mock (bindings/mock, `make test-bindings-mock`) the tests of binding plumbing run and the tests of
-numerics, which need the real engine, are skipped.
+A missing library, default model or fixture fails the test (nothing is skipped).
 """
 import os
 import sys
@@ -23,9 +20,8 @@ REQUIRE = os.environ.get("ULLME_REQUIRE_LIB") == "1"
 
 
 def _need(msg):
-    if REQUIRE:
-        pytest.fail(msg)
-    pytest.skip(msg)
+    # A missing library, model or fixture is a failure, never a skip.
+    pytest.fail(msg)
 
 
 @pytest.fixture(scope="session")
@@ -37,16 +33,7 @@ def lib():
 
 
 @pytest.fixture(scope="session")
-def is_mock(lib):
-    return lib.ullme_version().decode().endswith("-mock")
-
-
-@pytest.fixture(scope="session")
-def model_path(lib, is_mock, tmp_path_factory):
-    if is_mock:  # any GGUF-magic file will do
-        p = tmp_path_factory.mktemp("mock") / "mock.gguf"
-        p.write_bytes(b"GGUF" + b"\0" * 252)
-        return str(p)
+def model_path(lib):
     p = ullme.default_model_path()
     if not p.is_file():
         _need(f"{p} missing: run scripts/fetch_models.sh")
@@ -60,13 +47,14 @@ def model(model_path):
     m.close()
 
 
-@pytest.fixture
-def real_engine(is_mock):
-    if is_mock:
-        pytest.skip("needs the real engine (running against the mock library)")
 
 
 def cosine(a, b):
     import numpy as np
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    return REPO

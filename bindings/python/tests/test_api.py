@@ -19,7 +19,7 @@ def test_version_and_info(model, lib):
     assert info["params"]["max_length"] == 512 and info["params"]["batch_size"] == 32
 
 
-def test_default_model_dimension(model, real_engine):
+def test_default_model_dimension(model):
     assert model.dim == 576 and model.info["architecture"] == "llama"
 
 
@@ -75,7 +75,7 @@ def test_bytes_and_invalid_utf8(model):
     assert bad.shape == (3, model.dim) and np.all(np.isfinite(bad))
 
 
-def test_invalid_utf8_is_replacement(model, real_engine):
+def test_invalid_utf8_is_replacement(model):
     raw = b"caf\xc3 au lait \xff\xfe!"
     np.testing.assert_allclose(model.encode(raw), model.encode(raw.decode("utf-8", "replace")), atol=1e-6)
     assert model.tokenize(raw) == model.tokenize(raw.decode("utf-8", "replace"))
@@ -109,7 +109,7 @@ def test_truncation_stats(model_path):
 
 
 def test_progress_bar(model):
-    pytest.importorskip("tqdm")
+    import tqdm  # noqa: F401  (CI installs it; missing = failure)
     a = model.encode(TEXTS * 3, show_progress_bar=True, batch_size=4)
     np.testing.assert_array_equal(a, model.encode(TEXTS * 3, show_progress_bar=False, batch_size=4))
 

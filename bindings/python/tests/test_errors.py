@@ -27,7 +27,7 @@ def test_wrong_magic(lib, tmp_path):
     assert err(ullme.Model, str(p)).status == L.E_FORMAT
 
 
-def test_truncated_gguf(model_path, tmp_path, real_engine):
+def test_truncated_gguf(model_path, tmp_path):
     p = tmp_path / "trunc.gguf"
     with open(model_path, "rb") as f:
         p.write_bytes(f.read(1 << 20))

@@ -16,13 +16,13 @@ def smol():
     return json.loads(SMOL.read_text(encoding="utf-8"))
 
 
-def test_smollm2_token_ids(model, smol, real_engine):
+def test_smollm2_token_ids(model, smol):
     for e in smol["texts"]:
         assert model.tokenize(e["formatted"], add_special=True) == e["ids"], e["formatted"][:60]
 
 
 @pytest.mark.parametrize("attention", ["causal", "bidirectional"])
-def test_smollm2_embeddings(model_path, smol, attention, real_engine):
+def test_smollm2_embeddings(model_path, smol, attention):
     with ullme.Model(model_path, attention=attention) as m:
         assert m.dim == smol["hidden_size"]
         worst = []
@@ -38,7 +38,7 @@ def test_smollm2_embeddings(model_path, smol, attention, real_engine):
 
 
 @pytest.mark.parametrize("attention", ["causal", "bidirectional"])
-def test_smollm2_hidden_rows(model, smol, attention, real_engine):
+def test_smollm2_hidden_rows(model, smol, attention):
     for e in smol["texts"]:
         if "hidden_causal" not in e:
             continue
@@ -50,7 +50,7 @@ def test_smollm2_hidden_rows(model, smol, attention, real_engine):
             assert cosine(got[r], want[r]) >= 0.9999
 
 
-def test_smollm2_logits_top5(model, smol, real_engine):
+def test_smollm2_logits_top5(model, smol):
     for e in smol["texts"]:
         if "logits_top5" not in e:
             continue
@@ -62,7 +62,7 @@ def test_smollm2_logits_top5(model, smol, real_engine):
 
 
 @pytest.mark.parametrize("name", TINY)
-def test_tiny_llama(name, lib, real_engine):
+def test_tiny_llama(name, lib):
     exp = json.loads((FIXTURES / name / "expected.json").read_text())
     with ullme.Model(str(FIXTURES / name)) as m:
         assert m.dim == exp["hidden_size"]

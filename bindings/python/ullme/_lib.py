@@ -50,7 +50,16 @@ class EmbedStats(Structure):
     _fields_ = [("n_texts", c_size_t), ("n_tokens", c_size_t), ("n_truncated", c_size_t)]
 
 
+class TrainerParams(Structure):
+    _fields_ = [("struct_size", c_uint32), ("lora_rank", c_int32), ("lora_alpha", c_float),
+                ("lora_dropout", c_float), ("seed", ctypes.c_uint64), ("learning_rate", ctypes.c_double),
+                ("min_learning_rate", ctypes.c_double), ("weight_decay", ctypes.c_double),
+                ("grad_clip", ctypes.c_double), ("warmup_proportion", ctypes.c_double),
+                ("steps_per_epoch", c_int32), ("max_epochs", c_int32), ("is_cosine_annealing", c_int)]
+
+
 model_p = c_void_p  # opaque ullme_model *
+trainer_p = c_void_p  # opaque ullme_trainer *
 
 _SIGNATURES = {
     "ullme_version": (c_char_p, []),
@@ -74,6 +83,18 @@ _SIGNATURES = {
     "ullme_hidden_states": (c_int, [model_p, POINTER(c_int32), c_size_t, c_enum, POINTER(c_float),
                                     c_size_t]),
     "ullme_logits": (c_int, [model_p, POINTER(c_int32), c_size_t, POINTER(c_float), c_size_t]),
+    "ullme_trainer_default_params": (TrainerParams, []),
+    "ullme_trainer_new": (c_int, [model_p, POINTER(TrainerParams), POINTER(trainer_p)]),
+    "ullme_trainer_free": (None, [trainer_p]),
+    "ullme_trainer_parameter_count": (c_int, [trainer_p, POINTER(c_int64)]),
+    "ullme_trainer_embedding_backward": (c_int, [trainer_p, POINTER(c_int32), POINTER(c_size_t), c_size_t,
+                                                 POINTER(c_int64), c_enum, POINTER(c_float), c_size_t,
+                                                 POINTER(c_float), c_size_t]),
+    "ullme_trainer_encode": (c_int, [trainer_p, POINTER(c_int32), POINTER(c_size_t), c_size_t, c_enum,
+                                     POINTER(c_float), c_size_t]),
+    "ullme_trainer_lm_backward": (c_int, [trainer_p, POINTER(c_int32), POINTER(c_int32), POINTER(c_size_t),
+                                          c_size_t, POINTER(c_float)]),
+    "ullme_trainer_step": (c_int, [trainer_p, POINTER(ctypes.c_double), POINTER(c_float)]),
 }
 
 

@@ -1,0 +1,154 @@
+import CULLME
+
+/// What an `ullme_trainer *` points to.
+final class TrainerHandle {
+    let session: TrainingSession
+    let modelHandle: ModelHandle   // keeps the model alive while the trainer exists
+    init(session: TrainingSession, modelHandle: ModelHandle) { self.session = session; self.modelHandle = modelHandle }
+}
+
+func trainer(_ p: OpaquePointer?) throws -> TrainerHandle {
+    guard let p else { throw argError("trainer is NULL") }
+    return Unmanaged<TrainerHandle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+}
+
+let trainerParamsSize = UInt32(MemoryLayout<ullme_trainer_params>.size)
+
+@_cdecl("ullme_trainer_default_params")
+public func capi_trainer_default_params() -> ullme_trainer_params {
+    ullme_trainer_params(struct_size: trainerParamsSize, lora_rank: 16, lora_alpha: 32, lora_dropout: 0.1, seed: 42,
+                         learning_rate: 1e-4, min_learning_rate: 1e-7, weight_decay: 0, grad_clip: 1.0,
+                         warmup_proportion: 0.05, steps_per_epoch: 100, max_epochs: 1, is_cosine_annealing: 0)
+}
+
+@_cdecl("ullme_trainer_new")
+public func capi_trainer_new(_ model: OpaquePointer?, _ params: UnsafePointer<ullme_trainer_params>?,
+                             _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    capiCall("ullme_trainer_new") {
+        guard let out else { throw argError("out is NULL") }
+        out.pointee = nil
+        let h = try handle(model)
+        let p = params?.pointee ?? capi_trainer_default_params()
+        guard p.struct_size == trainerParamsSize else {
+            throw argError("ullme_trainer_params.struct_size is \(p.struct_size), expected \(trainerParamsSize): start from ullme_trainer_default_params()")
+        }
+        guard p.lora_rank >= 1, p.lora_rank <= 4096 else { throw argError("lora_rank must be in [1, 4096]") }
+        guard p.lora_alpha.isFinite, p.lora_alpha > 0 else { throw argError("lora_alpha must be positive") }
+        guard p.lora_dropout >= 0, p.lora_dropout < 1 else { throw argError("lora_dropout must be in [0, 1)") }
+        guard p.learning_rate.isFinite, p.min_learning_rate.isFinite, p.weight_decay.isFinite, p.grad_clip.isFinite,
+              p.warmup_proportion.isFinite else { throw argError("non-finite optimiser setting") }
+        var s = OptimizerSettings()
+        s.learningRate = p.learning_rate; s.minLearningRate = p.min_learning_rate; s.weightDecay = p.weight_decay
+        s.gradClip = p.grad_clip; s.warmupProportion = p.warmup_proportion; s.stepsPerEpoch = Int(p.steps_per_epoch)
+        s.maxEpochs = Int(p.max_epochs); s.cosineAnnealing = p.is_cosine_annealing != 0
+        let config = h.model.config
+        let lora = LoRAModel(config: config, rank: Int(p.lora_rank), alpha: p.lora_alpha, dropout: p.lora_dropout, seed: p.seed)
+        let tm = TrainingModel(model: h.model, lora: lora, head: ProjectionHead(dim: config.hiddenSize, seed: p.seed),
+                               pooling: Pooling(rawValue: Int32(truncatingIfNeeded: h.params.pooling.rawValue)) ?? .mean)
+        let session = try TrainingSession(model: tm, settings: s)
+        out.pointee = OpaquePointer(Unmanaged.passRetained(TrainerHandle(session: session, modelHandle: h)).toOpaque())
+    }
+}
+
+@_cdecl("ullme_trainer_free")
+public func capi_trainer_free(_ t: OpaquePointer?) {
+    guard let t else { return }
+    Unmanaged<TrainerHandle>.fromOpaque(UnsafeRawPointer(t)).release()
+}
+
+@_cdecl("ullme_trainer_parameter_count")
+public func capi_trainer_parameter_count(_ t: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
+    capiCall("ullme_trainer_parameter_count") {
+        let h = try trainer(t)
+        guard let out else { throw argError("out is NULL") }
+        out.pointee = Int64(h.session.parameterCount)
+    }
+}
+
+/// Unpacks (ids, lengths, n) into sequences, validating every pointer, length and id.
+func packedSequences(_ ids: UnsafePointer<Int32>?, _ lengths: UnsafePointer<Int>?, _ n: Int, model: Model) throws -> [[Int32]] {
+    guard n >= 1, n <= 1 << 20 else { throw argError("n_seqs must be in [1, 2^20] (got \(n))") }
+    guard let ids, let lengths else { throw argError("ids and lengths must not be NULL") }
+    var out: [[Int32]] = [], offset = 0
+    for i in 0..<n {
+        let L = lengths[i]
+        guard L >= 1, L <= model.config.maxPositions else { throw argError("lengths[\(i)] = \(L) outside [1, \(model.config.maxPositions)]") }
+        out.append(Array(UnsafeBufferPointer(start: ids + offset, count: L)))
+        offset += L
+    }
+    return out
+}
+
+func exampleKeys(_ p: UnsafePointer<Int64>?, _ n: Int) -> [Int] {
+    guard let p else { return Array(0..<n) }
+    return (0..<n).map { Int(truncatingIfNeeded: p[$0]) }
+}
+
+func attentionMode(_ a: ullme_attention) throws -> AttentionMode {
+    guard let m = AttentionMode(rawValue: Int32(truncatingIfNeeded: a.rawValue)) else {
+        throw argError("unknown attention value \(Int32(truncatingIfNeeded: a.rawValue))")
+    }
+    return m
+}
+
+@_cdecl("ullme_trainer_embedding_backward")
+public func capi_trainer_embedding_backward(_ t: OpaquePointer?, _ ids: UnsafePointer<Int32>?, _ lengths: UnsafePointer<Int>?,
+                                            _ n: Int, _ examples: UnsafePointer<Int64>?, _ attention: ullme_attention,
+                                            _ dReps: UnsafePointer<Float>?, _ dRepsLen: Int,
+                                            _ repsOut: UnsafeMutablePointer<Float>?, _ repsLen: Int) -> Int32 {
+    capiCall("ullme_trainer_embedding_backward") {
+        let h = try trainer(t)
+        let tm = h.session.model
+        let seqs = try packedSequences(ids, lengths, n, model: tm.model)
+        let D = tm.head.dim
+        guard let dReps, dRepsLen == n * D else { throw argError("d_reps must hold n_seqs * dim = \(n * D) floats") }
+        if repsOut != nil { guard repsLen >= n * D else { throw argError("reps_out must hold \(n * D) floats") } }
+        let mode = try attentionMode(attention)
+        let reps = try tm.embeddingBackward(seqs, examples: exampleKeys(examples, n), dReps: Array(UnsafeBufferPointer(start: dReps, count: n * D)),
+                                            attention: mode, grads: &h.session.grads)
+        repsOut?.update(from: reps, count: n * D)
+    }
+}
+
+@_cdecl("ullme_trainer_encode")
+public func capi_trainer_encode(_ t: OpaquePointer?, _ ids: UnsafePointer<Int32>?, _ lengths: UnsafePointer<Int>?, _ n: Int,
+                                _ attention: ullme_attention, _ repsOut: UnsafeMutablePointer<Float>?, _ repsLen: Int) -> Int32 {
+    capiCall("ullme_trainer_encode") {
+        let h = try trainer(t)
+        let tm = h.session.model
+        let seqs = try packedSequences(ids, lengths, n, model: tm.model)
+        let D = tm.head.dim
+        guard let repsOut, repsLen >= n * D else { throw argError("reps_out must hold n_seqs * dim = \(n * D) floats") }
+        let mode = try attentionMode(attention)
+        tm.lora.training = false
+        defer { tm.lora.training = true }
+        let reps = try tm.encode(seqs, examples: Array(0..<n), attention: mode).projected
+        repsOut.update(from: reps, count: n * D)
+    }
+}
+
+@_cdecl("ullme_trainer_lm_backward")
+public func capi_trainer_lm_backward(_ t: OpaquePointer?, _ ids: UnsafePointer<Int32>?, _ labels: UnsafePointer<Int32>?,
+                                     _ lengths: UnsafePointer<Int>?, _ n: Int, _ lossOut: UnsafeMutablePointer<Float>?) -> Int32 {
+    capiCall("ullme_trainer_lm_backward") {
+        let h = try trainer(t)
+        let tm = h.session.model
+        let seqs = try packedSequences(ids, lengths, n, model: tm.model)
+        guard let labels else { throw argError("labels is NULL") }
+        var offset = 0
+        let labelSeqs = seqs.map { s -> [Int32] in defer { offset += s.count }; return Array(UnsafeBufferPointer(start: labels + offset, count: s.count)) }
+        let loss = try tm.causalLMBackward(seqs, labels: labelSeqs, examples: Array(0..<n), grads: &h.session.grads)
+        lossOut?.pointee = loss
+    }
+}
+
+@_cdecl("ullme_trainer_step")
+public func capi_trainer_step(_ t: OpaquePointer?, _ lrOut: UnsafeMutablePointer<Double>?, _ normOut: UnsafeMutablePointer<Float>?) -> Int32 {
+    capiCall("ullme_trainer_step") {
+        let h = try trainer(t)
+        let (lr, norm) = h.session.optimizerStep()
+        lrOut?.pointee = lr
+        normOut?.pointee = norm
+        guard norm.isFinite else { throw ULLMEError.state("gradient norm is \(norm): step skipped, gradients dropped") }
+    }
+}

@@ -1,0 +1,113 @@
+"""Training access: LoRA adapters + projection head on a loaded Model, one objective call at a time.
+
+    t = ullme.Trainer(model, lora_rank=16, learning_rate=1e-4)
+    reps = t.embedding_backward([ids_a, ids_b], d_reps)     # GradCache: you supply dLoss/dreps
+    loss = t.lm_backward([ids], [labels])                    # causal LM cross-entropy (-100 = ignored)
+    lr, grad_norm = t.step()                                 # clip, AdamW, schedule; clears gradients
+"""
+import ctypes
+from ctypes import byref
+
+import numpy as np
+
+from . import _lib as L
+from ._lib import Error
+
+
+def _packed(seqs, name="ids"):
+    seqs = [np.ascontiguousarray(np.asarray(s, dtype=np.int32).ravel()) for s in seqs]
+    if not seqs:
+        raise Error(f"{name}: need at least one sequence", L.E_ARG)
+    flat = np.ascontiguousarray(np.concatenate(seqs)) if seqs else np.zeros(0, np.int32)
+    lengths = (ctypes.c_size_t * len(seqs))(*[len(s) for s in seqs])
+    return flat, lengths, len(seqs)
+
+
+def _i32(a):
+    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+
+
+def _f32(a):
+    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+
+
+class Trainer:
+    """LoRA (every attention and MLP linear layer) + projection head on `model`, with AdamW and the
+    reference schedule. Not thread-safe; the Model must stay open while the Trainer lives."""
+
+    def __init__(self, model, lora_rank=16, lora_alpha=32.0, lora_dropout=0.1, seed=42, learning_rate=1e-4,
+                 min_learning_rate=1e-7, weight_decay=0.0, grad_clip=1.0, warmup_proportion=0.05,
+                 steps_per_epoch=100, max_epochs=1, is_cosine_annealing=False):
+        lib = L.lib()
+        self.model = model
+        p = lib.ullme_trainer_default_params()
+        p.lora_rank, p.lora_alpha, p.lora_dropout, p.seed = int(lora_rank), float(lora_alpha), float(lora_dropout), int(seed)
+        p.learning_rate, p.min_learning_rate = float(learning_rate), float(min_learning_rate)
+        p.weight_decay, p.grad_clip, p.warmup_proportion = float(weight_decay), float(grad_clip), float(warmup_proportion)
+        p.steps_per_epoch, p.max_epochs = int(steps_per_epoch), int(max_epochs)
+        p.is_cosine_annealing = 1 if is_cosine_annealing else 0
+        h = L.trainer_p()
+        L.check(lib.ullme_trainer_new(model._handle, byref(p), byref(h)), "ullme_trainer_new")
+        self._handle = h
+        self.dim = model.dim
+
+    def close(self):
+        if getattr(self, "_handle", None):
+            L.lib().ullme_trainer_free(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def parameter_count(self):
+        n = ctypes.c_int64()
+        L.check(L.lib().ullme_trainer_parameter_count(self._handle, byref(n)), "parameter_count")
+        return n.value
+
+    def embedding_backward(self, sequences, d_reps, attention="bidirectional", example_ids=None):
+        """Forward → pool → proj → normalise, then back-propagate d_reps (n, dim). Returns the reps (n, dim)."""
+        ids, lengths, n = _packed(sequences)
+        d = np.ascontiguousarray(np.asarray(d_reps, dtype=np.float32))
+        if d.size != n * self.dim:
+            raise Error(f"d_reps has {d.size} values, {n} sequences of dim {self.dim} need {n * self.dim}", L.E_ARG)
+        reps = np.empty((n, self.dim), np.float32)
+        ex = None if example_ids is None else (ctypes.c_int64 * n)(*map(int, example_ids))
+        L.check(L.lib().ullme_trainer_embedding_backward(self._handle, _i32(ids), lengths, n, ex,
+                                                         self.model._parse_attention(attention), _f32(d), d.size,
+                                                         _f32(reps), reps.size), "embedding_backward")
+        return reps
+
+    def encode(self, sequences, attention="bidirectional"):
+        """Projected, normalised reps (n, dim) with the current adapters and head (no dropout)."""
+        ids, lengths, n = _packed(sequences)
+        reps = np.empty((n, self.dim), np.float32)
+        L.check(L.lib().ullme_trainer_encode(self._handle, _i32(ids), lengths, n, self.model._parse_attention(attention),
+                                             _f32(reps), reps.size), "encode")
+        return reps
+
+    def lm_backward(self, sequences, labels):
+        """Mean next-token cross-entropy over labelled tokens (-100 = ignored); accumulates gradients."""
+        ids, lengths, n = _packed(sequences)
+        lab, lab_lengths, m = _packed(labels, "labels")
+        if m != n or list(lab_lengths) != list(lengths):
+            raise Error("labels must have the shape of the sequences", L.E_ARG)
+        loss = ctypes.c_float()
+        L.check(L.lib().ullme_trainer_lm_backward(self._handle, _i32(ids), _i32(lab), lengths, n, byref(loss)),
+                "lm_backward")
+        return float(loss.value)
+
+    def step(self):
+        """Clip, AdamW step at the scheduled rate, clear gradients. Returns (lr, grad_norm)."""
+        lr, norm = ctypes.c_double(), ctypes.c_float()
+        L.check(L.lib().ullme_trainer_step(self._handle, byref(lr), byref(norm)), "step")
+        return lr.value, norm.value
