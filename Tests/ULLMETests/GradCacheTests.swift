@@ -3,14 +3,14 @@ import XCTest
 
 /// GradCache: the gradients of a GRL step (CL + DPO + KL) do not depend on the chunk size.
 final class GradCacheTests: XCTestCase {
-    func makeBatch(B: Int, P: Int, N: Int) -> [GRLExample] {
+    func makeBatch(B: Int, P: Int, N: Int) -> [GRLTokenizedExample] {
         let rng = KeyedRandom(rawKey: 11)
         var c: UInt64 = 0
         func ids(_ n: Int) -> [Int32] { (0..<n).map { _ in c += 1; return Int32(3 + Int(rng.uniform(c) * 250)) } }
         return (0..<B).map { b in
             let gen = (0..<(P + N)).map { _ in ids(6 + b % 3) }
             let labels = gen.map { g in g.enumerated().map { $0.offset < 3 ? Int32(-100) : $0.element } }
-            return GRLExample(sequences: (0..<(1 + P + N)).map { _ in ids(4 + b) }, generation: gen,
+            return GRLTokenizedExample(sequences: (0..<(1 + P + N)).map { _ in ids(4 + b) }, generation: gen,
                               generationLabels: labels, index: 100 + b, label: b)
         }
     }

@@ -24,7 +24,7 @@ public struct GRLLossConfig: Sendable {
 }
 
 /// One tokenised training example: the embedding inputs and the generation examples of its candidates.
-public struct GRLExample: Sendable {
+public struct GRLTokenizedExample: Sendable {
     /// Slot 0 the query, 1...P positives, P+1...P+N negatives (embedding inputs, already formatted).
     public var sequences: [[Int32]]
     /// One generation example per candidate (P positives then N negatives), with labels (-100 = no loss).
@@ -48,7 +48,7 @@ extension TrainingModel {
     /// Dropout key of slot `slot` of example `index` (64 slots per example: embedding 0..<32, generation 32..<64).
     static func sequenceKey(_ index: Int, _ slot: Int) -> Int { index * 64 + slot }
 
-    public func grlStep(_ batch: [GRLExample], P: Int, N: Int, config: GRLLossConfig,
+    public func grlStep(_ batch: [GRLTokenizedExample], P: Int, N: Int, config: GRLLossConfig,
                         grads: inout Gradients) throws -> GRLStepLosses {
         let B = batch.count, S = 1 + P + N, K = P + N, D = head.dim
         guard B > 0 else { throw ULLMEError.argument("empty batch") }
@@ -114,7 +114,7 @@ extension TrainingModel {
         return losses
     }
 
-    func embeddingInputs(_ batch: [GRLExample], _ chunk: Range<Int>) -> ([[Int32]], [Int]) {
+    func embeddingInputs(_ batch: [GRLTokenizedExample], _ chunk: Range<Int>) -> ([[Int32]], [Int]) {
         var seqs: [[Int32]] = [], keys: [Int] = []
         for b in chunk { for (slot, s) in batch[b].sequences.enumerated() {
             seqs.append(s); keys.append(Self.sequenceKey(batch[b].index, slot))
@@ -125,7 +125,7 @@ extension TrainingModel {
     /// Forward/backward of the chunk's generation examples; returns the token-mean log-probs [Bc, K]
     /// (the KL target, detached) and the chunk's generative loss (a mean over the chunk), back-propagated
     /// with `scale`.
-    func generationBackward(_ batch: [GRLExample], _ chunk: Range<Int>, P: Int, N: Int, config: GRLLossConfig,
+    func generationBackward(_ batch: [GRLTokenizedExample], _ chunk: Range<Int>, P: Int, N: Int, config: GRLLossConfig,
                             scale: Float, grads: inout Gradients) throws -> (means: [Float], loss: Float) {
         let K = P + N, Bc = chunk.count
         // Only the sequences some term reads: all K for KL; the positives for sft; first positive and
