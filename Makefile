@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib models fixtures test test-swift test-python test-c test-go bench install clean
+.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test test-swift test-python test-c test-go bench install clean
 
 all: lib
 
@@ -23,7 +23,20 @@ models:
 fixtures: models
 	scripts/make_generated_fixtures.sh
 
-test: lib fixtures test-swift test-python test-c test-go
+# GRL training data from Debian's wordnet-base (apt-get install wordnet-base).
+wordnet-data:
+	python3 scripts/build_wordnet_grl.py --out data/grl/wordnet
+
+# The builder must give the same bytes twice (full set and the committed tiny set).
+check-wordnet-determinism:
+	rm -rf $(BUILD)/wn-a $(BUILD)/wn-b
+	python3 scripts/build_wordnet_grl.py --out $(BUILD)/wn-a
+	python3 scripts/build_wordnet_grl.py --out $(BUILD)/wn-b
+	cmp $(BUILD)/wn-a/train.jsonl $(BUILD)/wn-b/train.jsonl && cmp $(BUILD)/wn-a/heldout.jsonl $(BUILD)/wn-b/heldout.jsonl && cmp $(BUILD)/wn-a/README.md $(BUILD)/wn-b/README.md
+	python3 scripts/build_wordnet_grl.py --limit 256 --out $(BUILD)/wn-tiny
+	diff -r $(BUILD)/wn-tiny data/grl/wordnet-tiny
+
+test: lib fixtures check-wordnet-determinism test-swift test-python test-c test-go
 
 test-swift:
 	$(SWIFT) test --disable-swift-testing

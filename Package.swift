@@ -17,9 +17,16 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])],
             linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("m")]
         ),
+        // libyaml for the training config (Debian libyaml-dev: yaml.h, libyaml.so).
+        .systemLibrary(
+            name: "CYAML",
+            path: "Sources/CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
         .target(
             name: "ULLMESwift",
-            dependencies: ["CULLME"],
+            dependencies: ["CULLME", "CYAML"],
             exclude: ["CAPI/exports.map"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
             // Export exactly the functions of include/ullme.h (the linker runs in the package root).
