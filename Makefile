@@ -23,7 +23,7 @@ models:
 fixtures: models
 	scripts/make_generated_fixtures.sh
 
-test: lib fixtures test-swift test-python test-c test-go
+test: lib fixtures test-swift test-python test-c test-go   # test-swift before test-python (adapter export)
 
 test-swift:
 	$(SWIFT) test --disable-swift-testing
@@ -37,6 +37,8 @@ GOENV = GOFLAGS=-mod=mod GOPROXY=off GOCACHE=$(abspath $(BUILD))/go/cache GOPATH
 	CGO_LDFLAGS="-L$(ABS_LIBDIR) -Wl,-rpath,$(ABS_LIBDIR)"
 REQUIRE_LIB ?= 1
 
+# Order matters: test-swift (AdapterTests) writes tests/fixtures/generated/adapter-export/, which
+# bindings/python/tests/test_adapter.py loads with PEFT (needs torch + peft; it fails without them).
 test-python:
 	ULLME_LIB=$(ABS_LIBDIR)/libullme.so ULLME_REQUIRE_LIB=$(REQUIRE_LIB) python3 -m pytest bindings/python/tests -q
 
