@@ -36,6 +36,7 @@ check-wordnet-determinism:
 	python3 scripts/build_wordnet_grl.py --limit 256 --out $(BUILD)/wn-tiny
 	diff -r $(BUILD)/wn-tiny data/grl/wordnet-tiny
 
+# test-swift runs before test-python: the Swift adapter test exports what the PEFT test loads.
 test: lib fixtures check-wordnet-determinism test-swift test-python test-c test-go
 
 test-swift:
@@ -50,6 +51,8 @@ GOENV = GOFLAGS=-mod=mod GOPROXY=off GOCACHE=$(abspath $(BUILD))/go/cache GOPATH
 	CGO_LDFLAGS="-L$(ABS_LIBDIR) -Wl,-rpath,$(ABS_LIBDIR)"
 REQUIRE_LIB ?= 1
 
+# Order matters: test-swift (AdapterTests) writes tests/fixtures/generated/adapter-export/, which
+# bindings/python/tests/test_adapter.py loads with PEFT (needs torch + peft; it fails without them).
 test-python:
 	ULLME_LIB=$(ABS_LIBDIR)/libullme.so ULLME_REQUIRE_LIB=$(REQUIRE_LIB) python3 -m pytest bindings/python/tests -q
 

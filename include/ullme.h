@@ -92,12 +92,21 @@ typedef struct {
     ullme_attention attention; /* default ULLME_ATTENTION_BIDIRECTIONAL, as the ULLME reference */
     int32_t max_length;        /* tokens per text after formatting, BOS included; default 512; >= 1 */
     int32_t batch_size;        /* texts per forward pass inside ullme_embed; default 32; >= 1 */
+    const char *adapter_path;  /* NULL (default) or a directory holding a PEFT LoRA adapter
+                                * (adapter_config.json + adapter_model.safetensors, as
+                                * PeftModel.save_pretrained writes it; optional projection_head.safetensors).
+                                * Its adapters are applied by every forward pass (embeddings, hidden
+                                * states, logits). Added after ABI 1's first release: a caller built
+                                * against the older header passes the smaller struct_size and gets no
+                                * adapter. The string is copied during ullme_model_load. */
 } ullme_model_params;
 
 ULLME_API ullme_model_params ullme_model_default_params(void);
 
 /* Load a model from a .gguf file or a Hugging Face directory (config.json, *.safetensors
- * [+ model.safetensors.index.json], tokenizer.json [+ tokenizer_config.json]).
+ * [+ model.safetensors.index.json], tokenizer.json [+ tokenizer_config.json]), with the LoRA adapter
+ * of params->adapter_path applied when it is not NULL (ULLME_E_FORMAT / ULLME_E_UNSUPPORTED when the
+ * adapter does not fit the model or uses PEFT options this version does not support).
  * `params` may be NULL for defaults. On success *out owns the model; free it with ullme_model_free. */
 ULLME_API int ullme_model_load(const char *path, const ullme_model_params *params, ullme_model **out);
 /* Free a model. NULL is a no-op. */
@@ -119,7 +128,9 @@ typedef struct {
 } ullme_model_info;
 
 ULLME_API int ullme_model_get_info(const ullme_model *model, ullme_model_info *out);
-/* The parameters the model was loaded with. */
+/* The parameters the model was loaded with. adapter_path then points to the library's copy of the
+ * path (NULL if none), valid until ullme_model_free. If out->struct_size holds the size of the older
+ * struct (without adapter_path), only that prefix is written. */
 ULLME_API int ullme_model_get_params(const ullme_model *model, ullme_model_params *out);
 
 /* ---- Tokenizer ---------------------------------------------------------------------------- */

@@ -68,6 +68,9 @@ int main(int argc, char **argv) {
     p = ullme_model_default_params(); p.batch_size = 0; EXPECT(ullme_model_load(path, &p, &m), ULLME_E_ARG);
     p = ullme_model_default_params(); p.pooling = (ullme_pooling)99; EXPECT(ullme_model_load(path, &p, &m), ULLME_E_ARG);
     p = ullme_model_default_params(); p.attention = (ullme_attention)-3; EXPECT(ullme_model_load(path, &p, &m), ULLME_E_ARG);
+    p = ullme_model_default_params(); TRUE(p.adapter_path == NULL);
+    p.adapter_path = ""; EXPECT(ullme_model_load(path, &p, &m), ULLME_E_ARG);
+    p.adapter_path = "/nonexistent-ullme-adapter"; EXPECT(ullme_model_load(path, &p, &m), ULLME_E_IO);
     TRUE(m == NULL);
 
     p = ullme_model_default_params(); p.max_length = 16;

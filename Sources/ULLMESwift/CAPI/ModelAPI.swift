@@ -5,7 +5,16 @@ import Glibc
 final class ModelHandle {
     let model: Model
     let params: ullme_model_params
-    init(model: Model, params: ullme_model_params) { self.model = model; self.params = params }
+    /// The handle's own copy of params.adapter_path (what get_params returns).
+    private let adapterPath: UnsafeMutablePointer<CChar>?
+    init(model: Model, params: ullme_model_params, adapterPath: String?) {
+        self.model = model
+        self.adapterPath = adapterPath.map { strdup($0)! }
+        var p = params
+        p.adapter_path = UnsafePointer(self.adapterPath)
+        self.params = p
+    }
+    deinit { free(adapterPath) }
 }
 
 func handle(_ p: OpaquePointer?) throws -> ModelHandle {
@@ -14,12 +23,28 @@ func handle(_ p: OpaquePointer?) throws -> ModelHandle {
 }
 
 let modelParamsSize = UInt32(MemoryLayout<ullme_model_params>.size)
+/// ullme_model_params as first released (up to batch_size, no adapter_path): still accepted.
+let modelParamsSizeV1 = UInt32(MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.adapter_path)!)
+
+/// Reads a caller's params struct without reading past its struct_size (an older, smaller struct gets
+/// the defaults for the fields it lacks).
+func readModelParams(_ p: UnsafePointer<ullme_model_params>) throws -> ullme_model_params {
+    let size = UnsafeRawPointer(p).load(as: UInt32.self)
+    guard size == modelParamsSize || size == modelParamsSizeV1 else {
+        throw argError("ullme_model_params.struct_size is \(size), expected \(modelParamsSize): start from ullme_model_default_params()")
+    }
+    var out = capi_model_default_params()
+    withUnsafeMutableBytes(of: &out) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p, count: Int(size))) }
+    out.struct_size = modelParamsSize
+    return out
+}
 let embedParamsSize = UInt32(MemoryLayout<ullme_embed_params>.size)
 
 @_cdecl("ullme_model_default_params")
 public func capi_model_default_params() -> ullme_model_params {
     ullme_model_params(struct_size: modelParamsSize, n_threads: 0, pooling: ULLME_POOLING_MEAN,
-                       attention: ULLME_ATTENTION_BIDIRECTIONAL, max_length: 512, batch_size: 32)
+                       attention: ULLME_ATTENTION_BIDIRECTIONAL, max_length: 512, batch_size: 32,
+                       adapter_path: nil)
 }
 
 /// Checks a params struct from the caller; returns a validated copy.
@@ -47,10 +72,12 @@ public func capi_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePoint
         guard let out else { throw argError("out is NULL") }
         out.pointee = nil
         guard let path else { throw argError("path is NULL") }
-        let p = try validated(params?.pointee ?? capi_model_default_params())
+        let p = try validated(params.map(readModelParams) ?? capi_model_default_params())
         if p.n_threads > 0 { setBLASThreads(Int(p.n_threads)) }
-        let model = try Model.load(path: String(cString: path))
-        let h = ModelHandle(model: model, params: p)
+        let adapter = p.adapter_path.map { String(cString: $0) }
+        if adapter?.isEmpty == true { throw argError("adapter_path is empty (use NULL for no adapter)") }
+        let model = try Model.load(path: String(cString: path), adapter: adapter)
+        let h = ModelHandle(model: model, params: p, adapterPath: adapter)
         out.pointee = OpaquePointer(Unmanaged.passRetained(h).toOpaque())
     }
 }
@@ -90,7 +117,13 @@ public func capi_model_get_params(_ model: OpaquePointer?, _ out: UnsafeMutableP
     capiCall("ullme_model_get_params") {
         let h = try handle(model)
         guard let out else { throw argError("out is NULL") }
-        out.pointee = h.params
+        if UnsafeRawPointer(out).load(as: UInt32.self) == modelParamsSizeV1 {
+            var p = h.params
+            p.struct_size = modelParamsSizeV1
+            withUnsafeBytes(of: &p) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: Int(modelParamsSizeV1)) }
+        } else {
+            out.pointee = h.params
+        }
     }
 }
 

@@ -7,12 +7,48 @@ public final class Model: @unchecked Sendable {
     public let tokenizer: Tokenizer?
     public let parameterCount: Int
     let decoder: TransformerDecoder
+    /// LoRA adapters applied by every inference forward (eval mode: no dropout); nil for the base model.
+    public let adapter: LoRAModel?
+    /// The projection head that came with the adapter (training only: embeddings never go through it).
+    public let projectionHead: ProjectionHead?
 
     init(config: ModelConfig, tokenizer: Tokenizer?, weights: DecoderWeights) {
         self.config = config
         self.tokenizer = tokenizer
         self.parameterCount = weights.parameterCount
         self.decoder = TransformerDecoder(config: config, weights: weights)
+        self.adapter = nil
+        self.projectionHead = nil
+    }
+
+    private init(base: Model, adapter: LoRAModel?, head: ProjectionHead?) {
+        config = base.config; tokenizer = base.tokenizer; parameterCount = base.parameterCount
+        decoder = base.decoder   // shares the (immutable) weights
+        self.adapter = adapter; projectionHead = head
+    }
+
+    /// This model's weights with `lora` applied at inference (replacing any adapter it had; nil = none).
+    /// The adapters are copied and put in eval mode, so later changes to `lora` do not affect the result.
+    public func withAdapter(_ lora: LoRAModel?, head: ProjectionHead? = nil) throws -> Model {
+        guard let lora else { return Model(base: self, adapter: nil, head: nil) }
+        guard lora.adapters.count == config.nLayers else {
+            throw ULLMEError.argument("the adapter has \(lora.adapters.count) layers, the model \(config.nLayers)")
+        }
+        let known = config.loraTargets
+        for t in lora.targets where !known.contains(t) {
+            throw ULLMEError.argument("adapter target \(t.name) does not fit this \(config.architecture) model")
+        }
+        let copy = LoRAModel(targets: lora.targets, adapters: lora.adapters, seed: lora.seed)
+        copy.training = false
+        return Model(base: self, adapter: copy, head: head)
+    }
+
+    /// Loads a model (as `load(path:)`) with a PEFT LoRA adapter directory applied (see AdapterIO).
+    public static func load(path: String, adapter: String?) throws -> Model {
+        let base = try load(path: path)
+        guard let adapter else { return base }
+        let a = try AdapterIO.load(from: adapter, config: base.config)
+        return try base.withAdapter(a.lora, head: a.head)
     }
 
     /// Loads a .gguf file or a Hugging Face model directory.
@@ -44,7 +80,8 @@ public final class Model: @unchecked Sendable {
 
     /// Runs the decoder on packed sequences (see `Decoder`).
     public func forward(_ sequences: [[Int32]], attention: AttentionMode, wantLogits: Bool = false) throws -> DecoderOutput {
-        try decoder.forward(sequences, attention: attention, wantLogits: wantLogits)
+        try decoder.forward(sequences, attention: attention, wantLogits: wantLogits,
+                            lora: adapter.map { LoRAContext(model: $0, examples: Array(sequences.indices), pass: 0) })
     }
 
     func requireTokenizer() throws -> Tokenizer {

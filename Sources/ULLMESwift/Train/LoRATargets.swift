@@ -45,10 +45,13 @@ extension ModelConfig {
         }
     }
 
-    /// PEFT's module path of a target in layer `layer` (for adapter files).
-    public func peftModuleName(layer: Int, target: LoRATarget) -> String {
+    /// PEFT's module path of a target in layer `layer` (for adapter files). PEFT 0.21 saves keys relative
+    /// to the wrapped model: on `AutoModel` (the decoder alone, what an embedding model loads; task_type
+    /// FEATURE_EXTRACTION) that is `base_model.model.layers.{i}...`; on `AutoModelForCausalLM` the decoder
+    /// sits under `.model`, giving `base_model.model.model.layers.{i}...` (`causalLM: true`).
+    public func peftModuleName(layer: Int, target: LoRATarget, causalLM: Bool = false) -> String {
         let group = target.site == .qkv || target.site == .output ? "self_attn" : "mlp"
-        return "base_model.model.model.layers.\(layer).\(group).\(target.name)"
+        return (causalLM ? "base_model.model.model.layers." : "base_model.model.layers.") + "\(layer).\(group).\(target.name)"
     }
 }
 
@@ -75,6 +78,14 @@ public final class LoRAModel: @unchecked Sendable {
                                               site: RandomSite(module: UInt32(ti), pass: 15)))
             }
         }
+    }
+
+    /// Given adapters (e.g. loaded from a file): adapters[layer][i] belongs to targets[i].
+    public init(targets: [LoRATarget], adapters: [[LoRAAdapter]], seed: UInt64 = 0) {
+        precondition(adapters.allSatisfy { $0.count == targets.count })
+        self.targets = targets
+        self.adapters = adapters
+        self.seed = seed
     }
 
     var parameterCount: Int { adapters.joined().reduce(0) { $0 + $1.a.count + $1.b.count } }

