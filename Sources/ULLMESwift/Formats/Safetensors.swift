@@ -5,6 +5,8 @@ public final class SafetensorsFile: @unchecked Sendable {
     public let path: String
     /// Tensors ordered by their position in the data area.
     public let tensors: [TensorRecord]
+    /// The header's string-valued `__metadata__` entries (other values are ignored).
+    public let metadata: [String: String]
     public let file: MappedFile
     private let index: [String: Int]
 
@@ -35,6 +37,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw ULLMEError.format("\(path): header is not a JSON object")
         }
 
+        metadata = (entries["__metadata__"]?.object ?? [:]).compactMapValues(\.string)
         struct Entry { var name: String; var shape: [Int]; var type: TensorType; var begin: Int; var end: Int }
         var list: [Entry] = []
         list.reserveCapacity(entries.count)

@@ -37,6 +37,12 @@ public final class AdamW {
         expAvgSq = expAvg
     }
 
+    /// Restores the state saved in a checkpoint (moments per parameter tensor and the step count).
+    public func restore(expAvg m: [[Float]], expAvgSq v: [[Float]], stepCount: Int) {
+        precondition(m.map(\.count) == expAvg.map(\.count) && v.map(\.count) == expAvgSq.map(\.count))
+        expAvg = m; expAvgSq = v; self.stepCount = stepCount
+    }
+
     /// One optimiser step at learning rate `lr` on every parameter buffer with its gradient.
     public func step(params: [UnsafeMutableBufferPointer<Float>], grads: [UnsafeBufferPointer<Float>], lr: Double) {
         precondition(params.count == expAvg.count && grads.count == expAvg.count)

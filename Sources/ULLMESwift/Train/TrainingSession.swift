@@ -68,15 +68,29 @@ public final class TrainingSession: @unchecked Sendable {
         if norm.isFinite {
             var p = Self.parameters(model)
             optimizer.step(&p, grads: g, lr: lr)
-            var i = 0
-            for l in model.lora.adapters.indices { for t in model.lora.adapters[l].indices {
-                model.lora.adapters[l][t].a = p[i]; model.lora.adapters[l][t].b = p[i + 1]; i += 2
-            } }
-            model.head.w1 = p[i]; model.head.b1 = p[i + 1]; model.head.w2 = p[i + 2]; model.head.b2 = p[i + 3]
+            setParameters(p)
         }
         grads = model.zeroGradients()
         step += 1
         model.lora.step = UInt64(step)
         return (lr, norm)
+    }
+
+    /// Puts back parameters, optimiser state and the step (checkpoint resume).
+    func restore(parameters p: [[Float]], expAvg: [[Float]], expAvgSq: [[Float]], optimizerSteps: Int, step: Int) {
+        setParameters(p)
+        optimizer.restore(expAvg: expAvg, expAvgSq: expAvgSq, stepCount: optimizerSteps)
+        grads = model.zeroGradients()
+        self.step = step
+        model.lora.step = UInt64(step)
+    }
+
+    /// Scatters tensors in `parameters` order back into the adapters and the head.
+    func setParameters(_ p: [[Float]]) {
+        var i = 0
+        for l in model.lora.adapters.indices { for t in model.lora.adapters[l].indices {
+            model.lora.adapters[l][t].a = p[i]; model.lora.adapters[l][t].b = p[i + 1]; i += 2
+        } }
+        model.head.w1 = p[i]; model.head.b1 = p[i + 1]; model.head.w2 = p[i + 2]; model.head.b2 = p[i + 3]
     }
 }

@@ -1,0 +1,199 @@
+import Glibc
+
+/// Everything a GRL run needs (the YAML config maps onto this; METHOD §2–§7 defaults).
+public struct GRLRunSettings: Sendable {
+    public struct DataFile: Sendable {
+        public var path: String
+        public var instruction: String
+        public var name: String?
+        public var alignmentInstruction: String = GRLTextFormat.passageToQueryInstruction
+        public init(path: String, instruction: String, name: String? = nil) {
+            self.path = path; self.instruction = instruction; self.name = name
+        }
+    }
+    public var modelPath: String
+    public var data: [DataFile]
+    public var outputDir: String
+    public var batchSize = 16
+    public var posPerSample = 1
+    public var negPerSample = 1
+    public var maxSeqLength = 512
+    public var maxEpochs = 1
+    public var maxSteps = Int.max
+    public var seed: UInt64 = 42
+    public var loraRank = 16, loraAlpha: Float = 32, loraDropout: Float = 0.1
+    public var loraTargets: Set<String>? = nil
+    public var pooling = Pooling.mean
+    public var loss = GRLLossConfig()
+    public var optimizer = OptimizerSettings()
+    public var checkpointInterval = 100   // steps; 0 = only at the end
+    public var skipMalformedLines = false
+    public init(modelPath: String, data: [DataFile], outputDir: String) {
+        self.modelPath = modelPath; self.data = data; self.outputDir = outputDir
+    }
+}
+
+/// One logged optimiser step.
+public struct GRLLogRecord: Sendable {
+    public var step: Int, totalSteps: Int, epoch: Int
+    public var losses: GRLStepLosses
+    public var learningRate: Double
+    public var gradNorm: Float
+    public var seconds: Double
+    public var tokensPerSecond: Double { seconds > 0 ? Double(losses.tokens) / seconds : 0 }
+
+    /// One JSON line (the CLI's log file).
+    public var json: String {
+        "{\"step\":\(step),\"epoch\":\(epoch),\"loss\":\(losses.total),\"cl\":\(losses.contrastive),\"gen\":\(losses.generative),"
+            + "\"kl\":\(losses.kl),\"lr\":\(learningRate),\"grad_norm\":\(gradNorm),\"tokens\":\(losses.tokens),"
+            + "\"seconds\":\(seconds),\"tokens_per_s\":\(tokensPerSecond)}"
+    }
+}
+
+/// The GRL training loop: data → tokenised batches → GRL step (GradCache) → clip, AdamW, schedule →
+/// periodic atomic checkpoints (LoRA, head, AdamW moments, step) and a final PEFT adapter export.
+/// `resume` continues bit-identically: batches are a function of (seed, epoch, step) and dropout masks of
+/// (seed, step, example), so restoring the step and optimiser state is all that is needed.
+public final class GRLTrainer {
+    public let settings: GRLRunSettings
+    public let model: Model
+    public let session: TrainingSession
+    public let sampler: GRLBatchSampler
+    public let totalSteps: Int
+
+    public init(settings: GRLRunSettings, model: Model? = nil) throws {
+        self.settings = settings
+        let model = try model ?? Model.load(path: settings.modelPath)
+        self.model = model
+        guard model.tokenizer != nil else { throw ULLMEError.state("the model has no tokenizer") }
+        guard settings.maxSeqLength >= 2 else { throw ULLMEError.argument("max_seq_length must be >= 2") }
+        let datasets = try settings.data.map {
+            try GRLDataset.load(path: $0.path, name: $0.name, instruction: $0.instruction,
+                                alignmentInstruction: $0.alignmentInstruction,
+                                malformed: settings.skipMalformedLines ? .skip : .fail)
+        }
+        sampler = try GRLBatchSampler(datasets: datasets, batchSize: settings.batchSize, posPerSample: settings.posPerSample,
+                                      negPerSample: settings.negPerSample, seed: settings.seed)
+        totalSteps = min(settings.maxSteps, sampler.stepsPerEpoch * settings.maxEpochs)
+        var opt = settings.optimizer
+        opt.stepsPerEpoch = sampler.stepsPerEpoch
+        opt.maxEpochs = settings.maxEpochs
+        opt.maxSteps = settings.maxSteps
+        let lora = LoRAModel(config: model.config, rank: settings.loraRank, alpha: settings.loraAlpha, dropout: settings.loraDropout,
+                             seed: settings.seed, targetNames: settings.loraTargets)
+        let tm = TrainingModel(model: model, lora: lora, head: ProjectionHead(dim: model.config.hiddenSize, seed: settings.seed),
+                               pooling: settings.pooling)
+        session = try TrainingSession(model: tm, settings: opt)
+    }
+
+    /// Lines the data loader skipped (with skipMalformedLines), "file:line: reason".
+    public var skippedLines: [String] { sampler.datasets.flatMap { $0.skipped.map(\.description) } }
+
+    /// Tokenises a batch: contrastive texts in the training (query) format, generation examples whose
+    /// labels cover every token; everything truncated to max_seq_length.
+    func tokenize(_ batch: GRLBatch) throws -> [GRLTokenizedExample] {
+        _ = try model.requireTokenizer()
+        func ids(_ text: String) throws -> [Int32] {
+            // Reference: tokenizer(text, truncation=True, max_length) with its default special tokens.
+            try model.promptTokens(Array(text.utf8), maxLength: min(settings.maxSeqLength, model.config.maxPositions)).ids
+        }
+        return try batch.examples.map { ex in
+            let gen = try ex.generationTexts.map(ids)
+            return GRLTokenizedExample(sequences: try ex.contrastiveTexts.map(ids), generation: gen, generationLabels: gen,
+                                       index: ex.index, label: ex.label)
+        }
+    }
+
+    /// Runs from the current step to the end. `log` receives every step; returning false stops after it
+    /// (with a checkpoint). Returns the records of the steps run.
+    @discardableResult
+    public func run(log: (GRLLogRecord) -> Bool = { _ in true }) throws -> [GRLLogRecord] {
+        var records: [GRLLogRecord] = []
+        try makeDirectory(settings.outputDir)
+        while session.step < totalSteps {
+            let step = session.step
+            let epoch = step / sampler.stepsPerEpoch
+            let batch = sampler.batch(epoch: epoch, step: step % sampler.stepsPerEpoch)
+            let start = monotonicSeconds()
+            let examples = try tokenize(batch)
+            let losses = try session.model.grlStep(examples, P: settings.posPerSample, N: settings.negPerSample,
+                                                   config: settings.loss, grads: &session.grads)
+            let (lr, norm) = session.optimizerStep()
+            let record = GRLLogRecord(step: step + 1, totalSteps: totalSteps, epoch: epoch, losses: losses,
+                                      learningRate: lr, gradNorm: norm, seconds: monotonicSeconds() - start)
+            records.append(record)
+            let keepGoing = log(record)
+            let interval = settings.checkpointInterval
+            if !keepGoing || (interval > 0 && session.step % interval == 0) || session.step == totalSteps {
+                try saveCheckpoint()
+            }
+            if !keepGoing { throw ULLMEError.cancelled }
+        }
+        try AdapterIO.export(session.model.lora, head: session.model.head, config: model.config,
+                             to: settings.outputDir + "/adapter", baseModelNameOrPath: settings.modelPath)
+        return records
+    }
+
+    // MARK: - Checkpoints
+
+    var checkpointPath: String { settings.outputDir + "/checkpoint.safetensors" }
+
+    /// Writes LoRA A/B, the head, AdamW's moments and the step into one safetensors file, atomically
+    /// (temp file + fsync + rename): an interrupted write leaves the previous checkpoint intact.
+    public func saveCheckpoint() throws {
+        var tensors: [SafetensorsWriter.Tensor] = []
+        let params = TrainingSession.parameters(session.model)
+        for (i, p) in params.enumerated() {
+            tensors.append(.init(name: "param.\(i)", shape: [p.count], data: p))
+            tensors.append(.init(name: "adam_m.\(i)", shape: [p.count], data: session.optimizer.expAvg[i]))
+            tensors.append(.init(name: "adam_v.\(i)", shape: [p.count], data: session.optimizer.expAvgSq[i]))
+        }
+        try SafetensorsWriter.write(tensors, metadata: ["step": "\(session.step)", "adam_step": "\(session.optimizer.stepCount)",
+                                                       "seed": "\(settings.seed)", "format": "ullme-grl-checkpoint-1"],
+                                    to: checkpointPath)
+    }
+
+    /// Restores the latest checkpoint of `outputDir` if there is one; returns the step it resumes from.
+    @discardableResult
+    public func resumeIfPossible() throws -> Int {
+        guard access(checkpointPath, R_OK) == 0 else { return 0 }
+        let file = try SafetensorsFile(file: MappedFile(path: checkpointPath))
+        guard let stepText = file.metadata["step"], let step = Int(stepText),
+              let adamText = file.metadata["adam_step"], let adamStep = Int(adamText) else {
+            throw ULLMEError.format("\(checkpointPath): not a GRL checkpoint (no step metadata)")
+        }
+        var params = TrainingSession.parameters(session.model)
+        var m: [[Float]] = [], v: [[Float]] = []
+        for i in params.indices {
+            func read(_ name: String) throws -> [Float] {
+                guard let t = file.tensor(named: name), t.count == params[i].count else {
+                    throw ULLMEError.format("\(checkpointPath): tensor \(name) missing or of the wrong size (different model or LoRA settings?)")
+                }
+                return try t.toFloat32()
+            }
+            params[i] = try read("param.\(i)")
+            m.append(try read("adam_m.\(i)")); v.append(try read("adam_v.\(i)"))
+        }
+        session.restore(parameters: params, expAvg: m, expAvgSq: v, optimizerSteps: adamStep, step: step)
+        return step
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func makeDirectory(_ path: String) throws {
+    var st = stat()
+    if stat(path, &st) == 0 { return }
+    // mkdir -p
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for part in path.split(separator: "/") {
+        prefix += part + "/"
+        if stat(prefix, &st) != 0 && mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+            throw ULLMEError.io("\(prefix): \(String(cString: strerror(errno)))")
+        }
+    }
+}
