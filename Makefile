@@ -36,7 +36,7 @@ check-wordnet-determinism:
 	python3 scripts/build_wordnet_grl.py --limit 256 --out $(BUILD)/wn-tiny
 	diff -r $(BUILD)/wn-tiny data/grl/wordnet-tiny
 
-test: lib fixtures check-wordnet-determinism test-swift test-python test-c test-go
+test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-c test-go
 
 test-swift:
 	$(SWIFT) test --disable-swift-testing
