@@ -37,7 +37,7 @@ check-wordnet-determinism:
 	diff -r $(BUILD)/wn-tiny data/grl/wordnet-tiny
 
 # test-swift runs before test-python: the Swift adapter test exports what the PEFT test loads.
-test: lib fixtures check-wordnet-determinism test-swift test-python test-c test-go
+test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-c test-go
 
 test-swift:
 	$(SWIFT) test --disable-swift-testing

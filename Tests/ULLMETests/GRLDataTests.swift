@@ -58,6 +58,26 @@ final class GRLDataTests: XCTestCase {
         XCTAssertTrue(ds.examples.allSatisfy { !$0.positives.isEmpty && !$0.negatives.isEmpty })
     }
 
+    /// The full WordNet set through the example config (`make wordnet-data` writes it; skipped without it).
+    func testExampleConfigDataLoadsAndBatches() throws {
+        let path = packageRoot + "/data/grl/wordnet/train.jsonl"
+        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("\(path) missing: run make wordnet-data") }
+        var c = try TrainConfig.load(path: packageRoot + "/examples/grl-wordnet.yaml")
+        c.data[0].file = path
+        let t0 = ContinuousClock.now
+        let ds = try c.loadDatasets()
+        let sampler = try c.makeSampler(ds)
+        let batches = sampler.batchIndices(epoch: 0)
+        let first = sampler.makeBatch(epoch: 0, step: 0, indices: batches[0])
+        print("WordNet: \(ds[0].count) examples, \(sampler.stepsPerEpoch) steps/epoch, loaded and planned in \(ContinuousClock.now - t0)")
+        XCTAssertTrue(ds[0].skipped.isEmpty)
+        XCTAssertGreaterThan(ds[0].count, 40000)
+        XCTAssertEqual(sampler.stepsPerEpoch, ds[0].count / 16)
+        XCTAssertEqual(first.count, 16)
+        XCTAssertEqual(first.positivesPerExample, 1)
+        XCTAssertEqual(first.negativesPerExample, 1)
+    }
+
     // MARK: sampler
 
     func makeData(_ sizes: [Int], pos: Int = 3, neg: Int = 5) -> [GRLDataset] {
@@ -189,5 +209,176 @@ final class GRLDataTests: XCTestCase {
                                 alignmentInstruction: "A", dataset: 0, index: 3, label: 3)
         XCTAssertEqual(x.contrastiveTexts, ["I\nq", "I\np", "I\nn1", "I\nn2"])
         XCTAssertEqual(x.generationTexts, ["A. Query:\nq\n\np\n", "A. Query:\nq\n\nn1\n", "A. Query:\nq\n\nn2\n"])
+    }
+
+    // MARK: YAML config
+
+    func testExampleConfigParses() throws {
+        let c = try TrainConfig.load(path: packageRoot + "/examples/grl-wordnet.yaml")
+        XCTAssertEqual(c.warnings, [])
+        XCTAssertNil(c.model)
+        XCTAssertEqual(c.data, [TrainDataSpec(file: "data/grl/wordnet/train.jsonl",
+            instruction: "Given a sentence, retrieve the definition of the sense in which its word is used.", name: "wordnet")])
+        XCTAssertEqual(c.data[0].alignmentInstruction, GRLTextFormat.passageToQueryInstruction)
+        XCTAssertEqual(c.outputDir, "runs/grl-wordnet")
+        XCTAssertEqual(c.loraR, 16); XCTAssertEqual(c.loraAlpha, 32); XCTAssertEqual(c.loraDropout, 0.1)
+        XCTAssertNil(c.loraTargetModules)
+        XCTAssertEqual(c.learningRate, 1e-4); XCTAssertEqual(c.minLearningRate, 1e-7)
+        XCTAssertEqual(c.warmupProportion, 0.05)
+        XCTAssertEqual(c.globalBatchSize, 16); XCTAssertEqual(c.gcChunkSize, 4)
+        XCTAssertEqual(c.maxSteps, 200); XCTAssertEqual(c.maxEpochs, 1); XCTAssertEqual(c.maxSeqLength, 128)
+        XCTAssertEqual(c.genLossType, "sigmoid"); XCTAssertTrue(c.useGen); XCTAssertTrue(c.useKL)
+        XCTAssertEqual(c.lossType, "NTXentLoss"); XCTAssertTrue(c.useMiner); XCTAssertTrue(c.isDistance)
+        XCTAssertEqual(c.pooling, .mean); XCTAssertEqual(c.attention, .bidirectional)
+        XCTAssertEqual(c.seed, 777)
+    }
+
+    func testDefaultsAndReferenceConfig() throws {
+        let d = try TrainConfig.parse(yaml: "data:\n  - {file: a.jsonl, instruction: I}\n")
+        XCTAssertEqual(d.data[0].name, "a")
+        XCTAssertEqual(d.globalBatchSize, 16); XCTAssertEqual(d.gcChunkSize, 1); XCTAssertEqual(d.temperature, 0.05)
+        XCTAssertEqual(d.warmupProportion, 0.05); XCTAssertEqual(d.minLearningRate, 1e-7); XCTAssertNil(d.maxSteps)
+        XCTAssertFalse(d.useGen); XCTAssertFalse(d.useKL); XCTAssertEqual(d.posPerSample, 1); XCTAssertEqual(d.negPerSample, 1)
+        // The reference's phi.yaml (its keys, as written there) plus our data: reads, with warnings for
+        // the keys that mean nothing here.
+        let phi = """
+        data_names:
+        - Hieuman/Arguana
+        - Hieuman/SciFact
+        max_seq_length: 512
+        neg_per_sample: 1
+        num_workers: 8
+        number_training_samples: 200
+        pos_per_sample: 1
+        attn_implementation: sdpa
+        dropout: 0.1
+        encoder_backbone_type: phi
+        encoder_lora_name: encoder_lora
+        encoder_lora_target_modules:
+        - q_proj
+        - k_proj
+        - v_proj
+        encoder_name_or_path: 'microsoft/phi-1_5'
+        loar_r: 16
+        lora_alpha: 32
+        activation_checkpointing: true
+        beta: 0.1
+        checkpoint_dir: output/test1
+        checkpoint_file: null
+        checkpoint_interval: 500
+        devices: 4
+        eval_batch_size: 128
+        gc_chunk_size: 1
+        gen_loss_type: sft
+        global_batch_size: 16
+        grad_norm_clip: 1.0
+        is_cosine_annealing: true
+        is_distance: true
+        label_smoothing: 0.0
+        learning_rate: 0.0001
+        log_interval: 1
+        logger_name: ullme_llama
+        logger_type: wandb
+        loss_type: NTXentLoss
+        max_epochs: 3
+        max_steps: 50000
+        min_learning_rate: 1.0e-07
+        model_revision: ullme_llama
+        nodes: 1
+        only_load_model: false
+        precision: bf16-mixed
+        quantization: false
+        seed: 999
+        sharding_strategy: shard_grad_op
+        strategy: fsdp
+        temperature: 0.05
+        use_cpu_offload: false
+        use_gen: true
+        use_kl: false
+        use_miner: true
+        warmpup_proportion: 0.05
+        weight_decay: 0.0
+        data:
+          - {file: x.jsonl, instruction: "Given a claim, retrieve documents that support or refute the claim."}
+        """
+        let c = try TrainConfig.parse(yaml: phi, file: "phi.yaml")
+        XCTAssertEqual(c.model, "microsoft/phi-1_5"); XCTAssertEqual(c.outputDir, "output/test1")
+        XCTAssertEqual(c.loraTargetModules, ["q_proj", "k_proj", "v_proj"]); XCTAssertEqual(c.maxSteps, 50000)
+        XCTAssertEqual(c.seed, 999); XCTAssertEqual(c.checkpointInterval, 500); XCTAssertEqual(c.maxEpochs, 3)
+        XCTAssertTrue(c.useGen); XCTAssertEqual(c.genLossType, "sft"); XCTAssertNil(c.checkpointFile)
+        XCTAssertEqual(c.warnings.count, 18, c.warnings.joined(separator: "\n"))
+        XCTAssertTrue(c.warnings.allSatisfy { $0.contains("has no effect in libullme") })
+        XCTAssertTrue(c.warnings.contains { $0.hasPrefix("phi.yaml:1: \"data_names\"") })
+    }
+
+    func testUnknownKeysWarn() throws {
+        let c = try TrainConfig.parse(yaml: """
+        learning_rat: 0.001
+        warmup_proportion: 0.1
+        lora_r: 8
+        frobnicate: yes
+        data:
+          - file: a.jsonl
+            instruction: I
+            weight: 2
+        """, file: "c.yaml")
+        XCTAssertEqual(c.warnings, [
+            "c.yaml:8: unknown key \"data[0].weight\" (ignored; a data entry has file, instruction, name, alignment_instruction)",
+            "c.yaml:1: unknown key \"learning_rat\" (ignored); did you mean \"learning_rate\"?",
+            "c.yaml:4: unknown key \"frobnicate\" (ignored)",
+        ])
+        XCTAssertEqual(c.learningRate, 1e-4)
+        XCTAssertEqual(c.warmupProportion, 0.1)  // the correct spelling works too
+        XCTAssertEqual(c.loraR, 8)
+    }
+
+    func testTypeErrorsNameKeyLineAndType() throws {
+        func error(_ yaml: String) -> String {
+            do { _ = try TrainConfig.parse(yaml: "data: [{file: a.jsonl, instruction: I}]\n" + yaml, file: "c.yaml"); return "no error" }
+            catch { return "\(error)" }
+        }
+        XCTAssertEqual(error("learning_rate: fast\n"), "bad format: c.yaml:2: \"learning_rate\" must be a number, got \"fast\"")
+        XCTAssertEqual(error("global_batch_size: 2.5\n"), "bad format: c.yaml:2: \"global_batch_size\" must be an integer, got \"2.5\"")
+        XCTAssertEqual(error("seed: 1\nuse_gen: \"true\"\n"), "bad format: c.yaml:3: \"use_gen\" must be a boolean (true or false), got the quoted string \"true\"")
+        XCTAssertEqual(error("loss_type: Triplet\n"), "bad format: c.yaml:2: \"loss_type\" must be NTXentLoss or SupConLoss, got \"Triplet\"")
+        XCTAssertEqual(error("temperature: 0\n"), "bad format: c.yaml:2: \"temperature\" must be a number > 0.0, got \"0\"")
+        XCTAssertEqual(error("encoder_lora_target_modules: {a: 1}\n"),
+                       "bad format: c.yaml:2: \"encoder_lora_target_modules\" must be \"all\" or a list of module names, got a mapping")
+        XCTAssertEqual(error("pooling: max\n"), "bad format: c.yaml:2: \"pooling\" must be mean, weightedmean, cls or lasttoken, got \"max\"")
+        XCTAssertEqual(error("loar_r: 16\nlora_r: 8\n"),
+                       "bad format: c.yaml:3: \"lora_r\" and \"loar_r\" (line 2) are two spellings of one setting with different values")
+        XCTAssertEqual(error("use_kl: true\n"), "bad format: c.yaml: use_kl (GRL) needs use_gen: true and a preference gen_loss_type (sigmoid, hinge, ipo or kto_pair), not use_gen: false")
+        XCTAssertEqual(error("seed: 1\nseed: 2\n"), "bad format: c.yaml:3:1: duplicate key \"seed\" (first on line 2)")
+        XCTAssertTrue(error("seed: [1\n").hasPrefix("bad format: c.yaml:"), error("seed: [1\n"))
+        XCTAssertEqual(error("max_steps: .inf\ngc_chunk_size: null\n"), "no error")
+        XCTAssertThrowsError(try TrainConfig.parse(yaml: "learning_rate: 1e-4\n")) {  // no data
+            XCTAssertTrue("\($0)".contains("no training data"))
+        }
+        XCTAssertThrowsError(try TrainConfig.parse(yaml: "data: {file: a}\n", file: "c.yaml")) {
+            XCTAssertEqual("\($0)", "bad format: c.yaml:1: \"data\" must be a list of {file, instruction, name, alignment_instruction} mappings, got a mapping")
+        }
+        XCTAssertThrowsError(try TrainConfig.parse(yaml: "data: [{file: a}]\n", file: "c.yaml")) {
+            XCTAssertEqual("\($0)", "bad format: c.yaml:1: \"data[0]\" needs \"instruction\"")
+        }
+    }
+
+    func testYAMLTree() throws {
+        let n = try XCTUnwrap(YAMLNode.parse("""
+        a: &x [1, "two", null]
+        b: *x
+        c: |
+          block
+        """))
+        let m = try XCTUnwrap(n.mapping)
+        XCTAssertEqual(m.map(\.key), ["a", "b", "c"])
+        XCTAssertEqual(m[0].value.sequence?.count, 3)
+        XCTAssertEqual(m[1].value.sequence, m[0].value.sequence)
+        XCTAssertEqual(m[0].value.sequence?[0].int, 1)
+        XCTAssertNil(m[0].value.sequence?[1].int)
+        XCTAssertTrue(m[0].value.sequence?[2].isNull ?? false)
+        XCTAssertEqual(m[2].value.value, .scalar("block", plain: false))  // no final line break: clipped
+        XCTAssertEqual(m[2].line, 3)
+        XCTAssertNil(try YAMLNode.parse("# nothing\n"))
+        XCTAssertThrowsError(try YAMLNode.parse("a: 1\n---\nb: 2\n"))
     }
 }

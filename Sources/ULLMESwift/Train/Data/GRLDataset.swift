@@ -95,6 +95,8 @@ public struct GRLDataset: Sendable {
     public static func parse(jsonl bytes: some BidirectionalCollection<UInt8>, file: String, name: String, instruction: String,
                              alignmentInstruction: String = GRLTextFormat.passageToQueryInstruction,
                              malformed: GRLMalformedLines = .fail) throws -> GRLDataset {
+        let bytes = Array(bytes)
+        let decoder = JSONDecoder()  // one per file: creating one per line is slow
         var examples: [GRLExample] = []
         var skipped: [GRLLineIssue] = []
         var lineNo = 0
@@ -106,7 +108,7 @@ public struct GRLDataset: Sendable {
             start = end == bytes.endIndex ? end : bytes.index(after: end)
             if line.last == 0x0D { line = line.dropLast() }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            switch parseLine(line) {
+            switch parseLine(line, decoder: decoder) {
             case .success(var ex):
                 ex.line = lineNo
                 examples.append(ex)
@@ -136,8 +138,30 @@ public struct GRLDataset: Sendable {
 
     struct LineError: Error { let message: String }
 
-    static func parseLine(_ line: some Collection<UInt8>) -> Result<GRLExample, LineError> {
+    /// The fast path: a well-formed line decodes straight into this; anything else goes through the
+    /// generic JSONValue path below, which names the problem.
+    private struct Line: Decodable {
+        enum Cluster: Decodable {
+            case int(Int), string(String)
+            init(from decoder: Decoder) throws {
+                let c = try decoder.singleValueContainer()
+                if let i = try? c.decode(Int.self) { self = .int(i) } else { self = .string(try c.decode(String.self)) }
+            }
+        }
+        let query: String
+        let positive: [String]
+        let negative: [String]
+        let cluster: Cluster?
+    }
+
+    static func parseLine(_ line: some Collection<UInt8>, decoder lineDecoder: JSONDecoder = JSONDecoder()) -> Result<GRLExample, LineError> {
         guard String(validating: line, as: UTF8.self) != nil else { return .failure(LineError(message: "not valid UTF-8")) }
+        if let l = try? lineDecoder.decode(Line.self, from: Data(line)), !l.query.isEmpty,
+           !l.positive.isEmpty, !l.negative.isEmpty,
+           !l.positive.contains(where: \.isEmpty), !l.negative.contains(where: \.isEmpty) {
+            let cluster: GRLClusterKey? = l.cluster.map { switch $0 { case .int(let i): .int(i); case .string(let s): .string(s) } }
+            return .success(GRLExample(query: l.query, positives: l.positive, negatives: l.negative, cluster: cluster))
+        }
         guard let value = try? JSONValue.parse(line, what: "line") else {
             return .failure(LineError(message: "invalid JSON"))
         }
