@@ -102,6 +102,10 @@ def make(name, spec):
         shutil.rmtree(out)
     pm.save_pretrained(out)
     (out / "README.md").unlink(missing_ok=True)  # PEFT's model-card boilerplate
+    cfg_path = out / "adapter_config.json"  # no machine-specific absolute path in a committed fixture
+    cj = json.loads(cfg_path.read_text())
+    cj["base_model_name_or_path"] = f"tests/fixtures/{name}"
+    cfg_path.write_text(json.dumps(cj, indent=2, sort_keys=True) + "\n")
 
     # Reload exactly as a user would and check the file reproduces the embeddings.
     re = PeftModel.from_pretrained(load_base(name), out).eval()
