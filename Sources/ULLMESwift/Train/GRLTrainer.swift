@@ -26,10 +26,53 @@ public struct GRLRunSettings: Sendable {
     public var pooling = Pooling.mean
     public var loss = GRLLossConfig()
     public var optimizer = OptimizerSettings()
+    public var attention = AttentionMode.bidirectional
     public var checkpointInterval = 100   // steps; 0 = only at the end
     public var skipMalformedLines = false
+    public var dropLast = false              // drop leftover partial batches (strictly single-dataset batches)
+    public var sampleWithReplacement = false // fill pos/neg per sample with replacement instead of the batch minimum
     public init(modelPath: String, data: [DataFile], outputDir: String) {
         self.modelPath = modelPath; self.data = data; self.outputDir = outputDir
+    }
+
+    /// From a YAML training config (TrainConfig: the reference's keys plus ours).
+    public init(config c: TrainConfig) throws {
+        // No model: the embedded default (SmolLM2-135M-Instruct), as `ullme embed` does.
+        self.init(modelPath: c.model ?? DefaultModel.path, data: c.data.map {
+            var d = DataFile(path: $0.file, instruction: $0.instruction, name: $0.name)
+            d.alignmentInstruction = $0.alignmentInstruction
+            return d
+        }, outputDir: c.outputDir)
+        batchSize = c.globalBatchSize; posPerSample = c.posPerSample; negPerSample = c.negPerSample
+        maxSeqLength = c.maxSeqLength; maxEpochs = c.maxEpochs; maxSteps = c.maxSteps ?? .max; seed = c.seed
+        loraRank = c.loraR; loraAlpha = Float(c.loraAlpha); loraDropout = Float(c.loraDropout)
+        loraTargets = c.loraTargetModules.map(Set.init)
+        pooling = c.pooling; attention = c.attention
+        checkpointInterval = c.checkpointInterval; skipMalformedLines = c.skipMalformedLines
+        dropLast = c.dropLast; sampleWithReplacement = c.sampleWithReplacement
+        guard let kind = ContrastiveLossKind(referenceName: c.lossType) else {
+            throw ULLMEError.argument("config: loss_type \"\(c.lossType)\" (expected NTXentLoss or SupConLoss)")
+        }
+        loss.contrastive.kind = kind
+        loss.contrastive.temperature = c.temperature
+        loss.contrastive.isDistance = c.isDistance
+        loss.contrastive.useMiner = c.useMiner
+        loss.useGen = c.useGen
+        loss.useKL = c.useKL
+        if let g = c.genLossType {
+            guard let kind = GenLossKind(referenceName: g) else {
+                throw ULLMEError.argument("config: gen_loss_type \"\(g)\" (expected sft, sigmoid, hinge, ipo or kto_pair)")
+            }
+            loss.gen.kind = kind
+        }
+        loss.gen.beta = c.beta
+        loss.gen.labelSmoothing = c.labelSmoothing
+        loss.chunkSize = c.gcChunkSize ?? c.globalBatchSize
+        loss.referenceChunkWeighting = c.gcReferenceWeighting
+        loss.weightCL = Float(c.clWeight); loss.weightGen = Float(c.genWeight); loss.weightKL = Float(c.klWeight)
+        optimizer.learningRate = c.learningRate; optimizer.minLearningRate = c.minLearningRate
+        optimizer.warmupProportion = c.warmupProportion; optimizer.cosineAnnealing = c.isCosineAnnealing
+        optimizer.gradClip = c.gradNormClip; optimizer.weightDecay = c.weightDecay
     }
 }
 
@@ -73,7 +116,9 @@ public final class GRLTrainer {
                                 malformed: settings.skipMalformedLines ? .skip : .fail)
         }
         sampler = try GRLBatchSampler(datasets: datasets, batchSize: settings.batchSize, posPerSample: settings.posPerSample,
-                                      negPerSample: settings.negPerSample, seed: settings.seed)
+                                      negPerSample: settings.negPerSample, seed: settings.seed,
+                                      leftovers: settings.dropLast ? .drop : .mix,
+                                      shortfall: settings.sampleWithReplacement ? .withReplacement : .batchMinimum)
         totalSteps = min(settings.maxSteps, sampler.stepsPerEpoch * settings.maxEpochs)
         var opt = settings.optimizer
         opt.stepsPerEpoch = sampler.stepsPerEpoch
@@ -83,6 +128,7 @@ public final class GRLTrainer {
                              seed: settings.seed, targetNames: settings.loraTargets)
         let tm = TrainingModel(model: model, lora: lora, head: ProjectionHead(dim: model.config.hiddenSize, seed: settings.seed),
                                pooling: settings.pooling)
+        tm.attention = settings.attention
         session = try TrainingSession(model: tm, settings: opt)
     }
 

@@ -10,6 +10,8 @@ public final class TrainingModel: @unchecked Sendable {
     public let lora: LoRAModel
     public var head: ProjectionHead
     public var pooling: Pooling
+    /// Attention of the embedding objective (bidirectional, as the reference).
+    public var attention = AttentionMode.bidirectional
 
     public init(model: Model, lora: LoRAModel, head: ProjectionHead, pooling: Pooling = .mean) {
         self.model = model; self.lora = lora; self.head = head; self.pooling = pooling
@@ -27,9 +29,9 @@ public final class TrainingModel: @unchecked Sendable {
 
     /// Embedding forward only: normalised projected reps [N, d] and normalised pooled reps [N, d].
     /// `examples` are the sequences' indices in the global batch (dropout keys).
-    public func encode(_ sequences: [[Int32]], examples: [Int], attention: AttentionMode = .bidirectional,
+    public func encode(_ sequences: [[Int32]], examples: [Int], attention: AttentionMode? = nil,
                        pass: UInt32 = 0) throws -> (projected: [Float], pooled: [Float]) {
-        let out = try model.decoder.forward(sequences, attention: attention, wantLogits: false,
+        let out = try model.decoder.forward(sequences, attention: attention ?? self.attention, wantLogits: false,
                                             lora: LoRAContext(model: lora, examples: examples, pass: pass))
         let (pooled, _) = pool(out)
         let (proj, _) = head.forward(pooled, N: sequences.count)
@@ -52,13 +54,13 @@ public final class TrainingModel: @unchecked Sendable {
     /// Embedding backward: forward with a tape, then back-propagate dReps [N, d] (the gradient of the loss
     /// w.r.t. the normalised projected reps). Returns the reps; accumulates into `grads`.
     @discardableResult
-    public func embeddingBackward(_ sequences: [[Int32]], examples: [Int], dReps: [Float], attention: AttentionMode = .bidirectional,
+    public func embeddingBackward(_ sequences: [[Int32]], examples: [Int], dReps: [Float], attention: AttentionMode? = nil,
                                   pass: UInt32 = 0, grads: inout Gradients) throws -> [Float] {
         let N = sequences.count, d = head.dim, C = model.config.hiddenSize
         guard dReps.count == N * d else { throw ULLMEError.argument("dReps has \(dReps.count) values, expected \(N * d)") }
         let tape = DecoderTape()
         let ctx = LoRAContext(model: lora, examples: examples, pass: pass)
-        let out = try model.decoder.forward(sequences, attention: attention, wantLogits: false, lora: ctx, tape: tape)
+        let out = try model.decoder.forward(sequences, attention: attention ?? self.attention, wantLogits: false, lora: ctx, tape: tape)
         let (pooled, _) = pool(out)
         let (proj, headActs) = head.forward(pooled, N: N)
         let reps = l2NormalizeForward(proj, N: N, D: d)
