@@ -45,8 +45,8 @@ struct Arguments {
     var positional: [String] = []
     var options: [String: [String]] = [:]
     var flags: Set<String> = []
-    static let valued: Set<String> = ["--model", "--pooling", "--attention", "--max-length", "--batch-size", "--threads",
-                                     "--instruction", "--output", "--file", "--corpus", "--query", "-k", "--corpus-instruction"]
+    static let valued: Set<String> = (["--model", "--pooling", "--attention", "--max-length", "--batch-size", "--threads",
+                                     "--instruction", "--output", "--file", "--corpus", "--query", "-k", "--corpus-instruction"] as Set<String>).union(evalValuedOptions)
     static let boolean: Set<String> = ["--candidate", "--no-normalize", "--progress", "--quiet", "--help", "-h", "--resume"]
 
     init(_ argv: [String]) throws {
@@ -317,6 +317,7 @@ do {
     switch args.command {
     case "embed": try runEmbed(args)
     case "search": try runSearch(args)
+    case "eval": try runEval(args)
     case "info": try runInfo(args)
     case "train": try runTrain(args)
     case "fetch-model": try fetchDefaultModel(); print(DefaultModel.path)
