@@ -23,7 +23,7 @@ final class PEFTGradientTests: XCTestCase {
         let lora = LoRAModel(config: model.config, rank: r, alpha: alpha, dropout: 0, seed: 0)
         let adapter = try SafetensorsFile(file: MappedFile(path: dir + "/adapter.safetensors"))
         for layer in lora.adapters.indices { for (t, target) in lora.targets.enumerated() {
-            let key = model.config.peftModuleName(layer: layer, target: target)
+            let key = model.config.peftModuleName(layer: layer, target: target, causalLM: true)
             lora.adapters[layer][t].a = try tensor(adapter, key + ".lora_A.weight")
             lora.adapters[layer][t].b = try tensor(adapter, key + ".lora_B.weight")
         } }
@@ -39,7 +39,7 @@ final class PEFTGradientTests: XCTestCase {
                  _ grads: SafetensorsFile, head: Bool) throws {
         var pairs: [(String, [Float], [Float])] = []
         for layer in tm.lora.adapters.indices { for (t, target) in tm.lora.targets.enumerated() {
-            let key = tm.model.config.peftModuleName(layer: layer, target: target)
+            let key = tm.model.config.peftModuleName(layer: layer, target: target, causalLM: true)
             pairs.append((key + " A", g.lora.dA[layer][t], try tensor(grads, "\(objective)/\(key).lora_A.weight")))
             pairs.append((key + " B", g.lora.dB[layer][t], try tensor(grads, "\(objective)/\(key).lora_B.weight")))
         } }

@@ -82,7 +82,6 @@ struct TransformerDecoder {
         var h2 = [Float](repeating: 0, count: T * C)
         var qkv = [Float](repeating: 0, count: T * qkvDim)
         var attnOut = [Float](repeating: 0, count: T * qDim)
-        var scores = [Float](repeating: 0, count: maxLen * maxLen)
         var up = [Float](repeating: 0, count: T * upDim)
         var act = [Float](repeating: 0, count: T * I)
         let scale = config.effectiveAttentionScale
@@ -146,19 +145,19 @@ struct TransformerDecoder {
                 rec.qkv = qkv
                 rec.probs = [Float](repeating: 0, count: lengths.reduce(0) { $0 + nH * $1 * $1 })
             }
-            qkv.withUnsafeBufferPointer { qkvP in
-                attnOut.withUnsafeMutableBufferPointer { outP in
-                    scores.withUnsafeMutableBufferPointer { sP in
-                        rec.probs.withUnsafeMutableBufferPointer { probsP in
-                            for s in 0..<sequences.count {
-                                attentionForward(qkv: qkvP.baseAddress! + offsets[s] * qkvDim, out: outP.baseAddress! + offsets[s] * qDim,
-                                                 scores: sP.baseAddress!, L: lengths[s], nH: nH, nKV: nKV, hd: hd, group: group,
-                                                 scale: scale, softcap: config.attentionSoftcap, causal: attention == .causal, window: window,
-                                                 probsOut: tape == nil ? nil : probsP.baseAddress! + tape!.probOffsets[s])
-                            }
-                        }
-                    }
-                }
+            // One task per (sequence, head): independent outputs, own score scratch.
+            let probsBase = rec.probs.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            let qkvBase = qkv.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            let outBase = attnOut.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            let probOffsets = tape?.probOffsets
+            parallelFor(sequences.count * nH) { task in
+                let s = task / nH, head = task % nH, L = lengths[s]
+                var S = [Float](repeating: 0, count: L * L)
+                attentionHeadForward(qkv: UnsafePointer(bitPattern: qkvBase)! + offsets[s] * qkvDim,
+                                     out: UnsafeMutablePointer(bitPattern: outBase)! + offsets[s] * qDim,
+                                     scores: &S, head: head, L: L, nH: nH, nKV: nKV, hd: hd, group: group, scale: scale,
+                                     softcap: config.attentionSoftcap, causal: attention == .causal, window: window,
+                                     probsOut: probOffsets.map { UnsafeMutablePointer(bitPattern: probsBase)! + $0[s] })
             }
             linearForward(&h2, attnOut, layer.wo, bias: layer.bo, T: T)
             applyLoRA(.output, layer: li, input: attnOut, inWidth: qDim, out: &h2, outWidth: C, record: &rec)
@@ -201,27 +200,26 @@ struct TransformerDecoder {
     }
 }
 
-/// Multi-head attention of one sequence: qkv[L, (nH + 2 nKV) hd] → out[L, nH hd] (row stride nH hd).
-/// Scores are scaled, soft-capped (gemma2), masked (causal and sliding window), softmaxed in float32.
-func attentionForward(qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, scores S: UnsafeMutablePointer<Float>,
-                      L: Int, nH: Int, nKV: Int, hd: Int, group: Int, scale: Float, softcap: Float?,
-                      causal: Bool, window: Int?, probsOut: UnsafeMutablePointer<Float>? = nil) {
+/// One attention head of one sequence: qkv[L, (nH + 2 nKV) hd] → out[L, nH hd] (row stride nH hd), head `head`.
+/// Scores are scaled, soft-capped (gemma2), masked (causal and sliding window), softmaxed in float32; the
+/// probabilities go to probsOut + head · L² when given (training).
+func attentionHeadForward(qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, scores S: UnsafeMutablePointer<Float>,
+                          head: Int, L: Int, nH: Int, nKV: Int, hd: Int, group: Int, scale: Float, softcap: Float?,
+                          causal: Bool, window: Int?, probsOut: UnsafeMutablePointer<Float>?) {
     let qDim = nH * hd, qkvDim = (nH + 2 * nKV) * hd
-    for head in 0..<nH {
-        let g = head / group
-        let q = qkv + head * hd, k = qkv + qDim + g * hd, v = qkv + qDim + nKV * hd + g * hd
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(L), Int32(hd),
-                    scale, q, Int32(qkvDim), k, Int32(qkvDim), 0, S, Int32(L))
-        for i in 0..<L {
-            let row = S + i * L
-            if let cap = softcap { for j in 0..<L { row[j] = tanhf(row[j] / cap) * cap } }
-            // Visible keys: all (bidirectional), k <= q (causal), q - W < k <= q (sliding window).
-            let first = window.map { max(0, i - $0 + 1) } ?? 0
-            let end = causal ? i + 1 : L
-            softmaxRange(row, count: L, begin: first, end: end)
-        }
-        probsOut?.advanced(by: head * L * L).update(from: S, count: L * L)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(hd), Int32(L),
-                    1, S, Int32(L), v, Int32(qkvDim), 0, out + head * hd, Int32(qDim))
+    let g = head / group
+    let q = qkv + head * hd, k = qkv + qDim + g * hd, v = qkv + qDim + nKV * hd + g * hd
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(L), Int32(hd),
+                scale, q, Int32(qkvDim), k, Int32(qkvDim), 0, S, Int32(L))
+    for i in 0..<L {
+        let row = S + i * L
+        if let cap = softcap { for j in 0..<L { row[j] = tanhf(row[j] / cap) * cap } }
+        // Visible keys: all (bidirectional), k <= q (causal), q - W < k <= q (sliding window).
+        let first = window.map { max(0, i - $0 + 1) } ?? 0
+        let end = causal ? i + 1 : L
+        softmaxRange(row, count: L, begin: first, end: end)
     }
+    probsOut?.advanced(by: head * L * L).update(from: S, count: L * L)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(hd), Int32(L),
+                1, S, Int32(L), v, Int32(qkvDim), 0, out + head * hd, Int32(qDim))
 }

@@ -10,8 +10,8 @@ final class PackedMatrix: @unchecked Sendable {
     let rows: Int      // N (output features)
     let cols: Int      // K (input features)
     let packed: UnsafeMutablePointer<Float>
-    /// Row-major copy for training's backward pass (see `unpacked()`); nil until training asks.
-    let rowMajorCache = Mutex<[Float]?>(nil)
+    /// Wᵀ packed, for training's backward pass (see `transposed`); nil until training asks.
+    let transposedCache = Mutex<PackedMatrix?>(nil)
 
     init(_ w: [Float], rows: Int, cols: Int) {
         precondition(w.count == rows * cols, "PackedMatrix: \(w.count) values for \(rows)x\(cols)")
@@ -30,8 +30,25 @@ final class PackedMatrix: @unchecked Sendable {
 }
 
 /// Threads used by the matrix products of one call (set from ullme_model_params.n_threads / --threads).
+/// Our kernels and per-head tasks are parallel here, so OpenBLAS (only used for small per-head and LoRA
+/// products) runs single-threaded: its spinning worker threads otherwise fight ours for the cores.
 public enum ComputeThreads {
-    nonisolated(unsafe) public static var count: Int = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    nonisolated(unsafe) public static var count: Int = {
+        openblas_set_num_threads(1)
+        return max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }()
+}
+
+/// Runs body(0..<n) on up to ComputeThreads.count threads (inline when one thread or one task).
+func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+    let threads = min(ComputeThreads.count, n)
+    if threads <= 1 { for i in 0..<n { body(i) }; return }
+    withoutActuallyEscaping(body) { body in
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            var i = t
+            while i < n { body(i); i += threads }
+        }
+    }
 }
 
 /// out[T, N] = x[T, K] · Wᵀ (+ bias[N]); columns are split across threads in 16-wide panels.

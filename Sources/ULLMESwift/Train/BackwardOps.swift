@@ -5,37 +5,34 @@ import Glibc
 // Shapes in the names (T tokens, C channels); gradients accumulate (+=) where the name says so.
 
 extension PackedMatrix {
-    /// The row-major [rows, cols] weight (for dX = dY · W), unpacked on first use and kept: training reads
-    /// it in every backward pass, inference never asks for it.
-    func unpacked() -> [Float] {
-        rowMajorCache.withLock { cache in
-            if let w = cache { return w }
-            let w = unpackPanels()
-            cache = w
-            return w
-        }
-    }
-
-    func unpackPanels() -> [Float] {
-        var w = [Float](repeating: 0, count: rows * cols)
-        w.withUnsafeMutableBufferPointer { out in
-            for p in 0..<((rows + 15) / 16) {
-                let panel = packed + p * 16 * cols
-                for k in 0..<cols {
-                    for j in 0..<16 where p * 16 + j < rows { out[(p * 16 + j) * cols + k] = panel[k * 16 + j] }
+    /// Wᵀ packed for the same batch-invariant kernel (dX = dY · W is a linear layer with weight Wᵀ);
+    /// built on first use and kept: training reads it in every backward pass, inference never does.
+    var transposed: PackedMatrix {
+        transposedCache.withLock { cache in
+            if let t = cache { return t }
+            var wt = [Float](repeating: 0, count: rows * cols)
+            wt.withUnsafeMutableBufferPointer { out in
+                for p in 0..<((rows + 15) / 16) {
+                    let panel = packed + p * 16 * cols
+                    for k in 0..<cols {
+                        for j in 0..<16 where p * 16 + j < rows { out[k * rows + p * 16 + j] = panel[k * 16 + j] }
+                    }
                 }
             }
+            let t = PackedMatrix(wt, rows: cols, cols: rows)
+            cache = t
+            return t
         }
-        return w
     }
 }
 
-/// dX[T, K] += dY[T, N] · W[N, K] (the input gradient of a frozen linear layer).
-func linearBackwardInput(_ dX: UnsafeMutablePointer<Float>, _ dY: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                         T: Int, K: Int, N: Int) {
+/// dX[T, K] += dY[T, N] · W[N, K] (the input gradient of a frozen linear layer W [N, K]).
+func linearBackwardInput(_ dX: UnsafeMutablePointer<Float>, _ dY: UnsafePointer<Float>, _ w: PackedMatrix, T: Int) {
     guard T > 0 else { return }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(K), Int32(N),
-                1, dY, Int32(N), w, Int32(K), 1, dX, Int32(K))
+    let K = w.cols
+    var tmp = [Float](repeating: 0, count: T * K)
+    linearForward(&tmp, dY, w.transposed, bias: nil, T: T)
+    for i in 0..<(T * K) { dX[i] += tmp[i] }
 }
 
 /// dX[T, C] += RMSNorm backward of y = x · inv · w (w already including gemma's 1 + w).
@@ -120,13 +117,14 @@ func gatedActivationBackward(_ dGU: UnsafeMutablePointer<Float>, _ dAct: UnsafeP
     }
 }
 
-/// Backward of one sequence's multi-head attention (see attentionForward). Reads q|k|v (after RoPE) and the
-/// saved probabilities; writes dQKV[L, qkvDim] (q, k and v parts; k and v accumulate over the heads of a group).
+/// Backward of the heads of one kv group of one sequence (see attentionHeadForward). Reads q|k|v (after
+/// RoPE) and the saved probabilities; writes the group's parts of dQKV[L, qkvDim] (k and v accumulate over
+/// the group's heads), so different groups can run in parallel.
 func attentionBackward(qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>, dOut: UnsafePointer<Float>,
-                       dQKV: UnsafeMutablePointer<Float>, scratch dS: UnsafeMutablePointer<Float>,
+                       dQKV: UnsafeMutablePointer<Float>, scratch dS: UnsafeMutablePointer<Float>, kvGroup: Int,
                        L: Int, nH: Int, nKV: Int, hd: Int, group: Int, scale: Float, softcap: Float?) {
     let qDim = nH * hd, qkvDim = (nH + 2 * nKV) * hd
-    for head in 0..<nH {
+    for head in (kvGroup * group)..<((kvGroup + 1) * group) {
         let g = head / group
         let q = qkv + head * hd, k = qkv + qDim + g * hd, v = qkv + qDim + nKV * hd + g * hd
         let dq = dQKV + head * hd, dk = dQKV + qDim + g * hd, dv = dQKV + qDim + nKV * hd + g * hd

@@ -26,15 +26,13 @@ extension TransformerDecoder {
             if let cap = config.finalLogitSoftcap, let capped = tape.logits {
                 for i in 0..<(T * V) { let t = capped[i] / cap; dL[i] *= 1 - t * t }
             }
-            linearBackwardInput(&dH, dL, weights.lmHead.unpacked(), T: T, K: C, N: V)
+            linearBackwardInput(&dH, dL, weights.lmHead, T: T)
         }
         var dX = [Float](repeating: 0, count: T * C)
         normBackward(&dX, dH, tape.xFinal, weights.finalNorm, T: T, C: C)
 
         let (cosT, sinT) = rope.tables(lengths: lengths)
         let local = localRope?.tables(lengths: lengths)
-        let maxLen = lengths.max()!
-        var dS = [Float](repeating: 0, count: maxLen * maxLen)
         let targets = lora.map { Array($0.model.targets.enumerated()) } ?? []
 
         /// LoRA backward at a site: dIn[T, inWidth] += Σ adapters' input gradients; dA, dB accumulate.
@@ -71,7 +69,7 @@ extension TransformerDecoder {
                 dM = d
             }
             var dAct = [Float](repeating: 0, count: T * I)
-            linearBackwardInput(&dAct, dM, layer.wDown.unpacked(), T: T, K: I, N: C)
+            linearBackwardInput(&dAct, dM, layer.wDown, T: T)
             loraBackward(.down, layer: li, rec: rec, dOut: dM, outWidth: C, dIn: &dAct, inWidth: I)
             var dUp = [Float](repeating: 0, count: T * upDim)
             if config.gatedMLP {
@@ -80,7 +78,7 @@ extension TransformerDecoder {
                 for i in 0..<(T * I) { dUp[i] = dAct[i] * geluTanhDerivative(rec.up[i]) }
             }
             var dN2 = [Float](repeating: 0, count: T * C)
-            linearBackwardInput(&dN2, dUp, layer.wUp.unpacked(), T: T, K: C, N: upDim)
+            linearBackwardInput(&dN2, dUp, layer.wUp, T: T)
             loraBackward(.up, layer: li, rec: rec, dOut: dUp, outWidth: upDim, dIn: &dN2, inWidth: C)
 
             // Gradient at x_mid (sequential/sandwich) — parallel blocks send dN2 to the attention norm instead.
@@ -100,19 +98,23 @@ extension TransformerDecoder {
                 dA = d
             }
             var dAttn = [Float](repeating: 0, count: T * qDim)
-            linearBackwardInput(&dAttn, dA, layer.wo.unpacked(), T: T, K: qDim, N: C)
+            linearBackwardInput(&dAttn, dA, layer.wo, T: T)
             loraBackward(.output, layer: li, rec: rec, dOut: dA, outWidth: C, dIn: &dAttn, inWidth: qDim)
             var dQKV = [Float](repeating: 0, count: T * qkvDim)
-            rec.qkv.withUnsafeBufferPointer { qkvP in rec.probs.withUnsafeBufferPointer { pP in
-                dAttn.withUnsafeBufferPointer { dOP in dQKV.withUnsafeMutableBufferPointer { dP in dS.withUnsafeMutableBufferPointer { sP in
-                    for s in 0..<lengths.count {
-                        attentionBackward(qkv: qkvP.baseAddress! + offsets[s] * qkvDim, probs: pP.baseAddress! + tape.probOffsets[s],
-                                          dOut: dOP.baseAddress! + offsets[s] * qDim, dQKV: dP.baseAddress! + offsets[s] * qkvDim,
-                                          scratch: sP.baseAddress!, L: lengths[s], nH: nH, nKV: nKV, hd: hd, group: nH / nKV,
-                                          scale: config.effectiveAttentionScale, softcap: config.attentionSoftcap)
-                    }
-                } } }
-            } }
+            let qkvBase = rec.qkv.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            let probsBase = rec.probs.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            let dOutBase = dAttn.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            let dBase = dQKV.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            parallelFor(lengths.count * nKV) { task in
+                let s = task / nKV, g = task % nKV, L = lengths[s]
+                var scratch = [Float](repeating: 0, count: L * L)
+                attentionBackward(qkv: UnsafePointer(bitPattern: qkvBase)! + offsets[s] * qkvDim,
+                                  probs: UnsafePointer(bitPattern: probsBase)! + tape.probOffsets[s],
+                                  dOut: UnsafePointer(bitPattern: dOutBase)! + offsets[s] * qDim,
+                                  dQKV: UnsafeMutablePointer(bitPattern: dBase)! + offsets[s] * qkvDim,
+                                  scratch: &scratch, kvGroup: g, L: L, nH: nH, nKV: nKV, hd: hd, group: nH / nKV,
+                                  scale: config.effectiveAttentionScale, softcap: config.attentionSoftcap)
+            }
             dQKV.withUnsafeMutableBufferPointer { p in
                 let (c, s) = (sliding && local != nil) ? local! : (cosT, sinT)
                 ropeBackward(p.baseAddress!, rowStride: qkvDim, T: T, nHeads: nH, headDim: hd, rotaryDim: config.effectiveRotaryDim, cos: c, sin: s)
@@ -130,7 +132,7 @@ extension TransformerDecoder {
                 } } }
                 dQKV = d
             }
-            linearBackwardInput(&dN1, dQKV, layer.wqkv.unpacked(), T: T, K: C, N: qkvDim)
+            linearBackwardInput(&dN1, dQKV, layer.wqkv, T: T)
             loraBackward(.qkv, layer: li, rec: rec, dOut: dQKV, outWidth: qkvDim, dIn: &dN1, inWidth: C)
             // x_in feeds the residual (dMid, or dX for parallel blocks) and the attention norm.
             var dIn = layer.mlpNorm == nil ? dX : dMid
