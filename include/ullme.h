@@ -238,6 +238,27 @@ ULLME_API int ullme_trainer_lm_backward(ullme_trainer *trainer, const int32_t *i
  * (before clipping) may be NULL. A non-finite gradient norm skips the update and returns ULLME_E_STATE. */
 ULLME_API int ullme_trainer_step(ullme_trainer *trainer, double *lr_out, float *grad_norm_out);
 
+/* ---- GRL fine-tuning runs ------------------------------------------------------------------- */
+/* One logged optimiser step of a run. */
+typedef struct {
+    int32_t step, total_steps, epoch;
+    float loss, contrastive, generative, kl;   /* total and each term (0 when off) */
+    double learning_rate;
+    float grad_norm;                            /* before clipping */
+    double seconds, tokens_per_second;
+} ullme_train_log;
+
+/* Called after every step; return non-zero to stop (a checkpoint is written first; the call then returns
+ * ULLME_E_CANCELLED). */
+typedef int (*ullme_train_log_fn)(void *user, const ullme_train_log *record);
+
+/* Runs GRL fine-tuning from a YAML config (the reference's keys plus ours: model, data, output_dir; see
+ * examples/grl-wordnet.yaml): loads the model and data, trains LoRA + projection head with GradCache, writes
+ * output_dir/log.jsonl, atomic checkpoints (output_dir/checkpoint.safetensors) and at the end the PEFT adapter
+ * (output_dir/adapter). resume != 0 continues from the checkpoint in output_dir (bit-identical to an
+ * uninterrupted run). Unknown config keys are warnings, not errors (the CLI prints them). */
+ULLME_API int ullme_train_run(const char *config_path, int resume, ullme_train_log_fn log, void *user);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,20 +16,13 @@ func runTrain(_ args: Arguments) throws {
         let step = try trainer.resumeIfPossible()
         fputs("ullme: resuming at step \(step) of \(trainer.totalSteps)\n", stderr)
     }
-    let logPath = settings.outputDir + "/log.jsonl"
-    try makeDirectoryForCLI(settings.outputDir)
-    guard let log = fopen(logPath, args.flags.contains("--resume") ? "a" : "w") else {
-        throw CLIError(message: "\(logPath): \(String(cString: strerror(errno)))")
-    }
-    defer { fclose(log) }
+    let logPath = trainer.logPath
     let quiet = args.flags.contains("--quiet")
     let start = ProgressBar.now()
     let firstStep = trainer.session.step
     fputs("ullme: training \(trainer.session.parameterCount) parameters for \(trainer.totalSteps) steps "
           + "(\(trainer.sampler.stepsPerEpoch) per epoch), log \(logPath)\n", stderr)
     try trainer.run { r in
-        fputs(r.json + "\n", log)
-        fflush(log)
         if !quiet {
             let elapsed = ProgressBar.now() - start
             let done = r.step - firstStep
@@ -45,8 +38,4 @@ func runTrain(_ args: Arguments) throws {
     // The loss curve: matplotlib when Python has it (the plot is a convenience, the JSONL log is the record).
     let plot = "python3 scripts/plot_losses.py '\(logPath)' '\(settings.outputDir)/losses.png' 2>/dev/null"
     if system(plot) == 0 { fputs("ullme: loss curve \(settings.outputDir)/losses.png\n", stderr) }
-}
-
-func makeDirectoryForCLI(_ path: String) throws {
-    if system("mkdir -p '\(path)'") != 0 { throw CLIError(message: "cannot create \(path)") }
 }

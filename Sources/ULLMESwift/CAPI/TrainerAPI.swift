@@ -152,3 +152,23 @@ public func capi_trainer_step(_ t: OpaquePointer?, _ lrOut: UnsafeMutablePointer
         guard norm.isFinite else { throw ULLMEError.state("gradient norm is \(norm): step skipped, gradients dropped") }
     }
 }
+
+@_cdecl("ullme_train_run")
+public func capi_train_run(_ configPath: UnsafePointer<CChar>?, _ resume: Int32,
+                           _ log: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<ullme_train_log>?) -> Int32)?,
+                           _ user: UnsafeMutableRawPointer?) -> Int32 {
+    capiCall("ullme_train_run") {
+        guard let configPath else { throw argError("config_path is NULL") }
+        let config = try TrainConfig.load(path: String(cString: configPath))
+        let trainer = try GRLTrainer(settings: try GRLRunSettings(config: config))
+        if resume != 0 { try trainer.resumeIfPossible() }
+        try trainer.run { r in
+            guard let log else { return true }
+            var rec = ullme_train_log(step: Int32(r.step), total_steps: Int32(r.totalSteps), epoch: Int32(r.epoch),
+                                      loss: r.losses.total, contrastive: r.losses.contrastive, generative: r.losses.generative,
+                                      kl: r.losses.kl, learning_rate: r.learningRate, grad_norm: r.gradNorm,
+                                      seconds: r.seconds, tokens_per_second: r.tokensPerSecond)
+            return log(user, &rec) == 0
+        }
+    }
+}

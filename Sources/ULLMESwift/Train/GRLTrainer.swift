@@ -150,12 +150,19 @@ public final class GRLTrainer {
         }
     }
 
+    /// The JSONL log of the run (one GRLLogRecord.json per step; appended to when resuming).
+    public var logPath: String { settings.outputDir + "/log.jsonl" }
+
     /// Runs from the current step to the end. `log` receives every step; returning false stops after it
     /// (with a checkpoint). Returns the records of the steps run.
     @discardableResult
     public func run(log: (GRLLogRecord) -> Bool = { _ in true }) throws -> [GRLLogRecord] {
         var records: [GRLLogRecord] = []
         try makeDirectory(settings.outputDir)
+        guard let logFile = fopen(logPath, session.step == 0 ? "w" : "a") else {
+            throw ULLMEError.io("\(logPath): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(logFile) }
         while session.step < totalSteps {
             let step = session.step
             let epoch = step / sampler.stepsPerEpoch
@@ -168,6 +175,8 @@ public final class GRLTrainer {
             let record = GRLLogRecord(step: step + 1, totalSteps: totalSteps, epoch: epoch, losses: losses,
                                       learningRate: lr, gradNorm: norm, seconds: monotonicSeconds() - start)
             records.append(record)
+            fputs(record.json + "\n", logFile)
+            fflush(logFile)
             let keepGoing = log(record)
             let interval = settings.checkpointInterval
             if !keepGoing || (interval > 0 && session.step % interval == 0) || session.step == totalSteps {

@@ -52,3 +52,34 @@ def test_trainer_errors(tiny):
         ullme.Trainer(tiny, lora_rank=0)
     with pytest.raises(ullme.Error):
         ullme.Trainer(tiny, lora_dropout=1.5)
+
+
+def test_train_run_from_yaml(repo_root, tmp_path):
+    cfg = tmp_path / "grl.yaml"
+    cfg.write_text(f"""
+model: {repo_root}/tests/fixtures/tiny-llama
+data:
+  - name: wordnet-tiny
+    file: {repo_root}/data/grl/wordnet-tiny/train.jsonl
+    instruction: Given a sentence, retrieve the definition of the sense in which its word is used.
+output_dir: {tmp_path}/run
+max_seq_length: 128
+loar_r: 4
+lora_alpha: 8
+global_batch_size: 8
+gc_chunk_size: 4
+max_steps: 3
+use_gen: true
+gen_loss_type: sigmoid
+use_kl: true
+""")
+    seen = []
+    records = ullme.train(cfg, callback=seen.append, show_progress_bar=False)
+    assert [r["step"] for r in records] == [1, 2, 3] and len(seen) == 3
+    assert all(r["contrastive"] > 0 and r["kl"] > 0 for r in records)
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 3
+    with pytest.raises(ullme.Error, match="cancelled"):
+        ullme.train(cfg, callback=lambda r: False, show_progress_bar=False)
+    with pytest.raises(ullme.Error, match="no such|No such"):
+        ullme.train(tmp_path / "missing.yaml")

@@ -9,11 +9,11 @@
 from ._lib import ABI_VERSION, Error
 from .model import (Model, cache_dir, cosine_similarity, default_model_path, fetch_default_model,
                     search)
-from .trainer import Trainer
+from .trainer import Trainer, train
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "Trainer", "Error", "search", "cosine_similarity", "fetch_default_model", "default_model_path",
+__all__ = ["Model", "Trainer", "train", "Error", "search", "cosine_similarity", "fetch_default_model", "default_model_path",
            "cache_dir", "library_version", "library_path", "ABI_VERSION", "__version__"]
 
 

@@ -59,6 +59,15 @@ class TrainerParams(Structure):
                 ("steps_per_epoch", c_int32), ("max_epochs", c_int32), ("is_cosine_annealing", c_int)]
 
 
+class TrainLog(Structure):
+    _fields_ = [("step", c_int32), ("total_steps", c_int32), ("epoch", c_int32), ("loss", c_float),
+                ("contrastive", c_float), ("generative", c_float), ("kl", c_float),
+                ("learning_rate", ctypes.c_double), ("grad_norm", c_float), ("seconds", ctypes.c_double),
+                ("tokens_per_second", ctypes.c_double)]
+
+
+train_log_fn = CFUNCTYPE(c_int, c_void_p, POINTER(TrainLog))
+
 model_p = c_void_p  # opaque ullme_model *
 trainer_p = c_void_p  # opaque ullme_trainer *
 
@@ -96,6 +105,7 @@ _SIGNATURES = {
     "ullme_trainer_lm_backward": (c_int, [trainer_p, POINTER(c_int32), POINTER(c_int32), POINTER(c_size_t),
                                           c_size_t, POINTER(c_float)]),
     "ullme_trainer_step": (c_int, [trainer_p, POINTER(ctypes.c_double), POINTER(c_float)]),
+    "ullme_train_run": (c_int, [c_char_p, c_int, train_log_fn, c_void_p]),
 }
 
 

@@ -1,4 +1,7 @@
-"""Training access: LoRA adapters + projection head on a loaded Model, one objective call at a time.
+"""Training: a whole GRL run from a YAML config (`ullme.train`), or LoRA adapters + projection head on a
+loaded Model, one objective call at a time (`ullme.Trainer`).
+
+    history = ullme.train("examples/grl-wordnet.yaml", callback=lambda rec: print(rec["loss"]))
 
     t = ullme.Trainer(model, lora_rank=16, learning_rate=1e-4)
     reps = t.embedding_backward([ids_a, ids_b], d_reps)     # GradCache: you supply dLoss/dreps
@@ -111,3 +114,39 @@ class Trainer:
         lr, norm = ctypes.c_double(), ctypes.c_float()
         L.check(L.lib().ullme_trainer_step(self._handle, byref(lr), byref(norm)), "step")
         return lr.value, norm.value
+
+
+def train(config, resume=False, callback=None, show_progress_bar=None):
+    """Runs GRL fine-tuning from a YAML config file (see examples/grl-wordnet.yaml). Every step's losses go to
+    `callback(record_dict)` (return False to stop: a checkpoint is written and ullme.Error is raised) and to a
+    tqdm progress bar when tqdm is installed (show_progress_bar None = auto). Returns the list of records.
+    The adapter is written to <output_dir>/adapter, the JSONL log to <output_dir>/log.jsonl."""
+    import os
+    records, bar = [], None
+    fields = [f for f, _ in L.TrainLog._fields_]
+
+    def on_step(user, rec):
+        r = {f: getattr(rec.contents, f) for f in fields}
+        records.append(r)
+        nonlocal bar
+        if bar is None and show_progress_bar is not False:
+            try:
+                from tqdm import tqdm
+                bar = tqdm(total=r["total_steps"], initial=r["step"] - 1, desc="GRL", unit="step")
+            except ImportError:
+                bar = False
+        if bar:
+            bar.set_postfix(loss=f"{r['loss']:.3f}", cl=f"{r['contrastive']:.3f}", gen=f"{r['generative']:.3f}",
+                            kl=f"{r['kl']:.3f}")
+            bar.update(1)
+        if callback is not None and callback(r) is False:
+            return 1
+        return 0
+
+    cb = L.train_log_fn(on_step)
+    try:
+        L.check(L.lib().ullme_train_run(os.fsencode(str(config)), 1 if resume else 0, cb, None), f"training {config}")
+    finally:
+        if bar:
+            bar.close()
+    return records
