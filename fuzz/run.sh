@@ -4,7 +4,7 @@
 #   fuzz/run.sh PARSER SECONDS [libFuzzer flags...]
 #   fuzz/run.sh all SECONDS          # every target in turn (CI: fuzz/run.sh all 20)
 #
-# PARSER: gguf safetensors config tokenizer-json gguf-tokenizer encode-smollm2 encode-spm
+# PARSER: gguf safetensors config tokenizer-json gguf-tokenizer encode-smollm2 encode-spm model-gguf
 # Seeds: fuzz/seeds/PARSER (read-only; scripts/make_fuzz_seeds.py). Corpus grown by the run:
 # $ULLME_FUZZ_WORK/PARSER/corpus (default /tmp/ullme-fuzz). Crashes, timeouts and OOM inputs:
 # fuzz/artifacts/PARSER/. Exit status non-zero on any finding. The build is a separate package
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TARGETS="gguf safetensors config tokenizer-json gguf-tokenizer encode-smollm2 encode-spm"
+TARGETS="gguf safetensors config tokenizer-json gguf-tokenizer encode-smollm2 encode-spm model-gguf"
 PARSER=${1:?usage: fuzz/run.sh PARSER|all SECONDS [libFuzzer flags]}
 SECS=${2:?usage: fuzz/run.sh PARSER|all SECONDS [libFuzzer flags]}
 shift 2
@@ -29,6 +29,7 @@ fi
 max_len() {
   case $1 in
     gguf|gguf-tokenizer|tokenizer-json) echo 32768 ;;
+    model-gguf) echo 400000 ;;
     *) echo 4096 ;;
   esac
 }
@@ -45,6 +46,7 @@ run_one() {
     -artifact_prefix="$ROOT/fuzz/artifacts/$t/" -print_final_stats=1 "$@" >"$log" 2>&1
   local rc=$?
   set -e
+  rm -f /dev/shm/ullme-fuzz-model-*.gguf 2>/dev/null || true
   local runs cov
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 || true)

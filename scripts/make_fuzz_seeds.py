@@ -9,6 +9,7 @@
   config: every tests/fixtures/tiny-*/config.json.
   tokenizer-json: tiny-llama's tokenizer.json, SmolLM2's cut to 400 tokens, a SentencePiece-style one.
   encode-smollm2, encode-spm: the texts of tests/fixtures/tokenizer/corpus.jsonl.
+  model-gguf: tests/fixtures/tiny-llama as a GGUF (F32, Q8_0 and Q4_0 tensors, byte-level vocab).
 
 Usage: scripts/make_fuzz_seeds.py   (models: scripts/fetch_models.sh; ~/.cache/ullme or $ULLME_CACHE)
 """
@@ -151,11 +152,77 @@ def st_file(path, tensors, meta=None):
         f.write(struct.pack("<Q", len(h)) + h + data)
 
 
+def tiny_llama_gguf(path):
+    """tests/fixtures/tiny-llama converted to GGUF naming (weights as stored; Q/K not permuted, which
+    only changes the numbers) with ffn_down in Q8_0 and ffn_up in Q4_0 (re-encoded crudely)."""
+    import numpy as np
+    d = os.path.join(ROOT, "tests/fixtures/tiny-llama")
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    raw = open(os.path.join(d, "model.safetensors"), "rb").read()
+    n = struct.unpack_from("<Q", raw, 0)[0]
+    hdr = json.loads(raw[8:8 + n])
+    def t(name):
+        h = hdr[name]
+        b, e = h["data_offsets"]
+        return np.frombuffer(raw[8 + n + b:8 + n + e], dtype=np.float32).reshape(h["shape"])
+    def q8_0(a):
+        out = b""
+        for blk in a.reshape(-1, 32):
+            sc = float(np.abs(blk).max()) / 127 or 1.0
+            out += struct.pack("<e", sc) + np.clip(np.round(blk / sc), -127, 127).astype(np.int8).tobytes()
+        return out
+    def q4_0(a):
+        out = b""
+        for blk in a.reshape(-1, 32):
+            sc = float(np.abs(blk).max()) / 8 or 1.0
+            q = (np.clip(np.round(blk / sc), -8, 7) + 8).astype(np.uint8)
+            out += struct.pack("<e", sc) + (q[:16] | (q[16:] << 4)).astype(np.uint8).tobytes()
+        return out
+    tensors = []
+    def add(name, arr, ty=0):
+        data = arr.astype(np.float32).tobytes() if ty == 0 else (q8_0(arr) if ty == 8 else q4_0(arr))
+        tensors.append((name, list(reversed(arr.shape)), ty, data))
+    add("token_embd.weight", t("model.embed_tokens.weight"))
+    for i in range(cfg["num_hidden_layers"]):
+        p = "model.layers.%d." % i
+        for hf, gg in [("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"), ("self_attn.v_proj", "attn_v"),
+                       ("self_attn.o_proj", "attn_output"), ("mlp.gate_proj", "ffn_gate")]:
+            add("blk.%d.%s.weight" % (i, gg), t(p + hf + ".weight"))
+        add("blk.%d.ffn_up.weight" % i, t(p + "mlp.up_proj.weight"), 2)
+        add("blk.%d.ffn_down.weight" % i, t(p + "mlp.down_proj.weight"), 8)
+        add("blk.%d.attn_norm.weight" % i, t(p + "input_layernorm.weight"))
+        add("blk.%d.ffn_norm.weight" % i, t(p + "post_attention_layernorm.weight"))
+    add("output_norm.weight", t("model.norm.weight"))
+    add("output.weight", t("lm_head.weight"))
+    tok = json.load(open(os.path.join(d, "tokenizer.json")))
+    vocab = sorted(tok["model"]["vocab"].items(), key=lambda kv: kv[1])
+    kvs = [
+        ("general.architecture", 8, "llama"),
+        ("llama.block_count", 4, cfg["num_hidden_layers"]),
+        ("llama.context_length", 4, cfg["max_position_embeddings"]),
+        ("llama.embedding_length", 4, cfg["hidden_size"]),
+        ("llama.feed_forward_length", 4, cfg["intermediate_size"]),
+        ("llama.attention.head_count", 4, cfg["num_attention_heads"]),
+        ("llama.attention.head_count_kv", 4, cfg["num_key_value_heads"]),
+        ("llama.attention.key_length", 4, cfg["head_dim"]),
+        ("llama.rope.freq_base", 6, cfg["rope_theta"]),
+        ("llama.attention.layer_norm_rms_epsilon", 6, cfg["rms_norm_eps"]),
+        ("tokenizer.ggml.model", 8, "gpt2"),
+        ("tokenizer.ggml.pre", 8, "default"),
+        ("tokenizer.ggml.tokens", 9, (8, [k for k, _ in vocab])),
+        ("tokenizer.ggml.token_type", 9, (5, [1] * len(vocab))),
+        ("tokenizer.ggml.merges", 9, (8, [])),
+        ("tokenizer.ggml.bos_token_id", 4, 1),
+        ("tokenizer.ggml.eos_token_id", 4, 2),
+    ]
+    write_gguf(path, kvs, tensors)
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     dirs = {t: os.path.join(OUT, t) for t in ["gguf", "gguf-tokenizer", "safetensors", "config", "tokenizer-json",
-                                               "encode-smollm2", "encode-spm"]}
+                                               "encode-smollm2", "encode-spm", "model-gguf"]}
     for d in dirs.values():
         os.makedirs(d)
 
@@ -174,6 +241,8 @@ def main():
     struct.pack_into("<QQ", head, 8, 0, len(fit))
     with open(os.path.join(dirs["gguf"], "smollm2-head64k.gguf"), "wb") as f:
         f.write(head)
+
+    tiny_llama_gguf(os.path.join(dirs["model-gguf"], "tiny-llama.gguf"))
 
     # safetensors
     shutil.copy(os.path.join(ROOT, "tests/fixtures/safetensors/tiny.safetensors"), dirs["safetensors"])

@@ -8,6 +8,8 @@
 //   gguf-tokenizer  GGUFFile + TokenizerLoader.fromGGUF, then encode/decode a fixed text
 //   encode-smollm2  SmolLM2's tokenizer (byte-level BPE, from the GGUF) on arbitrary bytes
 //   encode-spm      llama SentencePiece vocab (ggml-vocab-llama-spm.gguf) on arbitrary bytes
+//   model-gguf      a whole GGUF model: Model.load (config, tokenizer, every weight's shape and
+//                   dequantisation) from a file in /dev/shm, then one short embedding
 //
 // Any error thrown is an accepted outcome; a trap, sanitizer report, timeout or OOM is a finding.
 #if canImport(Glibc)
@@ -17,7 +19,7 @@ import ULLMESwift
 
 enum Target: String {
     case gguf, safetensors, config, tokenizerJSON = "tokenizer-json", ggufTokenizer = "gguf-tokenizer"
-    case encodeSmolLM2 = "encode-smollm2", encodeSPM = "encode-spm"
+    case encodeSmolLM2 = "encode-smollm2", encodeSPM = "encode-spm", modelGGUF = "model-gguf"
 }
 
 func env(_ name: String) -> String? {
@@ -36,6 +38,8 @@ let cache = env("ULLME_CACHE") ?? "\(home)/.cache/ullme"
 
 nonisolated(unsafe) var target: Target = .gguf
 nonisolated(unsafe) var fixedTokenizer: Tokenizer? = nil
+/// model-gguf writes each input here (tmpfs) because models load from a path.
+let modelPath = "/dev/shm/ullme-fuzz-model-\(getpid()).gguf"
 
 /// A fixed text mixing ASCII, digits, spaces, multi-byte UTF-8 and a special-token lookalike.
 let probe: [UInt8] = Array("Hello  world 12345 ▁x héllo 日本 <s></s><|im_start|>\n\t!".utf8)
@@ -48,7 +52,7 @@ func loadTokenizer(_ path: String) -> Tokenizer {
 @_cdecl("LLVMFuzzerInitialize")
 public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> Int32 {
     guard let name = env("ULLME_FUZZ_TARGET"), let t = Target(rawValue: name) else {
-        die("set ULLME_FUZZ_TARGET to gguf, safetensors, config, tokenizer-json, gguf-tokenizer, encode-smollm2 or encode-spm")
+        die("set ULLME_FUZZ_TARGET to gguf, safetensors, config, tokenizer-json, gguf-tokenizer, encode-smollm2, encode-spm or model-gguf")
     }
     target = t
     switch t {
@@ -114,6 +118,26 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         }
     case .encodeSmolLM2, .encodeSPM:
         exercise(fixedTokenizer!, Array(bytes))
+    case .modelGGUF:
+        let fd = open(modelPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { die("cannot write \(modelPath)") }
+        var done = 0
+        while done < size {
+            let n = write(fd, data! + done, size - done)
+            guard n > 0 else { die("write to \(modelPath) failed") }
+            done += n
+        }
+        close(fd)
+        if let m = try? Model.load(path: modelPath) {
+            var options = EmbedOptions()
+            options.maxLength = 16
+            let C = m.config.hiddenSize
+            var out = [Float](repeating: 0, count: 2 * C)
+            out.withUnsafeMutableBufferPointer { buf in
+                _ = try? m.embed([Array("Hello world".utf8), []], options: options, into: buf)
+            }
+            sink &+= UInt64(out[0].bitPattern)
+        }
     }
     return 0
 }
