@@ -48,11 +48,11 @@ run_one() {
   set -e
   rm -f /dev/shm/ullme-fuzz-model-*.gguf 2>/dev/null || true
   local runs cov
-  runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")
-  cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 || true)
+  runs=$(grep -aoE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")
+  cov=$(grep -aoE 'cov: [0-9]+' "$log" | tail -1 || true)
   echo "   executions: $runs  $cov  exit: $rc  (log: $log)"
   if [ $rc -ne 0 ]; then
-    grep -E 'ERROR|Fatal|panic|deadly|Test unit written' "$log" | head -20
+    grep -aE 'ERROR|Fatal|panic|deadly|Test unit written' "$log" | head -20
     return 1
   fi
 }

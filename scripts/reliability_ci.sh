@@ -32,7 +32,7 @@ else
 fi
 
 step "sanitizers (subset)"
-check scripts/sanitize.sh asan 'FuzzRegressionTests|FormatsTests|CAPITests|ConcurrencyTests'
+check scripts/sanitize.sh asan 'FuzzRegressionTests|FormatsTests.testGGUF|FormatsTests.testSafetensors|FormatsTests.testHFDirectory|CAPITests|ConcurrencyTests'
 check scripts/sanitize.sh tsan 'ConcurrencyTests'
 
 echo
