@@ -89,6 +89,30 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertEqual(e, Int32(ULLME_E_ARG))
     }
 
+    /// fuzz model-gguf (after ~90 k executions): `{arch}.block_count` was only validated after
+    /// DecoderWeights had reserved one entry per layer (malloc of 19 GB, an OOM kill in a host process);
+    /// the per-layer sliding-window arrays of ModelConfig.fromGGUF/fromHF had the same problem, and a
+    /// negative count trapped in `0..<nLayers`.
+    func testLayerCountIsBoundedBeforeAllocation() throws {
+        let path = try fixturePath("fuzz-regressions/model-gguf-huge-block-count.gguf")
+        assertThrows(.format, mentions: ["num_hidden_layers"], "model") { _ = try Model.load(path: path) }
+        for n: Int64 in [-1, 1 << 40, 0] {
+            let meta: [String: GGUFValue] = [
+                "general.architecture": .string("gemma3"), "gemma3.block_count": .int(n),
+                "gemma3.embedding_length": .uint(64), "gemma3.attention.head_count": .uint(4),
+                "gemma3.feed_forward_length": .uint(128),
+            ]
+            assertThrows(.format, mentions: ["num_hidden_layers"], "GGUF block_count \(n)") {
+                _ = try ModelConfig.fromGGUF(meta, vocabSizeFallback: 256)
+            }
+            let hf = try JSONValue.parse(Array("""
+                {"model_type":"gemma2","hidden_size":64,"num_attention_heads":4,"num_hidden_layers":\(n),
+                 "intermediate_size":128,"vocab_size":256}
+                """.utf8), what: "config.json")
+            assertThrows(.format, mentions: ["num_hidden_layers"], "HF num_hidden_layers \(n)") { _ = try ModelConfig.fromHF(hf) }
+        }
+    }
+
     // MARK: allocation caps
 
     /// Every count in a GGUF is bounded by the bytes left: nested arrays claiming many elements.
