@@ -30,7 +30,7 @@ run() {  # name sanitizer scratch filter options-var
   local rc=$?
   local reports
   reports=$(grep -cE "^(==[0-9]+==ERROR|WARNING: ThreadSanitizer|SUMMARY: (Address|Thread|Leak)Sanitizer)" "$log")
-  echo "   $(grep -E "Executed [0-9]+ tests" "$log" | tail -1 | sed 's/^[[:space:]]*//')"
+  echo "   $(grep -E "Executed [0-9]+ tests?" "$log" | tail -1 | sed 's/^[[:space:]]*//')"
   echo "   exit $rc, sanitizer reports: $reports, $((SECONDS - t0)) s (log: $log)"
   if [ $rc -ne 0 ] || [ "$reports" -ne 0 ]; then
     grep -E "error:|failed|ERROR|WARNING: ThreadSanitizer|SUMMARY" "$log" | head -20
