@@ -9,6 +9,8 @@ let package = Package(
     products: [
         .library(name: "ullme", type: .dynamic, targets: ["ULLMESwift"]),
         .executable(name: "ullme-cli", targets: ["ullme-cli"]),
+        // The engine as a Swift library, for the fuzz harnesses of fuzz/ (not part of the C ABI).
+        .library(name: "ULLMESwiftStatic", type: .static, targets: ["ULLMESwift"]),
     ],
     targets: [
         // C shims: OpenBLAS (cblas.h) and the SIMD kernels that need run-time CPU dispatch.
@@ -29,8 +31,9 @@ let package = Package(
             dependencies: ["CULLME", "CYAML"],
             exclude: ["CAPI/exports.map"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
-            // Export exactly the functions of include/ullme.h (the linker runs in the package root).
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Sources/ULLMESwift/CAPI/exports.map"])]
+            // Export exactly the functions of include/ullme.h. Absolute path: packages that depend on
+            // this one (fuzz/) link from their own root.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/ULLMESwift/CAPI/exports.map"])]
         ),
         .executableTarget(name: "ullme-cli", dependencies: ["ULLMESwift"]),
         .testTarget(name: "ULLMETests", dependencies: ["ULLMESwift"], path: "Tests/ULLMETests"),

@@ -148,6 +148,7 @@ public func capi_detokenize(_ model: OpaquePointer?, _ ids: UnsafePointer<Int32>
     capiCall("ullme_detokenize") {
         let h = try handle(model)
         guard let nBytes else { throw argError("n_bytes is NULL") }
+        guard nIds >= 0 else { throw argError("n_ids \(UInt(bitPattern: nIds)) is larger than any buffer") }
         guard nIds == 0 || ids != nil else { throw argError("ids is NULL") }
         let tok = try h.model.requireTokenizer()
         let list = nIds == 0 ? [] : Array(UnsafeBufferPointer(start: ids, count: nIds))

@@ -36,6 +36,8 @@ func bytes(_ p: UnsafePointer<CChar>?, _ len: Int, what: String) throws -> [UInt
         throw argError("\(what) is NULL")
     }
     let n = len == Int(bitPattern: UInt(ULLME_NUL_TERMINATED_VALUE)) ? strlen(p) : len
+    // A size_t above Int.max arrives negative: no buffer is that large (and a negative count traps).
+    guard n >= 0 else { throw argError("\(what) length \(UInt(bitPattern: len)) is larger than any buffer") }
     return p.withMemoryRebound(to: UInt8.self, capacity: n) { Array(UnsafeBufferPointer(start: $0, count: n)) }
 }
 

@@ -137,7 +137,8 @@ public final class GGUFFile: @unchecked Sendable {
         // The data section starts at the next multiple of the alignment.
         let (padded, o1) = r.offset.addingReportingOverflow(align - 1)
         guard !o1 else { throw ULLMEError.format("\(path): data offset overflows") }
-        let start = padded / align * align
+        // A file without tensors (llama.cpp's vocab-only files) may end before that padding.
+        let start = infos.isEmpty ? min(padded / align * align, file.count) : padded / align * align
         guard start <= file.count else {
             throw ULLMEError.format("\(path): truncated: tensor data would start at \(start) but the file has \(file.count) bytes")
         }

@@ -25,6 +25,8 @@ extension ModelConfig {
             normEps: float("attention.layer_norm_rms_epsilon") ?? float("attention.layer_norm_epsilon") ?? 1e-5,
             ropeTheta: float("rope.freq_base") ?? 10000, ropeScaling: .none, tieWordEmbeddings: false)
         c.applyFamilyDefaults()
+        // Per-layer arrays below, and DecoderWeights after, allocate by these: bound them first.
+        try c.validateDimensions()
         if let type = meta["\(arch).rope.scaling.type"]?.string, type != "none" {
             guard type == "linear", let f = float("rope.scaling.factor"), f > 0 else {
                 throw ULLMEError.unsupported("GGUF rope scaling type \"\(type)\"")

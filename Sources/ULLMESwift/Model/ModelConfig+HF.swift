@@ -67,6 +67,7 @@ extension ModelConfig {
                 }
             }
         }
+        try c.validateDimensions()   // before readSlidingWindow's per-layer arrays
         try c.readSlidingWindow(json)
         c.ropeScaling = try parseHFRopeScaling(fullRope, family: family, config: json, rotaryDim: c.effectiveRotaryDim)
         try c.validate()

@@ -58,14 +58,10 @@ public struct ModelConfig: Sendable, Equatable {
     /// Checks the invariants the decoder relies on; a hostile file must not reach an out-of-bounds index.
     func validate() throws {
         func require(_ ok: Bool, _ what: String) throws { if !ok { throw ULLMEError.format("model config: \(what)") } }
-        try require(hiddenSize > 0 && hiddenSize <= 65536, "hidden_size \(hiddenSize) out of range")
-        try require(nLayers > 0 && nLayers <= 1024, "num_hidden_layers \(nLayers) out of range")
-        try require(nHeads > 0 && nHeads <= 1024, "num_attention_heads \(nHeads) out of range")
+        try validateDimensions()
         try require(nKVHeads > 0 && nHeads % nKVHeads == 0, "num_key_value_heads \(nKVHeads) must divide num_attention_heads \(nHeads)")
         try require(headDim > 0 && headDim % 2 == 0 && headDim <= 1024, "head_dim \(headDim) must be even and positive")
         try require(rotaryDim >= 0 && rotaryDim <= headDim && rotaryDim % 2 == 0, "rotary dim \(rotaryDim) must be even and <= head_dim")
-        try require(intermediateSize > 0 && intermediateSize <= 1 << 20, "intermediate_size \(intermediateSize) out of range")
-        try require(vocabSize > 0 && vocabSize <= 1 << 24, "vocab_size \(vocabSize) out of range")
         try require(maxPositions > 0, "max_position_embeddings \(maxPositions) must be positive")
         try require(normEps > 0 && normEps < 1, "norm epsilon \(normEps) out of range")
         try require(ropeTheta > 0, "rope_theta \(ropeTheta) must be positive")
@@ -77,6 +73,17 @@ public struct ModelConfig: Sendable, Equatable {
                         "longrope factors need \(effectiveRotaryDim / 2) values each")
             try require(original > 0, "original_max_position_embeddings must be positive")
         }
+    }
+
+    /// The bounds of the sizes read from a file, checked by the readers before anything is allocated
+    /// from them (per-layer arrays, DecoderWeights); `validate()` checks everything else at the end.
+    func validateDimensions() throws {
+        func require(_ ok: Bool, _ what: String) throws { if !ok { throw ULLMEError.format("model config: \(what)") } }
+        try require(nLayers > 0 && nLayers <= 1024, "num_hidden_layers \(nLayers) out of range")
+        try require(hiddenSize > 0 && hiddenSize <= 65536, "hidden_size \(hiddenSize) out of range")
+        try require(nHeads > 0 && nHeads <= 1024, "num_attention_heads \(nHeads) out of range")
+        try require(intermediateSize > 0 && intermediateSize <= 1 << 20, "intermediate_size \(intermediateSize) out of range")
+        try require(vocabSize > 0 && vocabSize <= 1 << 24, "vocab_size \(vocabSize) out of range")
     }
 
     /// The family's knobs, given its name and the dimensions already known.

@@ -8,6 +8,10 @@
 /// Token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte. Control, unknown and
 /// user-defined tokens are matched in the text before tokenization (llama.cpp's parse_special=true).
 enum GGUFTokenizerLoader {
+    /// SentencePiece tokens longer than this (in scalars) get no merges: finding them costs
+    /// O(length^2), and real vocabularies' longest pieces are a few dozen scalars.
+    static let maxMergeTokenScalars = 256
+
     static func load(_ m: [String: GGUFValue]) throws -> Tokenizer {
         guard let model = m["tokenizer.ggml.model"]?.string else {
             throw ULLMEError.format("GGUF: tokenizer.ggml.model missing")
@@ -78,6 +82,8 @@ enum GGUFTokenizerLoader {
                 throw ULLMEError.format("GGUF: tokenizer.ggml.scores missing or of the wrong length")
             }
             let scores = sv.map { $0.double ?? 0 }
+            // NaN never equals itself, so it would have no merge rank below (a trap on hostile files).
+            guard !scores.contains(where: \.isNaN) else { throw ULLMEError.format("GGUF: tokenizer.ggml.scores holds NaN") }
             var scalarIds = [Unicode.Scalar: Int32]()
             var bf = [Int32](repeating: -1, count: 256)
             for (i, t) in tokens.enumerated() {
@@ -102,7 +108,8 @@ enum GGUFTokenizerLoader {
             for (i, t) in tokens.enumerated() where types[i] == 1 || types[i] == 5 {
                 cand.removeAll(keepingCapacity: true)
                 cand.append(contentsOf: t.unicodeScalars)
-                if cand.count < 2 { continue }
+                // Splitting costs O(length^2): real SentencePiece pieces are short; hostile ones are skipped.
+                if cand.count < 2 || cand.count > GGUFTokenizerLoader.maxMergeTokenScalars { continue }
                 let rank = rankOf[scores[i]]!
                 for k in 1..<cand.count {
                     let a = String(String.UnicodeScalarView(cand[..<k])), b = String(String.UnicodeScalarView(cand[k...]))

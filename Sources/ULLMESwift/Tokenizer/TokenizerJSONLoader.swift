@@ -35,7 +35,10 @@ enum TokenizerJSONLoader {
                                     singleWord: a["single_word"]?.bool ?? false, normalized: a["normalized"]?.bool ?? false))
             maxId = max(maxId, id)
         }
-        guard maxId < 10_000_000 else { throw ULLMEError.format("tokenizer.json: token id \(maxId) too large") }
+        // The token table is indexed by id: a lone huge id would allocate far more than the file's size.
+        guard maxId < 10_000_000, maxId < 2 * (vocabObj.count + added.count) + 1024 else {
+            throw ULLMEError.format("tokenizer.json: token id \(maxId) too large for \(vocabObj.count + added.count) tokens")
+        }
         var tokens = [String](repeating: "", count: maxId + 1)
         for (k, v) in vocab { tokens[Int(v)] = k }
         for a in added {

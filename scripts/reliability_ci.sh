@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The short versions of the reliability checks of docs/RELIABILITY.md, for CI (no Makefile needed):
+#   1. every fuzz target for $FUZZ_SECONDS (default 20) s: fuzz/run.sh all
+#   2. the C API tests: bad input, 8-thread concurrency (bit-identical), 100 load/embed/free cycles
+#      with flat RSS, and 20 of them under valgrind --leak-check=full (skipped without valgrind)
+#   3. AddressSanitizer + LeakSanitizer on a small test subset, ThreadSanitizer on the concurrency test
+# Needs: swift (6.3), cc, the tiny fixtures (in git) and, for the encode-* fuzz targets and the
+# FuzzRegression SPM check, the models of scripts/fetch_models.sh in ~/.cache/ullme ($ULLME_CACHE).
+# Exit status: number of failed steps.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+MODEL=${ULLME_CI_MODEL:-tests/fixtures/tiny-llama}
+OUT=${OUT:-/tmp/build-rel/c}
+failed=0
+step() { echo; echo "######## $*"; }
+check() { if "$@"; then echo "-> ok"; else echo "-> FAILED: $*"; failed=$((failed + 1)); fi; }
+
+step "fuzz: every target ${FUZZ_SECONDS}s"
+check fuzz/run.sh all "$FUZZ_SECONDS"
+
+step "C API tests ($MODEL)"
+check tests/c/build.sh
+check "$OUT/bad_input" "$MODEL"
+check "$OUT/concurrency" "$MODEL" 8 4
+check "$OUT/load_cycle" "$MODEL" 100
+if command -v valgrind >/dev/null; then
+  check valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+    --error-exitcode=9 "$OUT/vg/load_cycle" "$MODEL" 20
+else
+  echo "valgrind not installed: leak check skipped"
+fi
+
+step "sanitizers (subset)"
+check scripts/sanitize.sh asan 'FuzzRegressionTests|FormatsTests.testGGUF|FormatsTests.testSafetensors|FormatsTests.testHFDirectory|CAPITests|ConcurrencyTests'
+check scripts/sanitize.sh tsan 'ConcurrencyTests'
+
+echo
+echo "reliability_ci: $failed failed step(s)"
+exit $failed
