@@ -22,8 +22,9 @@
  * with other calls on that handle; using a handle after freeing it is undefined behaviour (as free()).
  * ullme_version, ullme_abi_version, ullme_status_name, ullme_*_default_params and ullme_*_from_name
  * may be called from any thread at any time; ullme_last_error is per thread. ullme_model_load may run
- * concurrently with other calls when params.n_threads is 0; a value > 0 resets OpenBLAS's
- * process-wide thread count, so load such models before other threads start embedding.
+ * concurrently with other calls when params.n_threads is 0; a value > 0 sets libullme's process-wide
+ * thread count for matrix products, so load such models before other threads start embedding.
+ * (libullme runs OpenBLAS, used only for small per-head products, single-threaded.)
  */
 #ifndef ULLME_H
 #define ULLME_H
@@ -92,8 +93,8 @@ typedef struct ullme_model ullme_model;
 
 typedef struct {
     uint32_t struct_size;      /* set by ullme_model_default_params() */
-    int32_t n_threads;         /* threads for matrix products; 0 = all cores (default). OpenBLAS has
-                                * one process-wide setting: a value > 0 applies to every model. */
+    int32_t n_threads;         /* threads for matrix products; 0 = all cores (default). The setting is
+                                * process-wide: a value > 0 applies to every model. */
     ullme_pooling pooling;     /* default ULLME_POOLING_MEAN */
     ullme_attention attention; /* default ULLME_ATTENTION_BIDIRECTIONAL, as the ULLME reference */
     int32_t max_length;        /* tokens per text after formatting, BOS included; default 512; >= 1 */
@@ -178,9 +179,9 @@ typedef struct {
  * texts) into out[n_texts * hidden_size], row-major. out_len is the capacity of `out` in floats.
  * `params` and `stats` may be NULL. n_texts == 0 succeeds and writes nothing. An empty text embeds
  * its formatted prompt (BOS alone when there is no instruction). A text's embedding does not depend
- * on the other texts of the call (batches are length-sorted and never padded internally) beyond float
- * rounding: the batch's size can change the last bits (measured: <= 5e-7 per normalised component;
- * the same call repeated, from any thread, is bit-identical).
+ * on the other texts of the call: batches are length-sorted, never padded internally, and every matrix
+ * product computes each row with one fixed FMA order, so a text alone and inside any batch gives the
+ * same bits (tested); the same call repeated, from any thread, is bit-identical too.
  * Thread-safe on one model. */
 ULLME_API int ullme_embed(const ullme_model *model, const char *const *texts, const size_t *text_lens,
                           size_t n_texts, const ullme_embed_params *params, float *out, size_t out_len,
