@@ -39,9 +39,29 @@ struct TransformerDecoder {
     }
 
     func norm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: NormWeights, T: Int, C: Int) {
-        switch config.norm {
-        case .rms: rmsNormForward(out, x, w.weight, T: T, C: C, eps: config.normEps)
-        case .layer: layerNormForward(out, x, w.weight, w.bias!, T: T, C: C, eps: config.normEps)
+        parallelRows(T, width: C) { r in
+            let o = out + r.lowerBound * C, i = x + r.lowerBound * C
+            switch config.norm {
+            case .rms: rmsNormForward(o, i, w.weight, T: r.count, C: C, eps: config.normEps)
+            case .layer: layerNormForward(o, i, w.weight, w.bias!, T: r.count, C: C, eps: config.normEps)
+            }
+        }
+    }
+
+    /// x[T, C] += y[T, C], rows split across threads.
+    func residualAdd(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, T: Int, C: Int) {
+        parallelRows(T, width: C) { r in addInPlace(x + r.lowerBound * C, y + r.lowerBound * C, r.count * C) }
+    }
+
+    /// act[T, I] from up[T, upDim] (gated or plain), rows split across threads.
+    func activation(_ act: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, T: Int, I: Int) {
+        let upDim = config.gatedMLP ? 2 * I : I
+        parallelRows(T, width: upDim) { r in
+            if config.gatedMLP {
+                gatedActivationForward(act + r.lowerBound * I, up + r.lowerBound * upDim, T: r.count, I: I, activation: config.activation)
+            } else {
+                geluTanhForward(act + r.lowerBound * I, up + r.lowerBound * I, count: r.count * I)
+            }
         }
     }
 
@@ -165,22 +185,18 @@ struct TransformerDecoder {
             if let post = layer.postAttnNorm { if tape != nil { rec.oOut = h2 }; norm(&h2, h2, post, T: T, C: C) }
 
             // ---- MLP branch: m = Wdown · act(Wup · norm(x)) (parallel blocks reuse the attention input norm)
-            addInPlace(&x, h2, T * C)
+            residualAdd(&x, h2, T: T, C: C)
             if tape != nil { rec.xMid = x }
             // Parallel blocks (phi) have no MLP norm: h still holds the attention input norm(x).
             if let mlpNorm = layer.mlpNorm { norm(&h, x, mlpNorm, T: T, C: C); if tape != nil { rec.n2 = h } }
             linearForward(&up, h, layer.wUp, bias: layer.bUp, T: T)
             applyLoRA(.up, layer: li, input: h, inWidth: C, out: &up, outWidth: upDim, record: &rec)
-            if config.gatedMLP {
-                gatedActivationForward(&act, up, T: T, I: I, activation: config.activation)
-            } else {
-                geluTanhForward(&act, up, count: T * I)
-            }
+            activation(&act, up, T: T, I: I)
             linearForward(&h2, act, layer.wDown, bias: layer.bDown, T: T)
             applyLoRA(.down, layer: li, input: act, inWidth: I, out: &h2, outWidth: C, record: &rec)
             if tape != nil { rec.up = up; rec.act = act }
             if let post = layer.postMlpNorm { if tape != nil { rec.mOut = h2 }; norm(&h2, h2, post, T: T, C: C) }
-            addInPlace(&x, h2, T * C)
+            residualAdd(&x, h2, T: T, C: C)
             tape?.layers.append(rec)
         }
         tape?.xFinal = x

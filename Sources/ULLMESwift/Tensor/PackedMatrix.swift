@@ -70,3 +70,11 @@ func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
                     UnsafeMutablePointer(bitPattern: outAddress), Int64(N), UnsafePointer(bitPattern: biasAddress))
     }
 }
+
+/// Splits rows 0..<T into one contiguous range per thread when the work (T · width elements) is worth it;
+/// row-wise kernels give the same bits however the rows are split.
+func parallelRows(_ T: Int, width: Int, _ body: (Range<Int>) -> Void) {
+    let parts = min(ComputeThreads.count, T, max(1, T * width / 16384))
+    if parts <= 1 { body(0..<T); return }
+    parallelFor(parts) { p in body((T * p / parts)..<(T * (p + 1) / parts)) }
+}
