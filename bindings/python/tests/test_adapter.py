@@ -77,7 +77,7 @@ def test_peft_loads_our_export(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_model_adapter_param(name, lib, real_engine):
+def test_model_adapter_param(name, lib):
     d = FIXTURES / "peft-adapters" / name
     exp = json.loads((d / "expected.json").read_text())
     with ullme.Model(FIXTURES / name, adapter=d) as m:
@@ -91,7 +91,7 @@ def test_model_adapter_param(name, lib, real_engine):
         assert np.abs(got - np.asarray(exp["mean_pooled_base"][0])).max() <= 1e-4
 
 
-def test_model_adapter_errors(lib, real_engine, tmp_path):
+def test_model_adapter_errors(lib, tmp_path):
     with pytest.raises(ullme.Error) as e:
         ullme.Model(FIXTURES / "tiny-llama", adapter=tmp_path)
     assert e.value.status == ullme._lib.E_IO and "adapter_config.json" in e.value.message
