@@ -196,6 +196,13 @@ ULLME_API int ullme_hidden_states(const ullme_model *model, const int32_t *ids, 
 ULLME_API int ullme_logits(const ullme_model *model, const int32_t *ids, size_t n_ids,
                            float *out, size_t out_len);
 
+/* GRL's generation score of (query, passage): the token-mean log-likelihood of the generation example
+ * "Please write a query that can be used to retrieve above passage.. Query:\n{query}\n\n{passage}\n" under
+ * causal attention (with the model's adapter, if loaded). Higher means more relevant: usable as a reranker.
+ * Lengths may be ULLME_NUL_TERMINATED. Thread-safe on one model. */
+ULLME_API int ullme_gen_score(const ullme_model *model, const char *query, size_t query_len,
+                              const char *passage, size_t passage_len, float *score_out);
+
 /* ---- Training (LoRA + projection head on a frozen model) ---------------------------------- */
 /* A trainer holds LoRA adapters on every attention and MLP linear layer of a loaded model (PEFT's module
  * names per family), a projection head Linear-ReLU-Linear, their gradients, AdamW and the reference's

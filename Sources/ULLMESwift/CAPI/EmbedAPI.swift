@@ -86,3 +86,15 @@ public func capi_logits(_ model: OpaquePointer?, _ ids: UnsafePointer<Int32>?, _
         result.logits!.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: need) }
     }
 }
+
+@_cdecl("ullme_gen_score")
+public func capi_gen_score(_ model: OpaquePointer?, _ query: UnsafePointer<CChar>?, _ queryLen: Int,
+                           _ passage: UnsafePointer<CChar>?, _ passageLen: Int, _ out: UnsafeMutablePointer<Float>?) -> Int32 {
+    capiCall("ullme_gen_score") {
+        let h = try handle(model)
+        guard let out else { throw argError("score_out is NULL") }
+        out.pointee = try h.model.generationScore(query: try bytes(query, queryLen, what: "query"),
+                                                  passage: try bytes(passage, passageLen, what: "passage"),
+                                                  maxLength: Int(h.params.max_length))
+    }
+}

@@ -141,3 +141,21 @@ def test_close_and_context_manager(model_path):
     m.close()  # idempotent
     m2 = ullme.Model(model_path)
     del m2  # __del__ frees
+
+
+def test_gen_score_ranks_and_matches_logits(model):
+    q = "what do lighthouses do?"
+    good = "A lighthouse is a tower with a bright lamp that guides ships at night."
+    bad = "Sourdough bread needs flour, water, salt and a lively starter."
+    s_good, s_bad = model.gen_score(q, good), model.gen_score(q, bad)
+    assert s_good > s_bad
+    # The same number from the logits: mean log-softmax of each next token of the generation example.
+    text = f"Please write a query that can be used to retrieve above passage.. Query:\n{q}\n\n{good}\n"
+    ids = model.tokenize(text)
+    logits = model.logits(text).astype(np.float64)
+    logp = logits - logits.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    want = np.mean([logp[t, ids[t + 1]] for t in range(len(ids) - 1)])
+    assert abs(s_good - want) < 1e-4
+    with pytest.raises(ullme.Error):
+        model.gen_score(None, good)

@@ -93,6 +93,7 @@ _SIGNATURES = {
     "ullme_hidden_states": (c_int, [model_p, POINTER(c_int32), c_size_t, c_enum, POINTER(c_float),
                                     c_size_t]),
     "ullme_logits": (c_int, [model_p, POINTER(c_int32), c_size_t, POINTER(c_float), c_size_t]),
+    "ullme_gen_score": (c_int, [model_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_float)]),
     "ullme_trainer_default_params": (TrainerParams, []),
     "ullme_trainer_new": (c_int, [model_p, POINTER(TrainerParams), POINTER(trainer_p)]),
     "ullme_trainer_free": (None, [trainer_p]),

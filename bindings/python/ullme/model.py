@@ -393,6 +393,18 @@ class Model:
         return self.logits_ids(self.tokenize(text, add_special=True))
 
     # ---- helpers -----------------------------------------------------------------------------
+    def gen_score(self, query, passage):
+        """GRL's generation score: token-mean log-likelihood of the (query, passage) generation example
+        (higher = more relevant; usable as a reranker)."""
+        q, p = _to_bytes(query, "query"), _to_bytes(passage, "passage")
+        out = ctypes.c_float()
+        h = self._enter()
+        try:
+            L.check(L.lib().ullme_gen_score(h, q, len(q), p, len(p), byref(out)), "ullme_gen_score")
+        finally:
+            self._leave()
+        return float(out.value)
+
     @staticmethod
     def similarity(a, b):
         """Cosine similarity matrix (len(a), len(b)) of embeddings (1-D inputs are single rows)."""
