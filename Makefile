@@ -37,7 +37,14 @@ check-wordnet-determinism:
 	diff -r $(BUILD)/wn-tiny data/grl/wordnet-tiny
 
 # test-swift runs before test-python: the Swift adapter test exports what the PEFT test loads.
-test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-c test-go
+test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-c test-go grl-demo
+
+# The GRL acceptance run: 40 steps of CL + DPO + KL with GradCache on SmolLM2 + WordNet (~8-15 min on 2 cores);
+# checks every loss term is logged and the contrastive loss falls to <= 80 % (last 20 vs first 20 steps).
+grl-demo: lib wordnet-data
+	rm -rf runs/grl-wordnet-demo
+	$(BUILD)/bin/ullme train examples/grl-wordnet-demo.yaml --quiet
+	python3 scripts/check_grl_demo.py runs/grl-wordnet-demo/log.jsonl
 
 test-swift:
 	$(SWIFT) test --disable-swift-testing

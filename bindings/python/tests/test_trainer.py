@@ -74,7 +74,7 @@ gen_loss_type: sigmoid
 use_kl: true
 """)
     seen = []
-    records = ullme.train(cfg, callback=seen.append, show_progress_bar=False)
+    records = ullme.Trainer(cfg).fit(callback=seen.append, show_progress_bar=False)
     assert [r["step"] for r in records] == [1, 2, 3] and len(seen) == 3
     assert all(r["contrastive"] > 0 and r["kl"] > 0 for r in records)
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()

@@ -35,13 +35,21 @@ def _f32(a):
 
 
 class Trainer:
-    """LoRA (every attention and MLP linear layer) + projection head on `model`, with AdamW and the
-    reference schedule. Not thread-safe; the Model must stay open while the Trainer lives."""
+    """Two ways in:
+      Trainer("config.yaml").fit(callback=..., resume=False)  - a whole GRL run from a YAML config (as ullme.train);
+      Trainer(model, lora_rank=16, ...)                       - LoRA (every attention and MLP linear layer) +
+          projection head on a loaded Model, with AdamW and the reference schedule, driven call by call.
+    Not thread-safe; the Model must stay open while the Trainer lives."""
 
     def __init__(self, model, lora_rank=16, lora_alpha=32.0, lora_dropout=0.1, seed=42, learning_rate=1e-4,
                  min_learning_rate=1e-7, weight_decay=0.0, grad_clip=1.0, warmup_proportion=0.05,
                  steps_per_epoch=100, max_epochs=1, is_cosine_annealing=False):
         lib = L.lib()
+        self._handle = None
+        if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+            self.config = model   # a YAML config: use fit()
+            return
+        self.config = None
         self.model = model
         p = lib.ullme_trainer_default_params()
         p.lora_rank, p.lora_alpha, p.lora_dropout, p.seed = int(lora_rank), float(lora_alpha), float(lora_dropout), int(seed)
@@ -53,6 +61,12 @@ class Trainer:
         L.check(lib.ullme_trainer_new(model._handle, byref(p), byref(h)), "ullme_trainer_new")
         self._handle = h
         self.dim = model.dim
+
+    def fit(self, callback=None, resume=False, show_progress_bar=None):
+        """Runs the GRL fine-tuning of the YAML config given to the constructor; see ullme.train."""
+        if self.config is None:
+            raise Error("fit() needs a Trainer made from a YAML config: Trainer('config.yaml').fit()", L.E_STATE)
+        return train(self.config, resume=resume, callback=callback, show_progress_bar=show_progress_bar)
 
     def close(self):
         if getattr(self, "_handle", None):
