@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test test-swift test-python test-c test-go bench install clean
+.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo test-swift test-python test-c test-go bench install clean
 
 all: lib
 
