@@ -81,7 +81,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_parity_fixtures import (FIX, LENGTHS, PAD_ID, SEED, bidir_mask, byte_tokenizer_json, dump,  # noqa: E402
-                                  f32list, max_real_diff, run_tiny)
+                                  f32list, make_batch, max_real_diff, run_tiny)
 
 BIG_WINDOW = 10 ** 6
 COMMON = dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128, vocab_size=256,
@@ -187,20 +187,6 @@ def perturb_norms_and_biases(model, seed):
     return sorted(done)
 
 
-def make_batch():
-    g = torch.Generator().manual_seed(SEED + 1)
-    L = max(LENGTHS)
-    ids = torch.full((len(LENGTHS), L), PAD_ID, dtype=torch.long)
-    attn = torch.zeros((len(LENGTHS), L), dtype=torch.long)
-    seqs = []
-    for b, n in enumerate(LENGTHS):
-        s = torch.randint(3, 256, (n,), generator=g)
-        ids[b, :n] = s
-        attn[b, :n] = 1
-        seqs.append(s.tolist())
-    return ids, attn, seqs
-
-
 def run_alone(model, ids, attn):
     """Each sequence as a batch of 1 without padding; returned padded like the batch (padding = 0)."""
     B, L = ids.shape
@@ -234,7 +220,7 @@ def make_family(fam, summary):
     cfg = make_config(fam)
     model = AutoModelForCausalLM.from_config(cfg).float().eval()
     touched = perturb_norms_and_biases(model, SEED + 7)
-    ids, attn, seqs = make_batch()
+    ids, attn, seqs = make_batch(low=3)
     res = run(model, ids, attn, per_seq)
     info = []
 

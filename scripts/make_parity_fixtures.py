@@ -127,6 +127,22 @@ def bidir_mask(attn2d):
     return keys[:, None, None, :].expand(B, 1, L, L).contiguous()
 
 
+def make_batch(low):
+    """The right-padded batch of LENGTHS sequences with ids drawn from [low, 256) (seeded), its 2-D mask and
+    the unpadded id lists."""
+    g = torch.Generator().manual_seed(SEED + 1)
+    L = max(LENGTHS)
+    ids = torch.full((len(LENGTHS), L), PAD_ID, dtype=torch.long)
+    attn = torch.zeros((len(LENGTHS), L), dtype=torch.long)
+    seqs = []
+    for b, n in enumerate(LENGTHS):
+        s = torch.randint(low, 256, (n,), generator=g)
+        ids[b, :n] = s
+        attn[b, :n] = 1
+        seqs.append(s.tolist())
+    return ids, attn, seqs
+
+
 def run_tiny(model, ids, attn):
     out = {}
     with torch.no_grad():
@@ -158,16 +174,7 @@ def make_tiny(summary):
             for n_, p in model.named_parameters():
                 if n_.endswith("norm.weight"):
                     p.copy_(1.0 + 0.1 * torch.randn_like(p))
-        g = torch.Generator().manual_seed(SEED + 1)
-        L = max(LENGTHS)
-        ids = torch.full((len(LENGTHS), L), PAD_ID, dtype=torch.long)
-        attn = torch.zeros((len(LENGTHS), L), dtype=torch.long)
-        seqs = []
-        for b, n in enumerate(LENGTHS):
-            s = torch.randint(0, 256, (n,), generator=g)
-            ids[b, :n] = s
-            attn[b, :n] = 1
-            seqs.append(s.tolist())
+        ids, attn, seqs = make_batch(low=0)
         res = run_tiny(model, ids, attn)
 
         # check: the 4-D mask equals config.is_causal = False with the 2-D mask

@@ -10,6 +10,15 @@ extension TransformerDecoder {
         }
     }
 
+    /// Through a sandwich block's post-norm (gemma): the gradient at the norm's input, or dY itself when
+    /// the block has none.
+    func postNormBackward(_ dY: [Float], _ norm: NormWeights?, input: [Float]?, T: Int, C: Int) -> [Float] {
+        guard let norm, let input else { return dY }
+        var d = [Float](repeating: 0, count: T * C)
+        normBackward(&d, dY, input, norm, T: T, C: C)
+        return d
+    }
+
     /// - dHidden: gradient w.r.t. the final-norm hidden states [T, C], or nil.
     /// - dLogits: gradient w.r.t. the (soft-capped) logits [T, V], or nil.
     func backward(tape: DecoderTape, dHidden: [Float]?, dLogits: [Float]?, lora: LoRAContext?,
@@ -62,12 +71,7 @@ extension TransformerDecoder {
             let layer = weights.layers[li], rec = tape.layers[li]
             let sliding = config.isSliding(layer: li)
             // ---- MLP branch (x_out = x_mid + m), dX is the gradient at x_out.
-            var dM = dX
-            if let post = layer.postMlpNorm, let mOut = rec.mOut {
-                var d = [Float](repeating: 0, count: T * C)
-                normBackward(&d, dM, mOut, post, T: T, C: C)
-                dM = d
-            }
+            let dM = postNormBackward(dX, layer.postMlpNorm, input: rec.mOut, T: T, C: C)
             var dAct = [Float](repeating: 0, count: T * I)
             linearBackwardInput(&dAct, dM, layer.wDown, T: T)
             loraBackward(.down, layer: li, rec: rec, dOut: dM, outWidth: C, dIn: &dAct, inWidth: I)
@@ -91,12 +95,7 @@ extension TransformerDecoder {
             }
 
             // ---- attention branch (x_mid = x_in + a).
-            var dA = dMid
-            if let post = layer.postAttnNorm, let oOut = rec.oOut {
-                var d = [Float](repeating: 0, count: T * C)
-                normBackward(&d, dA, oOut, post, T: T, C: C)
-                dA = d
-            }
+            let dA = postNormBackward(dMid, layer.postAttnNorm, input: rec.oOut, T: T, C: C)
             var dAttn = [Float](repeating: 0, count: T * qDim)
             linearBackwardInput(&dAttn, dA, layer.wo, T: T)
             loraBackward(.output, layer: li, rec: rec, dOut: dA, outWidth: C, dIn: &dAttn, inWidth: qDim)
