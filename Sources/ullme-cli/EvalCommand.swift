@@ -67,7 +67,8 @@ func runEval(_ args: Arguments) throws {
     let modelPath = args.value("--model") ?? DefaultModel.path
     var fields: [(String, String)] = [
         ("task", jsonString(Array(task.utf8))), ("data", jsonString(Array(data.utf8))),
-        ("model", jsonString(Array(modelPath.utf8))), ("date", jsonString(Array(utcNow().utf8))),
+        ("model", jsonString(Array(modelPath.utf8))),
+        ("adapter", args.value("--adapter").map { jsonString(Array($0.utf8)) } ?? "null"), ("date", jsonString(Array(utcNow().utf8))),
         ("pooling", jsonString(Array((args.value("--pooling") ?? "mean").utf8))),
         ("attention", jsonString(Array((args.value("--attention") ?? "bidirectional").utf8))),
         ("max_length", "\(options.maxLength)"), ("instruction", jsonString(options.instruction)),

@@ -15,6 +15,7 @@ commands:
 
 common options:
   --model PATH            .gguf file or Hugging Face directory (default: the cached SmolLM2-135M-Instruct)
+  --adapter DIR           LoRA adapter directory (PEFT format, e.g. a training run's output_dir/adapter)
   --pooling NAME          mean | weightedmean | cls | lasttoken (default mean)
   --attention NAME        bidirectional | causal (default bidirectional)
   --max-length N          tokens per text, default 512
@@ -46,7 +47,7 @@ struct Arguments {
     var positional: [String] = []
     var options: [String: [String]] = [:]
     var flags: Set<String> = []
-    static let valued: Set<String> = (["--model", "--pooling", "--attention", "--max-length", "--batch-size", "--threads",
+    static let valued: Set<String> = (["--model", "--adapter", "--pooling", "--attention", "--max-length", "--batch-size", "--threads",
                                      "--instruction", "--output", "--file", "--corpus", "--query", "-k", "--corpus-instruction"] as Set<String>).union(evalValuedOptions)
     static let boolean: Set<String> = ["--candidate", "--no-normalize", "--progress", "--quiet", "--help", "-h", "--resume"]
 
@@ -170,7 +171,7 @@ func loadModel(_ args: Arguments) throws -> Model {
         if !DefaultModel.isPresent { try fetchDefaultModel() }
         path = DefaultModel.path
     }
-    return try Model.load(path: path)
+    return try Model.load(path: path, adapter: args.value("--adapter"))
 }
 
 func fetchDefaultModel() throws {
