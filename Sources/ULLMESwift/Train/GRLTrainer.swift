@@ -31,6 +31,7 @@ public struct GRLRunSettings: Sendable {
     public var skipMalformedLines = false
     public var dropLast = false              // drop leftover partial batches (strictly single-dataset batches)
     public var sampleWithReplacement = false // fill pos/neg per sample with replacement instead of the batch minimum
+    public var activationCheckpointing = false // recompute each layer's activations in backward (less memory)
     public init(modelPath: String, data: [DataFile], outputDir: String) {
         self.modelPath = modelPath; self.data = data; self.outputDir = outputDir
     }
@@ -50,6 +51,7 @@ public struct GRLRunSettings: Sendable {
         pooling = c.pooling; attention = c.attention
         checkpointInterval = c.checkpointInterval; skipMalformedLines = c.skipMalformedLines
         dropLast = c.dropLast; sampleWithReplacement = c.sampleWithReplacement
+        activationCheckpointing = c.activationCheckpointing
         guard let kind = ContrastiveLossKind(referenceName: c.lossType) else {
             throw ULLMEError.argument("config: loss_type \"\(c.lossType)\" (expected NTXentLoss or SupConLoss)")
         }
@@ -129,6 +131,7 @@ public final class GRLTrainer {
         let tm = TrainingModel(model: model, lora: lora, head: ProjectionHead(dim: model.config.hiddenSize, seed: settings.seed),
                                pooling: settings.pooling)
         tm.attention = settings.attention
+        tm.activationCheckpointing = settings.activationCheckpointing
         session = try TrainingSession(model: tm, settings: opt)
     }
 

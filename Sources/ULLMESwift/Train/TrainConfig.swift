@@ -61,6 +61,9 @@ import FoundationEssentials
 //   cl_weight / gen_weight / kl_weight   weights of the three loss terms (the paper's lambdas)   (1 / 1 / 1)
 //   gc_reference_weighting    add each GradCache chunk's gen/KL mean unweighted as the reference does,
 //                             instead of weighting by chunk size / batch size (METHOD §5)   (false)
+//   activation_checkpointing  keep only each layer's input in forward and recompute the layer's activations
+//                             in backward (llm.c style; alias: HF's gradient_checkpointing): much less
+//                             memory for about one more forward pass; gradients are bit-identical   (false)
 
 /// One training data set in the config.
 public struct TrainDataSpec: Sendable, Equatable {
@@ -94,6 +97,7 @@ public struct TrainConfig: Sendable, Equatable {
     public var genWeight: Double = 1
     public var klWeight: Double = 1
     public var gcReferenceWeighting: Bool = false
+    public var activationCheckpointing: Bool = false
 
     // Reference (METHOD §7 / args.py)
     public var learningRate: Double = 1e-4
@@ -176,6 +180,7 @@ public struct TrainConfig: Sendable, Equatable {
         if let v = try r.double(["gen_weight"], min: 0) { c.genWeight = v }
         if let v = try r.double(["kl_weight"], min: 0) { c.klWeight = v }
         if let v = try r.bool(["gc_reference_weighting"]) { c.gcReferenceWeighting = v }
+        if let v = try r.bool(["activation_checkpointing", "gradient_checkpointing"]) { c.activationCheckpointing = v }
         if let e = try r.take(["data"]) { c.data = try r.dataList(e) }
 
         // Reference
@@ -305,6 +310,7 @@ private struct Reader {
         "model", "encoder_name_or_path", "data", "output_dir", "checkpoint_dir", "checkpoint_file", "only_load_model",
         "pooling", "attention", "log_every", "log_interval", "skip_malformed_lines", "drop_last",
         "sample_with_replacement", "cl_weight", "gen_weight", "kl_weight", "gc_reference_weighting",
+        "activation_checkpointing", "gradient_checkpointing",
         "learning_rate", "min_learning_rate", "warmpup_proportion", "warmup_proportion", "is_cosine_annealing",
         "global_batch_size", "gc_chunk_size", "temperature", "beta", "label_smoothing", "loss_type",
         "gen_loss_type", "use_gen", "use_kl", "use_miner", "is_distance", "pos_per_sample", "neg_per_sample",
