@@ -226,6 +226,14 @@ class _ShardEmbedder:
 
 # ---- driver --------------------------------------------------------------------------------------
 
+def _actor_pool(rd, n):
+    """A fixed pool of n actors (ActorPoolStrategy; older Ray: the same through concurrency=n)."""
+    try:
+        return rd.ActorPoolStrategy(size=n)
+    except TypeError:  # Ray < 2.10 spelled it min_size/max_size
+        return rd.ActorPoolStrategy(min_size=n, max_size=n)
+
+
 def _package_parent():
     return str(Path(__file__).resolve().parent.parent)
 
@@ -255,7 +263,8 @@ def embed_corpus(input, output_dir, model=None, adapter=None, batch_size=32, num
     shard_size: texts per output shard (the unit of work and of resumption). format: "npy" or "parquet".
     is_query / instruction: the text format, as Model.encode (default: documents, no instruction).
     ray_address: passed to ray.init when Ray is not initialised yet (None = a local cluster, "auto" =
-      the running cluster). Returns a summary dict (shards computed / skipped, rows, seconds, texts_per_s).
+      the running cluster). Returns a summary dict: shards computed / skipped, rows_computed, seconds (wall,
+      with actor start-up), texts_per_s, busy_seconds (summed over shards: reading, embedding, writing).
     """
     from . import _lib
     import ullme
@@ -319,8 +328,8 @@ def embed_corpus(input, output_dir, model=None, adapter=None, batch_size=32, num
         items = [{k: s[k] for k in ("index", "source", "start", "rows", "global_row")} for s in pending]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(
-            _ShardEmbedder, batch_size=1, concurrency=min(num_workers, len(items)),
-            num_cpus=threads_per_worker,
+            _ShardEmbedder, batch_size=1, num_cpus=threads_per_worker,
+            compute=_actor_pool(ray.data, min(num_workers, len(items))),
             fn_constructor_kwargs=dict(model=model, adapter=adapter, threads=threads_per_worker,
                                        batch_size=batch_size, is_query=is_query, instruction=instruction,
                                        pooling=pooling, max_length=max_length, text_field=text_field,
@@ -337,6 +346,7 @@ def embed_corpus(input, output_dir, model=None, adapter=None, batch_size=32, num
     return {"output_dir": out_dir, "shards": len(shards), "computed": sorted(done),
             "skipped": [s["index"] for s in shards if s["index"] not in done], "rows_computed": rows,
             "n_texts": row, "dim": dim, "seconds": seconds, "texts_per_s": rows / seconds if seconds > 0 else 0.0,
+            "busy_seconds": float(sum(float(r["seconds"]) for r in results)),
             "tokens": int(sum(int(r["tokens"]) for r in results)), "workers": sorted({int(r["pid"]) for r in results})}
 
 
