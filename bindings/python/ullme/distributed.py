@@ -291,7 +291,8 @@ def embed_corpus(input, output_dir, model=None, adapter=None, batch_size=32, num
     # The dimension without loading the model here: read it from a probe on the driver only if needed.
     settings = {"model": model, "adapter": adapter, "is_query": bool(is_query), "instruction": instruction,
                 "pooling": pooling, "max_length": int(max_length), "text_field": text_field, "id_field": id_field,
-                "shard_size": int(shard_size), "format": format, "inputs": files}
+                "shard_size": int(shard_size), "format": format, "inputs": files,
+                "input_bytes": [os.path.getsize(f) for f in files]}  # a changed input is not "resumed"
     mpath = os.path.join(out_dir, MANIFEST)
     old = None
     if os.path.exists(mpath):
