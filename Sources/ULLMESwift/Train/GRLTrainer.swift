@@ -105,9 +105,14 @@ public final class GRLTrainer {
     public let session: TrainingSession
     public let sampler: GRLBatchSampler
     public let totalSteps: Int
+    /// The MPI ranks this process trains with (nil: alone). See DataParallel.swift.
+    public let world: DataParallel?
+    /// Rank 0 (or a single process) writes the log, checkpoints and the adapter.
+    public var isWriter: Bool { (world?.rank ?? 0) == 0 }
 
     public init(settings: GRLRunSettings, model: Model? = nil) throws {
         self.settings = settings
+        world = try DataParallel.current()
         let model = try model ?? Model.load(path: settings.modelPath)
         self.model = model
         guard model.tokenizer != nil else { throw ULLMEError.state("the model has no tokenizer") }
@@ -158,14 +163,32 @@ public final class GRLTrainer {
 
     /// Runs from the current step to the end. `log` receives every step; returning false stops after it
     /// (with a checkpoint). Returns the records of the steps run.
+    /// Data-parallel (world != nil): every rank runs this; a failure on one rank aborts them all (MPI_Abort),
+    /// and the ranks stop together when any `log` returns false.
     @discardableResult
     public func run(log: (GRLLogRecord) -> Bool = { _ in true }) throws -> [GRLLogRecord] {
-        var records: [GRLLogRecord] = []
-        try makeDirectory(settings.outputDir)
-        guard let logFile = fopen(logPath, session.step == 0 ? "w" : "a") else {
-            throw ULLMEError.io("\(logPath): \(String(cString: strerror(errno)))")
+        guard let world else { return try runSteps(log: log) }
+        do {
+            return try runSteps(log: log)
+        } catch ULLMEError.cancelled {
+            throw ULLMEError.cancelled
+        } catch {
+            fputs("ullme: rank \(world.rank): \(error); aborting all \(world.size) ranks\n", stderr)
+            world.abort(1)
         }
-        defer { fclose(logFile) }
+    }
+
+    private func runSteps(log: (GRLLogRecord) -> Bool) throws -> [GRLLogRecord] {
+        var records: [GRLLogRecord] = []
+        var logFile: UnsafeMutablePointer<FILE>? = nil
+        if isWriter {
+            try makeDirectory(settings.outputDir)
+            guard let f = fopen(logPath, session.step == 0 ? "w" : "a") else {
+                throw ULLMEError.io("\(logPath): \(String(cString: strerror(errno)))")
+            }
+            logFile = f
+        }
+        defer { if let logFile { fclose(logFile) } }
         while session.step < totalSteps {
             let step = session.step
             let epoch = step / sampler.stepsPerEpoch
@@ -173,20 +196,28 @@ public final class GRLTrainer {
             let start = monotonicSeconds()
             let examples = try tokenize(batch)
             let losses = try session.model.grlStep(examples, P: settings.posPerSample, N: settings.negPerSample,
-                                                   config: settings.loss, grads: &session.grads)
+                                                   config: settings.loss, grads: &session.grads, world: world)
             let (lr, norm) = session.optimizerStep()
             let record = GRLLogRecord(step: step + 1, totalSteps: totalSteps, epoch: epoch, losses: losses,
                                       learningRate: lr, gradNorm: norm, seconds: monotonicSeconds() - start)
             records.append(record)
-            fputs(record.json + "\n", logFile)
-            fflush(logFile)
-            let keepGoing = log(record)
+            if let logFile {
+                fputs(record.json + "\n", logFile)
+                fflush(logFile)
+            }
+            var keepGoing = log(record)
+            if let world {  // stop together: any rank's callback may cancel
+                var stop = [keepGoing ? 0.0 : 1.0]
+                try world.allreduceSum(&stop)
+                keepGoing = stop[0] == 0
+            }
             let interval = settings.checkpointInterval
             if !keepGoing || (interval > 0 && session.step % interval == 0) || session.step == totalSteps {
-                try saveCheckpoint()
+                if isWriter { try saveCheckpoint() }
             }
             if !keepGoing { throw ULLMEError.cancelled }
         }
+        guard isWriter else { return records }
         try AdapterIO.export(session.model.lora, head: session.model.head, config: model.config,
                              to: settings.outputDir + "/adapter", baseModelNameOrPath: settings.modelPath)
         return records
