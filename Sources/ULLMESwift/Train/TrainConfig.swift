@@ -61,7 +61,8 @@ import FoundationEssentials
 //   cl_weight / gen_weight / kl_weight   weights of the three loss terms (the paper's lambdas)   (1 / 1 / 1)
 //   gc_reference_weighting    add each GradCache chunk's gen/KL mean unweighted as the reference does,
 //                             instead of weighting by chunk size / batch size (METHOD §5)   (false)
-//   activation_checkpointing  keep only each layer's input in forward and recompute the layer's activations
+//   activation_checkpointing  (a reference key, which it passes to its GPU trainer; phi.yaml: true) keep
+//                             only each layer's input in forward and recompute the layer's activations
 //                             in backward (llm.c style; alias: HF's gradient_checkpointing): much less
 //                             memory for about one more forward pass; gradients are bit-identical   (false)
 
@@ -247,7 +248,6 @@ public struct TrainConfig: Sendable, Equatable {
             ("use_cpu_offload", "single-process CPU training"),
             ("precision", "training runs in float32 on the LoRA weights"),
             ("quantization", "quantised base weights are used as stored in the model file"),
-            ("activation_checkpointing", "GradCache bounds memory"),
             ("eval_batch_size", "no MTEB evaluation during training"),
             ("logger_type", "logging goes to a JSONL file in output_dir"),
             ("logger_name", "logging goes to a JSONL file in output_dir"),
