@@ -200,7 +200,7 @@ public final class GRLTrainer {
             let batch = sampler.batch(epoch: epoch, step: step % sampler.stepsPerEpoch)
             let start = monotonicSeconds()
             let examples = try tokenize(batch)
-            let losses = try session.model.grlStep(examples, P: settings.posPerSample, N: settings.negPerSample,
+            let losses = try session.model.grlStep(examples, P: batch.positivesPerExample, N: batch.negativesPerExample,
                                                    config: settings.loss, grads: &session.grads, world: world)
             let (lr, norm) = session.optimizerStep()
             let record = GRLLogRecord(step: step + 1, totalSteps: totalSteps, epoch: epoch, losses: losses,
