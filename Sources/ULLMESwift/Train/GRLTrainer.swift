@@ -32,6 +32,9 @@ public struct GRLRunSettings: Sendable {
     public var dropLast = false              // drop leftover partial batches (strictly single-dataset batches)
     public var sampleWithReplacement = false // fill pos/neg per sample with replacement instead of the batch minimum
     public var activationCheckpointing = false // recompute each layer's activations in backward (less memory)
+    /// The frozen base's weights when the trainer loads the model; nil: stored for a .gguf file (QLoRA-style:
+    /// the quantised rows, no float32 copy), dense otherwise.
+    public var weightStorage: WeightStorage? = nil
     public init(modelPath: String, data: [DataFile], outputDir: String) {
         self.modelPath = modelPath; self.data = data; self.outputDir = outputDir
     }
@@ -52,6 +55,7 @@ public struct GRLRunSettings: Sendable {
         checkpointInterval = c.checkpointInterval; skipMalformedLines = c.skipMalformedLines
         dropLast = c.dropLast; sampleWithReplacement = c.sampleWithReplacement
         activationCheckpointing = c.activationCheckpointing
+        weightStorage = c.weightStorage
         guard let kind = ContrastiveLossKind(referenceName: c.lossType) else {
             throw ULLMEError.argument("config: loss_type \"\(c.lossType)\" (expected NTXentLoss or SupConLoss)")
         }
@@ -113,7 +117,8 @@ public final class GRLTrainer {
     public init(settings: GRLRunSettings, model: Model? = nil) throws {
         self.settings = settings
         world = try DataParallel.current()
-        let model = try model ?? Model.load(path: settings.modelPath)
+        let model = try model ?? Model.load(path: settings.modelPath, storage: settings.weightStorage
+                                                ?? (settings.modelPath.hasSuffix(".gguf") ? .stored : .dense))
         self.model = model
         guard model.tokenizer != nil else { throw ULLMEError.state("the model has no tokenizer") }
         guard settings.maxSeqLength >= 2 else { throw ULLMEError.argument("max_seq_length must be >= 2") }
