@@ -23,6 +23,10 @@ func runTrain(_ args: Arguments) throws {
     fputs("ullme: training \(trainer.session.parameterCount) parameters for \(trainer.totalSteps) steps "
           + "(\(trainer.sampler.stepsPerEpoch) per epoch), log \(logPath)\n", stderr)
     try trainer.run { r in
+        if let report = r.nonFiniteDescription {
+            // Always reported, also with --quiet (a newline first: the progress bar has no newline).
+            fputs("\(quiet ? "" : "\n")ullme: \(report)\n", stderr)
+        }
         if !quiet {
             let elapsed = ProgressBar.now() - start
             let done = r.step - firstStep
