@@ -109,7 +109,7 @@ def read_checkpoint(path):
     return meta, tensors
 
 
-def tiny_train_config(repo, out, steps, interval=1, extra=""):
+def tiny_train_config(repo, out, steps, interval=1, extra="", rank=4):
     """A tiny-llama GRL config that trains in ~20-100 ms a step (release build)."""
     return f"""
 model: {repo}/tests/fixtures/tiny-llama
@@ -119,8 +119,8 @@ data:
     instruction: Retrieve the definition.
 output_dir: {out}
 max_seq_length: 64
-loar_r: 4
-lora_alpha: 8
+loar_r: {rank}
+lora_alpha: {2 * rank}
 global_batch_size: 4
 gc_chunk_size: 2
 max_steps: {steps}
