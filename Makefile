@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo test-swift test-python test-c test-go bench install clean
+.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-c test-go bench install clean
 
 all: lib
 
@@ -37,7 +37,7 @@ check-wordnet-determinism:
 	diff -r $(BUILD)/wn-tiny data/grl/wordnet-tiny
 
 # test-swift runs before test-python: the Swift adapter test exports what the PEFT test loads.
-test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-c test-go grl-demo
+test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-c test-go grl-demo experiment-tiny
 
 # The GRL acceptance run: 40 steps of CL + DPO + KL with GradCache on SmolLM2 + WordNet (~8-15 min on 2 cores);
 # checks every loss term is logged and the contrastive loss falls to <= 80 % (last 20 vs first 20 steps).
@@ -45,6 +45,15 @@ grl-demo: lib wordnet-data
 	rm -rf runs/grl-wordnet-demo
 	$(BUILD)/bin/ullme train examples/grl-wordnet-demo.yaml --quiet
 	python3 scripts/check_grl_demo.py runs/grl-wordnet-demo/log.jsonl
+
+# The quality experiment (README "Results"): base causal / base bidirectional / CL / CL+SFT / GRL on SmolLM2,
+# man-page retrieval + Lee STS, one table in results/experiment/table.md (~1.5-2 h on 2 cores).
+# CI runs the same pipeline on tiny data (experiment-tiny, ~2 min).
+experiment: lib wordnet-data
+	python3 scripts/experiment.py
+
+experiment-tiny: lib wordnet-data
+	python3 scripts/experiment.py --tiny --force
 
 test-swift:
 	$(SWIFT) test --disable-swift-testing

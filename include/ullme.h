@@ -225,6 +225,13 @@ typedef struct {
     int32_t steps_per_epoch;      /* 100 */
     int32_t max_epochs;           /* 1 */
     int is_cosine_annealing;      /* 0: one warmup + cosine cycle; 1: restart every epoch */
+    /* Fields below were added after ABI 1's first release; a caller built against the older header
+     * passes the older struct_size and gets their defaults. */
+    int32_t activation_checkpointing; /* 0 (default): the backward tape keeps every layer's activations;
+                                       * 1: it keeps only each layer's input and backward recomputes the
+                                       * layer (one more forward pass, a fraction of the memory; the
+                                       * gradients are bit-identical) */
+    int32_t reserved0;            /* must be 0 (keeps this struct's size distinct from the older one's) */
 } ullme_trainer_params;
 
 ULLME_API ullme_trainer_params ullme_trainer_default_params(void);

@@ -314,6 +314,7 @@ dropout: 0.0
 encoder_lora_target_modules: [q_proj, v_proj]
 nonfinite_policy: stop
 inject_nonfinite_steps: 4
+activation_checkpointing: true
 devices: 8
 strategy: fsdp
 unknwon_key: 1

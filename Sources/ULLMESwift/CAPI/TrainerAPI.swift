@@ -13,12 +13,30 @@ func trainer(_ p: OpaquePointer?) throws -> TrainerHandle {
 }
 
 let trainerParamsSize = UInt32(MemoryLayout<ullme_trainer_params>.size)
+/// ullme_trainer_params as first released (up to is_cosine_annealing, padded to 8 bytes): still accepted.
+let trainerParamsSizeV1 = UInt32((MemoryLayout<ullme_trainer_params>.offset(of: \ullme_trainer_params.activation_checkpointing)! + 7) / 8 * 8)
+
+/// Reads a caller's params struct without reading past its struct_size (an older struct gets the defaults
+/// of the fields it lacks).
+func readTrainerParams(_ p: UnsafePointer<ullme_trainer_params>) throws -> ullme_trainer_params {
+    let size = UnsafeRawPointer(p).load(as: UInt32.self)
+    guard size == trainerParamsSize || size == trainerParamsSizeV1 else {
+        throw argError("ullme_trainer_params.struct_size is \(size), expected \(trainerParamsSize): start from ullme_trainer_default_params()")
+    }
+    var out = capi_trainer_default_params()
+    let known = size == trainerParamsSize ? Int(size)
+        : MemoryLayout<ullme_trainer_params>.offset(of: \ullme_trainer_params.activation_checkpointing)!
+    withUnsafeMutableBytes(of: &out) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p, count: known)) }
+    out.struct_size = trainerParamsSize
+    return out
+}
 
 @_cdecl("ullme_trainer_default_params")
 public func capi_trainer_default_params() -> ullme_trainer_params {
     ullme_trainer_params(struct_size: trainerParamsSize, lora_rank: 16, lora_alpha: 32, lora_dropout: 0.1, seed: 42,
                          learning_rate: 1e-4, min_learning_rate: 1e-7, weight_decay: 0, grad_clip: 1.0,
-                         warmup_proportion: 0.05, steps_per_epoch: 100, max_epochs: 1, is_cosine_annealing: 0)
+                         warmup_proportion: 0.05, steps_per_epoch: 100, max_epochs: 1, is_cosine_annealing: 0,
+                         activation_checkpointing: 0, reserved0: 0)
 }
 
 @_cdecl("ullme_trainer_new")
@@ -28,10 +46,11 @@ public func capi_trainer_new(_ model: OpaquePointer?, _ params: UnsafePointer<ul
         guard let out else { throw argError("out is NULL") }
         out.pointee = nil
         let h = try handle(model)
-        let p = params?.pointee ?? capi_trainer_default_params()
-        guard p.struct_size == trainerParamsSize else {
-            throw argError("ullme_trainer_params.struct_size is \(p.struct_size), expected \(trainerParamsSize): start from ullme_trainer_default_params()")
+        let p = try params.map(readTrainerParams) ?? capi_trainer_default_params()
+        guard p.activation_checkpointing == 0 || p.activation_checkpointing == 1 else {
+            throw argError("activation_checkpointing must be 0 or 1")
         }
+        guard p.reserved0 == 0 else { throw argError("ullme_trainer_params.reserved0 must be 0") }
         guard p.lora_rank >= 1, p.lora_rank <= 4096 else { throw argError("lora_rank must be in [1, 4096]") }
         guard p.lora_alpha.isFinite, p.lora_alpha > 0 else { throw argError("lora_alpha must be positive") }
         guard p.lora_dropout >= 0, p.lora_dropout < 1 else { throw argError("lora_dropout must be in [0, 1)") }
@@ -45,6 +64,7 @@ public func capi_trainer_new(_ model: OpaquePointer?, _ params: UnsafePointer<ul
         let lora = LoRAModel(config: config, rank: Int(p.lora_rank), alpha: p.lora_alpha, dropout: p.lora_dropout, seed: p.seed)
         let tm = TrainingModel(model: h.model, lora: lora, head: ProjectionHead(dim: config.hiddenSize, seed: p.seed),
                                pooling: Pooling(rawValue: Int32(truncatingIfNeeded: h.params.pooling.rawValue)) ?? .mean)
+        tm.activationCheckpointing = p.activation_checkpointing != 0
         let session = try TrainingSession(model: tm, settings: s)
         out.pointee = OpaquePointer(Unmanaged.passRetained(TrainerHandle(session: session, modelHandle: h)).toOpaque())
     }

@@ -69,10 +69,7 @@ struct TransformerDecoder {
     /// inference passes neither and records nothing.
     func forward(_ sequences: [[Int32]], attention: AttentionMode, wantLogits: Bool,
                  lora: LoRAContext? = nil, tape: DecoderTape? = nil) throws -> DecoderOutput {
-        let C = config.hiddenSize, hd = config.headDim, nH = config.nHeads, nKV = config.nKVHeads
-        let I = config.intermediateSize, V = config.vocabSize
-        let qDim = nH * hd, qkvDim = (nH + 2 * nKV) * hd
-        let upDim = config.gatedMLP ? 2 * I : I
+        let C = config.hiddenSize, nH = config.nHeads, V = config.vocabSize
         var offsets = [0]
         for s in sequences {
             guard !s.isEmpty else { throw ULLMEError.argument("empty token sequence") }
@@ -87,7 +84,6 @@ struct TransformerDecoder {
         let T = offsets.last!
         guard T > 0 else { return DecoderOutput(hidden: [], logits: wantLogits ? [] : nil, offsets: offsets) }
         let lengths = sequences.map(\.count)
-        let maxLen = lengths.max()!
 
         // Embedding lookup (gemma scales by sqrt(hidden)).
         var x = [Float](repeating: 0, count: T * C)
@@ -98,15 +94,6 @@ struct TransformerDecoder {
         }
         let (cosT, sinT) = rope.tables(lengths: lengths)
         let local = localRope?.tables(lengths: lengths)
-        var h = [Float](repeating: 0, count: T * C)
-        var h2 = [Float](repeating: 0, count: T * C)
-        var qkv = [Float](repeating: 0, count: T * qkvDim)
-        var attnOut = [Float](repeating: 0, count: T * qDim)
-        var up = [Float](repeating: 0, count: T * upDim)
-        var act = [Float](repeating: 0, count: T * I)
-        let scale = config.effectiveAttentionScale
-        let group = nH / nKV
-        let rotaryDim = config.effectiveRotaryDim
         if let tape {
             tape.lengths = lengths; tape.offsets = offsets; tape.attention = attention
             var o = 0
@@ -115,90 +102,18 @@ struct TransformerDecoder {
         if let lora, lora.examples.count != sequences.count {
             throw ULLMEError.argument("LoRA context names \(lora.examples.count) examples for \(sequences.count) sequences")
         }
-        let loraTargets = lora.map { Array($0.model.targets.enumerated()) } ?? []
-        /// Adds every adapter of `site` to out[T, outWidth] for input[T, inWidth], per sequence (the dropout key).
-        func applyLoRA(_ site: LoRASite, layer: Int, input: UnsafePointer<Float>, inWidth: Int,
-                       out: UnsafeMutablePointer<Float>, outWidth: Int, record: inout DecoderTape.Layer) {
-            guard let lora else { return }
-            for (ti, target) in loraTargets where target.site == site {
-                let adapter = lora.model.adapters[layer][ti]
-                var acts: [LoRAAdapter.Activations] = [], masks: [[Float]?] = []
-                for s in 0..<lengths.count {
-                    let L = lengths[s], start = offsets[s]
-                    let xs = Array(UnsafeBufferPointer(start: input + start * inWidth, count: L * inWidth))
-                    let mask = lora.model.mask(layer: layer, target: ti, example: lora.examples[s], pass: lora.pass, T: L)
-                    var y = [Float](repeating: 0, count: L * target.outFeatures)
-                    let a = adapter.forward(x: xs, T: L, mask: mask, y: &y)
-                    for t in 0..<L {
-                        let row = out + (start + t) * outWidth + target.columns.lowerBound
-                        for j in 0..<target.outFeatures { row[j] += y[t * target.outFeatures + j] }
-                    }
-                    if tape != nil { acts.append(a); masks.append(mask) }
-                }
-                if tape != nil { record.lora.append(acts); record.masks.append(masks) }
-            }
-        }
-
-        for (li, layer) in weights.layers.enumerated() {
-            let sliding = config.isSliding(layer: li)
-            let window = attention == .causal && sliding ? config.slidingWindow : nil
+        let batch = ForwardBatch(lengths: lengths, offsets: offsets, attention: attention, cos: cosT, sin: sinT, local: local,
+                                 probOffsets: tape?.probOffsets ?? [], lora: lora)
+        var buffers = LayerBuffers(config: config, T: T)
+        // With activation checkpointing the tape keeps only each layer's input; backward recomputes the rest.
+        let recordAll = tape != nil && !(tape!.checkpointed)
+        for li in weights.layers.indices {
             var rec = DecoderTape.Layer()
             if tape != nil { rec.xIn = x }
-            // ---- attention branch: a = Wo · attn(rope(Wqkv · norm(x)))
-            norm(&h, x, layer.attnNorm, T: T, C: C)
-            linearForward(&qkv, h, layer.wqkv, bias: layer.bqkv, T: T)
-            applyLoRA(.qkv, layer: li, input: h, inWidth: C, out: &qkv, outWidth: qkvDim, record: &rec)
-            if tape != nil { rec.n1 = h; if layer.qNorm != nil { rec.qkvPreNorm = qkv } }
-            qkv.withUnsafeMutableBufferPointer { p in
-                let base = p.baseAddress!
-                if let qn = layer.qNorm, let kn = layer.kNorm {
-                    for t in 0..<T {
-                        rmsNormForward(base + t * qkvDim, base + t * qkvDim, qn, T: nH, C: hd, eps: config.normEps)
-                        rmsNormForward(base + t * qkvDim + qDim, base + t * qkvDim + qDim, kn, T: nKV, C: hd, eps: config.normEps)
-                    }
-                }
-                let (c, s) = (sliding && local != nil) ? local! : (cosT, sinT)
-                ropeForward(base, rowStride: qkvDim, T: T, nHeads: nH, headDim: hd, rotaryDim: rotaryDim, cos: c, sin: s)
-                ropeForward(base + qDim, rowStride: qkvDim, T: T, nHeads: nKV, headDim: hd, rotaryDim: rotaryDim, cos: c, sin: s)
-            }
-            if tape != nil {
-                rec.qkv = qkv
-                rec.probs = [Float](repeating: 0, count: lengths.reduce(0) { $0 + nH * $1 * $1 })
-            }
-            // One task per (sequence, head): independent outputs, own score scratch.
-            let probsBase = rec.probs.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
-            let qkvBase = qkv.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
-            let outBase = attnOut.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
-            let probOffsets = tape?.probOffsets
-            parallelFor(sequences.count * nH) { task in
-                let s = task / nH, head = task % nH, L = lengths[s]
-                var S = [Float](repeating: 0, count: L * L)
-                attentionHeadForward(qkv: UnsafePointer(bitPattern: qkvBase)! + offsets[s] * qkvDim,
-                                     out: UnsafeMutablePointer(bitPattern: outBase)! + offsets[s] * qDim,
-                                     scores: &S, head: head, L: L, nH: nH, nKV: nKV, hd: hd, group: group, scale: scale,
-                                     softcap: config.attentionSoftcap, causal: attention == .causal, window: window,
-                                     probsOut: probOffsets.map { UnsafeMutablePointer(bitPattern: probsBase)! + $0[s] })
-            }
-            linearForward(&h2, attnOut, layer.wo, bias: layer.bo, T: T)
-            applyLoRA(.output, layer: li, input: attnOut, inWidth: qDim, out: &h2, outWidth: C, record: &rec)
-            if tape != nil { rec.attnOut = attnOut }
-            if let post = layer.postAttnNorm { if tape != nil { rec.oOut = h2 }; norm(&h2, h2, post, T: T, C: C) }
-
-            // ---- MLP branch: m = Wdown · act(Wup · norm(x)) (parallel blocks reuse the attention input norm)
-            residualAdd(&x, h2, T: T, C: C)
-            if tape != nil { rec.xMid = x }
-            // Parallel blocks (phi) have no MLP norm: h still holds the attention input norm(x).
-            if let mlpNorm = layer.mlpNorm { norm(&h, x, mlpNorm, T: T, C: C); if tape != nil { rec.n2 = h } }
-            linearForward(&up, h, layer.wUp, bias: layer.bUp, T: T)
-            applyLoRA(.up, layer: li, input: h, inWidth: C, out: &up, outWidth: upDim, record: &rec)
-            activation(&act, up, T: T, I: I)
-            linearForward(&h2, act, layer.wDown, bias: layer.bDown, T: T)
-            applyLoRA(.down, layer: li, input: act, inWidth: I, out: &h2, outWidth: C, record: &rec)
-            if tape != nil { rec.up = up; rec.act = act }
-            if let post = layer.postMlpNorm { if tape != nil { rec.mOut = h2 }; norm(&h2, h2, post, T: T, C: C) }
-            residualAdd(&x, h2, T: T, C: C)
+            layerForward(li, x: &x, batch: batch, buffers: &buffers, record: recordAll, rec: &rec)
             tape?.layers.append(rec)
         }
+        var h = buffers.h
         tape?.xFinal = x
         norm(&h, x, weights.finalNorm, T: T, C: C)
 
@@ -213,6 +128,127 @@ struct TransformerDecoder {
             logits = out
         }
         return DecoderOutput(hidden: h, logits: logits, offsets: offsets)
+    }
+}
+
+/// What every layer of one forward pass shares: the packed batch, its RoPE tables, LoRA.
+struct ForwardBatch {
+    let lengths: [Int], offsets: [Int]
+    let attention: AttentionMode
+    let cos: [Float], sin: [Float]
+    let local: (cos: [Float], sin: [Float])?
+    /// Per-sequence start of the attention probabilities in a recorded layer (empty when not recording).
+    let probOffsets: [Int]
+    let lora: LoRAContext?
+}
+
+/// Work buffers of one layer, reused by every layer of a pass (no allocation per layer).
+struct LayerBuffers {
+    var h: [Float], h2: [Float], qkv: [Float], attnOut: [Float], up: [Float], act: [Float]
+    init(config: ModelConfig, T: Int) {
+        let C = config.hiddenSize, hd = config.headDim, nH = config.nHeads, nKV = config.nKVHeads
+        let I = config.intermediateSize, upDim = config.gatedMLP ? 2 * I : I
+        h = [Float](repeating: 0, count: T * C); h2 = h
+        qkv = [Float](repeating: 0, count: T * (nH + 2 * nKV) * hd)
+        attnOut = [Float](repeating: 0, count: T * nH * hd)
+        up = [Float](repeating: 0, count: T * upDim)
+        act = [Float](repeating: 0, count: T * I)
+    }
+}
+
+extension TransformerDecoder {
+    /// Adds every adapter of `site` to out[T, outWidth] for input[T, inWidth], per sequence (the dropout key),
+    /// recording the adapters' activations and masks in `rec` when `record`.
+    func applyLoRA(_ site: LoRASite, layer: Int, batch: ForwardBatch, input: UnsafePointer<Float>, inWidth: Int,
+                   out: UnsafeMutablePointer<Float>, outWidth: Int, record: Bool, rec: inout DecoderTape.Layer) {
+        guard let lora = batch.lora else { return }
+        for (ti, target) in lora.model.targets.enumerated() where target.site == site {
+            let adapter = lora.model.adapters[layer][ti]
+            var acts: [LoRAAdapter.Activations] = [], masks: [[Float]?] = []
+            for s in 0..<batch.lengths.count {
+                let L = batch.lengths[s], start = batch.offsets[s]
+                let xs = Array(UnsafeBufferPointer(start: input + start * inWidth, count: L * inWidth))
+                let mask = lora.model.mask(layer: layer, target: ti, example: lora.examples[s], pass: lora.pass, T: L)
+                var y = [Float](repeating: 0, count: L * target.outFeatures)
+                let a = adapter.forward(x: xs, T: L, mask: mask, y: &y)
+                for t in 0..<L {
+                    let row = out + (start + t) * outWidth + target.columns.lowerBound
+                    for j in 0..<target.outFeatures { row[j] += y[t * target.outFeatures + j] }
+                }
+                if record { acts.append(a); masks.append(mask) }
+            }
+            if record { rec.lora.append(acts); rec.masks.append(masks) }
+        }
+    }
+
+    /// Layer `li` on the residual stream x[T, C], in place. With `record`, everything backward reads goes to
+    /// `rec` (all but xIn, which the caller sets). The same call recomputes a checkpointed layer in backward:
+    /// it is deterministic (same GEMM partition, dropout masks keyed by example and layer), so the
+    /// recomputed activations are bit-identical to the first pass.
+    func layerForward(_ li: Int, x: inout [Float], batch: ForwardBatch, buffers b: inout LayerBuffers,
+                      record: Bool, rec: inout DecoderTape.Layer) {
+        let C = config.hiddenSize, hd = config.headDim, nH = config.nHeads, nKV = config.nKVHeads
+        let I = config.intermediateSize
+        let qDim = nH * hd, qkvDim = (nH + 2 * nKV) * hd, upDim = config.gatedMLP ? 2 * I : I
+        let T = batch.offsets.last!, lengths = batch.lengths, offsets = batch.offsets
+        let layer = weights.layers[li]
+        let scale = config.effectiveAttentionScale, group = nH / nKV, rotaryDim = config.effectiveRotaryDim
+        let sliding = config.isSliding(layer: li)
+        let window = batch.attention == .causal && sliding ? config.slidingWindow : nil
+        // ---- attention branch: a = Wo · attn(rope(Wqkv · norm(x)))
+        norm(&b.h, x, layer.attnNorm, T: T, C: C)
+        linearForward(&b.qkv, b.h, layer.wqkv, bias: layer.bqkv, T: T)
+        applyLoRA(.qkv, layer: li, batch: batch, input: b.h, inWidth: C, out: &b.qkv, outWidth: qkvDim, record: record, rec: &rec)
+        if record { rec.n1 = b.h; if layer.qNorm != nil { rec.qkvPreNorm = b.qkv } }
+        b.qkv.withUnsafeMutableBufferPointer { p in
+            let base = p.baseAddress!
+            if let qn = layer.qNorm, let kn = layer.kNorm {
+                for t in 0..<T {
+                    rmsNormForward(base + t * qkvDim, base + t * qkvDim, qn, T: nH, C: hd, eps: config.normEps)
+                    rmsNormForward(base + t * qkvDim + qDim, base + t * qkvDim + qDim, kn, T: nKV, C: hd, eps: config.normEps)
+                }
+            }
+            let (c, s) = (sliding && batch.local != nil) ? batch.local! : (batch.cos, batch.sin)
+            ropeForward(base, rowStride: qkvDim, T: T, nHeads: nH, headDim: hd, rotaryDim: rotaryDim, cos: c, sin: s)
+            ropeForward(base + qDim, rowStride: qkvDim, T: T, nHeads: nKV, headDim: hd, rotaryDim: rotaryDim, cos: c, sin: s)
+        }
+        if record {
+            rec.qkv = b.qkv
+            rec.probs = [Float](repeating: 0, count: lengths.reduce(0) { $0 + nH * $1 * $1 })
+        }
+        // One task per (sequence, head): independent outputs, own score scratch.
+        let probsBase = rec.probs.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        let qkvBase = b.qkv.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        let outBase = b.attnOut.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        let probOffsets = record ? batch.probOffsets : nil
+        let causal = batch.attention == .causal
+        parallelFor(lengths.count * nH) { task in
+            let s = task / nH, head = task % nH, L = lengths[s]
+            var S = [Float](repeating: 0, count: L * L)
+            attentionHeadForward(qkv: UnsafePointer(bitPattern: qkvBase)! + offsets[s] * qkvDim,
+                                 out: UnsafeMutablePointer(bitPattern: outBase)! + offsets[s] * qDim,
+                                 scores: &S, head: head, L: L, nH: nH, nKV: nKV, hd: hd, group: group, scale: scale,
+                                 softcap: config.attentionSoftcap, causal: causal, window: window,
+                                 probsOut: probOffsets.map { UnsafeMutablePointer(bitPattern: probsBase)! + $0[s] })
+        }
+        linearForward(&b.h2, b.attnOut, layer.wo, bias: layer.bo, T: T)
+        applyLoRA(.output, layer: li, batch: batch, input: b.attnOut, inWidth: qDim, out: &b.h2, outWidth: C, record: record, rec: &rec)
+        if record { rec.attnOut = b.attnOut }
+        if let post = layer.postAttnNorm { if record { rec.oOut = b.h2 }; norm(&b.h2, b.h2, post, T: T, C: C) }
+
+        // ---- MLP branch: m = Wdown · act(Wup · norm(x)) (parallel blocks reuse the attention input norm)
+        residualAdd(&x, b.h2, T: T, C: C)
+        if record { rec.xMid = x }
+        // Parallel blocks (phi) have no MLP norm: h still holds the attention input norm(x).
+        if let mlpNorm = layer.mlpNorm { norm(&b.h, x, mlpNorm, T: T, C: C); if record { rec.n2 = b.h } }
+        linearForward(&b.up, b.h, layer.wUp, bias: layer.bUp, T: T)
+        applyLoRA(.up, layer: li, batch: batch, input: b.h, inWidth: C, out: &b.up, outWidth: upDim, record: record, rec: &rec)
+        activation(&b.act, b.up, T: T, I: I)
+        linearForward(&b.h2, b.act, layer.wDown, bias: layer.bDown, T: T)
+        applyLoRA(.down, layer: li, batch: batch, input: b.act, inWidth: I, out: &b.h2, outWidth: C, record: record, rec: &rec)
+        if record { rec.up = b.up; rec.act = b.act }
+        if let post = layer.postMlpNorm { if record { rec.mOut = b.h2 }; norm(&b.h2, b.h2, post, T: T, C: C) }
+        residualAdd(&x, b.h2, T: T, C: C)
     }
 }
 

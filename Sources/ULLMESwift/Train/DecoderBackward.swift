@@ -67,8 +67,18 @@ extension TransformerDecoder {
             }
         }
 
+        let batch = ForwardBatch(lengths: lengths, offsets: offsets, attention: tape.attention, cos: cosT, sin: sinT,
+                                 local: local, probOffsets: tape.probOffsets, lora: lora)
+        var buffers: LayerBuffers? = tape.checkpointed ? LayerBuffers(config: config, T: T) : nil
         for li in stride(from: weights.layers.count - 1, through: 0, by: -1) {
-            let layer = weights.layers[li], rec = tape.layers[li]
+            let layer = weights.layers[li]
+            var rec = tape.layers[li]
+            tape.layers[li] = DecoderTape.Layer()   // the tape lets go of this layer: freed after its backward
+            if tape.checkpointed {
+                // Recompute this layer's activations from its recorded input (bit-identical to the first pass).
+                var x = rec.xIn
+                layerForward(li, x: &x, batch: batch, buffers: &buffers!, record: true, rec: &rec)
+            }
             let sliding = config.isSliding(layer: li)
             // ---- MLP branch (x_out = x_mid + m), dX is the gradient at x_out.
             let dM = postNormBackward(dX, layer.postMlpNorm, input: rec.mOut, T: T, C: C)

@@ -33,6 +33,7 @@ public struct GRLRunSettings: Sendable {
     public var sampleWithReplacement = false // fill pos/neg per sample with replacement instead of the batch minimum
     public var nonfinitePolicy = NonFinitePolicy.stop
     public var injectNonFiniteSteps: Set<Int> = []  // testing hook: steps (1-based) given a NaN loss and gradient
+    public var activationCheckpointing = false // recompute each layer's activations in backward (less memory)
     public init(modelPath: String, data: [DataFile], outputDir: String) {
         self.modelPath = modelPath; self.data = data; self.outputDir = outputDir
     }
@@ -53,6 +54,7 @@ public struct GRLRunSettings: Sendable {
         checkpointInterval = c.checkpointInterval; skipMalformedLines = c.skipMalformedLines
         dropLast = c.dropLast; sampleWithReplacement = c.sampleWithReplacement
         nonfinitePolicy = c.nonfinitePolicy; injectNonFiniteSteps = Set(c.injectNonFiniteSteps)
+        activationCheckpointing = c.activationCheckpointing
         guard let kind = ContrastiveLossKind(referenceName: c.lossType) else {
             throw ULLMEError.argument("config: loss_type \"\(c.lossType)\" (expected NTXentLoss or SupConLoss)")
         }
@@ -151,6 +153,7 @@ public final class GRLTrainer {
         let tm = TrainingModel(model: model, lora: lora, head: ProjectionHead(dim: model.config.hiddenSize, seed: settings.seed),
                                pooling: settings.pooling)
         tm.attention = settings.attention
+        tm.activationCheckpointing = settings.activationCheckpointing
         session = try TrainingSession(model: tm, settings: opt)
     }
 

@@ -12,6 +12,11 @@ public final class TrainingModel: @unchecked Sendable {
     public var pooling: Pooling
     /// Attention of the embedding objective (bidirectional, as the reference).
     public var attention = AttentionMode.bidirectional
+    /// Keep only each layer's input on the tape and recompute its activations in backward (same gradients,
+    /// bit for bit; the tape shrinks from every activation of every layer to n_layers × [T, C]).
+    public var activationCheckpointing = false
+    /// Bytes the last backward call's tape held at the end of its forward pass (tests and benchmarks).
+    public private(set) var lastTapeBytes = 0
 
     public init(model: Model, lora: LoRAModel, head: ProjectionHead, pooling: Pooling = .mean) {
         self.model = model; self.lora = lora; self.head = head; self.pooling = pooling
@@ -58,7 +63,7 @@ public final class TrainingModel: @unchecked Sendable {
                                   pass: UInt32 = 0, grads: inout Gradients) throws -> [Float] {
         let N = sequences.count, d = head.dim, C = model.config.hiddenSize
         guard dReps.count == N * d else { throw ULLMEError.argument("dReps has \(dReps.count) values, expected \(N * d)") }
-        let tape = DecoderTape()
+        let tape = DecoderTape(checkpointed: activationCheckpointing)
         let ctx = LoRAContext(model: lora, examples: examples, pass: pass)
         let out = try model.decoder.forward(sequences, attention: attention ?? self.attention, wantLogits: false, lora: ctx, tape: tape)
         let (pooled, _) = pool(out)
@@ -73,6 +78,7 @@ public final class TrainingModel: @unchecked Sendable {
                                      into: dh.baseAddress! + out.offsets[i] * C)
             }
         } }
+        lastTapeBytes = tape.byteCount
         model.decoder.backward(tape: tape, dHidden: dHidden, dLogits: nil, lora: ctx, grads: &grads.lora)
         return reps
     }
@@ -90,7 +96,7 @@ public final class TrainingModel: @unchecked Sendable {
             throw ULLMEError.argument("labels must have the shape of the sequences")
         }
         let V = model.config.vocabSize
-        let tape = DecoderTape()
+        let tape = DecoderTape(checkpointed: activationCheckpointing)
         let ctx = LoRAContext(model: lora, examples: examples, pass: pass)
         let out = try model.decoder.forward(sequences, attention: .causal, wantLogits: true, lora: ctx, tape: tape)
         var logits = out.logits!
@@ -125,6 +131,7 @@ public final class TrainingModel: @unchecked Sendable {
             dLogits[base + t.label] += g
         }
         logits = []
+        lastTapeBytes = tape.byteCount
         model.decoder.backward(tape: tape, dHidden: nil, dLogits: dLogits, lora: ctx, grads: &grads.lora)
         return (loss, TokenLogProbs(sums: sums, counts: counts))
     }

@@ -2,7 +2,7 @@
 defined here from a tiny man-page set (built by scripts/build_manpages_eval.py --limit 40 from the
 Debian manpages packages; nothing is downloaded).
 
-The encoder is `ullme.Model` (the default SmolLM2 model) wrapped by UllmeMTEBEncoder.
+The encoder is `ullme.Model` itself (the default SmolLM2 model); UllmeMTEBEncoder is the explicit wrapper.
 
     pip install mteb pytest && pytest -q bindings/python/tests/test_mteb.py -s
 """
@@ -89,10 +89,10 @@ def test_mteb_retrieval_on_local_manpages(manpages, model_path):
     import ullme
     queries, corpus, qrels = manpages
     model = ullme.Model(model_path, max_length=256)
-    enc = adapter.UllmeMTEBEncoder(model, instructions={
-        "ManPagesTinyRetrieval": "Given a one-line summary of a Linux manual page, retrieve the page's description"})
+    model.mteb_instructions = {
+        "ManPagesTinyRetrieval": "Given a one-line summary of a Linux manual page, retrieve the page's description"}
     task = make_task(queries, corpus, qrels)
-    result = mteb.evaluate(enc, task, cache=None, encode_kwargs={"batch_size": 16, "show_progress_bar": False})
+    result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": 16, "show_progress_bar": False})
     tr = result.task_results[0]
     scores = tr.scores["test"][0]
     print(f"[test_mteb] encoder: ullme.Model {model.path}; "
@@ -122,3 +122,22 @@ def test_adapter_protocol_shapes(model):
     assert meta.name.startswith("libullme") and meta.similarity_fn_name is not None
     assert enc.encode_corpus([{"title": "open", "text": "open a file"}]).shape == (1, dim)
     assert enc.encode_queries(["open a file"]).shape == (1, dim)
+
+
+def test_model_is_an_mteb_encoder(model):
+    """ullme.Model answers mteb's calls itself, with the same vectors as the explicit wrapper."""
+    batches = [{"text": ["open a file", "close a file"]}, {"text": ["read from a file descriptor"]}]
+    meta = make_task([], [], {}).metadata
+    for prompt in (mteb.types.PromptType.query, mteb.types.PromptType.document):
+        got = model.encode(batches, task_metadata=meta, hf_split="test", hf_subset="default", prompt_type=prompt)
+        want = adapter.UllmeMTEBEncoder(model).encode(batches, task_metadata=meta, hf_split="test",
+                                                      hf_subset="default", prompt_type=prompt)
+        assert got.shape == (3, model.dim) and np.array_equal(got, want)
+    # query side: the task type's default instruction; document side: the text alone, candidate format
+    q = model.encode(batches, task_metadata=meta, hf_split="test", hf_subset="default",
+                     prompt_type=mteb.types.PromptType.query)
+    assert np.array_equal(q[0], model.encode("open a file", instruction=adapter.DEFAULT_INSTRUCTIONS["Retrieval"]))
+    assert model.mteb_model_meta.name.startswith("libullme")
+    assert np.allclose(np.diag(model.similarity(q, q)), 1, atol=1e-5)
+    with pytest.raises(TypeError):
+        model.encode(["x"], hf_split="test")  # mteb arguments without task_metadata are a mistake

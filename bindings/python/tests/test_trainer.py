@@ -83,3 +83,22 @@ use_kl: true
         ullme.train(cfg, callback=lambda r: False, show_progress_bar=False)
     with pytest.raises(ullme.Error, match="no such|No such"):
         ullme.train(tmp_path / "missing.yaml")
+
+
+def test_activation_checkpointing_gives_the_same_training(tiny):
+    seqs = [[5, 17, 200, 3, 44, 90, 12], [9, 8, 7, 6, 5, 4, 3, 100]]
+    d = np.sin(np.arange(2 * tiny.dim) * 0.37).astype(np.float32)
+    runs = []
+    for ckpt in (False, True):
+        t = ullme.Trainer(tiny, lora_rank=4, lora_alpha=8, lora_dropout=0.1, learning_rate=1e-2, warmup_proportion=0,
+                          steps_per_epoch=10, activation_checkpointing=ckpt)
+        out = []
+        for _ in range(3):
+            out.append(t.embedding_backward(seqs, d))
+            out.append(np.float32(t.lm_backward(seqs, seqs)))
+            out.append(np.float32(t.step()[1]))
+        out.append(t.encode(seqs))
+        t.close()
+        runs.append(out)
+    for a, b in zip(*runs):
+        assert np.array_equal(a, b)

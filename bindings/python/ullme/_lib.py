@@ -56,7 +56,8 @@ class TrainerParams(Structure):
                 ("lora_dropout", c_float), ("seed", ctypes.c_uint64), ("learning_rate", ctypes.c_double),
                 ("min_learning_rate", ctypes.c_double), ("weight_decay", ctypes.c_double),
                 ("grad_clip", ctypes.c_double), ("warmup_proportion", ctypes.c_double),
-                ("steps_per_epoch", c_int32), ("max_epochs", c_int32), ("is_cosine_annealing", c_int)]
+                ("steps_per_epoch", c_int32), ("max_epochs", c_int32), ("is_cosine_annealing", c_int),
+                ("activation_checkpointing", c_int32), ("reserved0", c_int32)]
 
 
 class TrainLog(Structure):

@@ -221,8 +221,11 @@ class Model:
 
     # ---- embedding ---------------------------------------------------------------------------
     def encode(self, sentences, is_query=True, instruction="", batch_size=None, normalize=True,
-               show_progress_bar=None):
+               show_progress_bar=None, *, task_metadata=None, **mteb_kwargs):
         """Embed texts: (n, dim) float32 array (a single str/bytes gives a (dim,) array).
+
+        Called by mteb 2.x (with task_metadata=, hf_split=, hf_subset=, prompt_type= and a DataLoader
+        of batches as `sentences`), the model acts as an mteb encoder: see `mteb_encoder`.
 
         is_query: format "{instruction}\\n{text}" (True) or "{instruction}\\nCandidate:\\n{text}" (False);
         with no instruction a text is embedded alone. Texts may be str or bytes (invalid UTF-8 is
@@ -230,6 +233,11 @@ class Model:
         (default: the model's); texts are sorted by length first, results come back in input order and
         do not depend on the batching. show_progress_bar None = tqdm if installed and n >= 256.
         """
+        if task_metadata is not None:
+            kw = dict(mteb_kwargs, batch_size=batch_size, show_progress_bar=show_progress_bar)
+            return self.mteb_encoder().encode(sentences, task_metadata=task_metadata, **kw)
+        if mteb_kwargs:
+            raise TypeError(f"encode() got unexpected keyword arguments {sorted(mteb_kwargs)}")
         single = isinstance(sentences, (str, bytes, bytearray, memoryview))
         texts = [sentences] if single else list(sentences)
         data = [_to_bytes(t) for t in texts]
@@ -300,6 +308,31 @@ class Model:
                 print("ullme: install tqdm (pip install ullme[progress]) for a progress bar", file=sys.stderr)
             return None
         return tqdm(total=n, desc="ullme encode", unit="text")
+
+    # ---- mteb 2.x ----------------------------------------------------------------------------
+    # `mteb.evaluate(model, tasks)` works on the model itself: encode() above dispatches mteb's calls,
+    # and these give the rest of mteb's EncoderProtocol. Per-task query instructions: set
+    # `model.mteb_instructions = {"TaskName": "..."}` (defaults by task type, ullme/mteb_adapter.py).
+    mteb_instructions = None
+    mteb_corpus_instruction = ""
+
+    def mteb_encoder(self):
+        """This model as an mteb encoder (UllmeMTEBEncoder) with its mteb_* settings."""
+        from .mteb_adapter import UllmeMTEBEncoder
+        return UllmeMTEBEncoder(self, instructions=self.mteb_instructions,
+                                corpus_instruction=self.mteb_corpus_instruction)
+
+    @property
+    def mteb_model_meta(self):
+        return self.mteb_encoder().mteb_model_meta
+
+    def similarity(self, embeddings1, embeddings2):
+        from .mteb_adapter import UllmeMTEBEncoder
+        return UllmeMTEBEncoder.similarity(embeddings1, embeddings2)
+
+    def similarity_pairwise(self, embeddings1, embeddings2):
+        from .mteb_adapter import UllmeMTEBEncoder
+        return UllmeMTEBEncoder.similarity_pairwise(embeddings1, embeddings2)
 
     def encode_queries(self, queries, instruction="", **kw):
         """MTEB name: queries in the query format "{instruction}\\n{text}"."""

@@ -1,10 +1,9 @@
 """MTEB 2.x adapter for libullme models.
 
-    import mteb
-    from ullme import Model
-    from ullme.mteb_adapter import UllmeMTEBEncoder
-    enc = UllmeMTEBEncoder(Model(attention="bidirectional"))
-    results = mteb.evaluate(enc, mteb.get_tasks(["NFCorpus"]), cache=None)
+    import mteb, ullme
+    model = ullme.Model(attention="bidirectional")      # ullme.Model is itself an mteb encoder:
+    results = mteb.evaluate(model, mteb.get_tasks(["NFCorpus"]), cache=None)
+    # equivalently, with explicit settings: ullme.mteb_adapter.UllmeMTEBEncoder(model, instructions=...)
 
 `UllmeMTEBEncoder(model)` implements mteb's EncoderProtocol (mteb/models/models_protocols.py):
 ``encode(inputs: DataLoader[BatchedInput], *, task_metadata, hf_split, hf_subset, prompt_type=None,
@@ -17,10 +16,8 @@ How texts are formatted (the ULLME reference's convention, the same as `ullme ev
   - prompt_type == "document": the batch's "text" (mteb joins title + " " + text) in the candidate
     format, with `corpus_instruction` (default none, i.e. the document alone).
 
-`model` is anything with ``encode(sentences, is_query=True, instruction="", batch_size=None,
-normalize=True, show_progress_bar=None) -> (n, dim) float32`` — `ullme.Model` of bindings/python
-(this module does not import ullme, so it can be used with the binding on any branch). mteb is only
-imported when `mteb_model_meta` is read.
+`model` is an `ullme.Model` (its encode / encode_queries / encode_corpus). mteb is only imported when
+`mteb_model_meta` is read.
 """
 from __future__ import annotations
 
@@ -130,18 +127,8 @@ class UllmeMTEBEncoder:
     # ---- conveniences (the MTEB 1.x names) -----------------------------------------------------
     def encode_queries(self, queries, instruction=None, **kw):
         instr = DEFAULT_INSTRUCTIONS["Retrieval"] if instruction is None else instruction
-        return self.model.encode(list(queries), is_query=True, instruction=instr, **kw)
+        return self.model.encode_queries(queries, instruction=instr, **kw)
 
     def encode_corpus(self, corpus, instruction=None, **kw):
-        if isinstance(corpus, dict) and "text" in corpus:
-            titles = corpus.get("title") or [""] * len(corpus["text"])
-            corpus = [{"title": t, "text": x} for t, x in zip(titles, corpus["text"])]
-        docs = []
-        for d in corpus:
-            if isinstance(d, dict):
-                title, text = d.get("title") or "", d.get("text") or ""
-                docs.append(f"{title} {text}".strip() if title else text)
-            else:
-                docs.append(d)
         instr = self.corpus_instruction if instruction is None else instruction
-        return self.model.encode(docs, is_query=False, instruction=instr, **kw)
+        return self.model.encode_corpus(corpus, instruction=instr, **kw)

@@ -39,11 +39,13 @@ class Trainer:
       Trainer("config.yaml").fit(callback=..., resume=False)  - a whole GRL run from a YAML config (as ullme.train);
       Trainer(model, lora_rank=16, ...)                       - LoRA (every attention and MLP linear layer) +
           projection head on a loaded Model, with AdamW and the reference schedule, driven call by call.
+          activation_checkpointing=True keeps only each layer's input during forward and recomputes the
+          layer in backward: a fraction of the activation memory, same gradients, about one more forward.
     Not thread-safe; the Model must stay open while the Trainer lives."""
 
     def __init__(self, model, lora_rank=16, lora_alpha=32.0, lora_dropout=0.1, seed=42, learning_rate=1e-4,
                  min_learning_rate=1e-7, weight_decay=0.0, grad_clip=1.0, warmup_proportion=0.05,
-                 steps_per_epoch=100, max_epochs=1, is_cosine_annealing=False):
+                 steps_per_epoch=100, max_epochs=1, is_cosine_annealing=False, activation_checkpointing=False):
         lib = L.lib()
         self._handle = None
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
@@ -57,6 +59,7 @@ class Trainer:
         p.weight_decay, p.grad_clip, p.warmup_proportion = float(weight_decay), float(grad_clip), float(warmup_proportion)
         p.steps_per_epoch, p.max_epochs = int(steps_per_epoch), int(max_epochs)
         p.is_cosine_annealing = 1 if is_cosine_annealing else 0
+        p.activation_checkpointing = 1 if activation_checkpointing else 0
         h = L.trainer_p()
         L.check(lib.ullme_trainer_new(model._handle, byref(p), byref(h)), "ullme_trainer_new")
         self._handle = h
