@@ -286,7 +286,6 @@ public struct TrainConfig: Sendable, Equatable {
             ("use_cpu_offload", "single-process CPU training"),
             ("precision", "training runs in float32 on the LoRA weights"),
             ("quantization", "quantised base weights are used as stored in the model file"),
-            ("activation_checkpointing", "GradCache bounds memory"),
             ("eval_batch_size", "no MTEB evaluation during training"),
             ("logger_type", "logging goes to a JSONL file in output_dir"),
             ("logger_name", "logging goes to a JSONL file in output_dir"),
