@@ -11,17 +11,22 @@ func runTrain(_ args: Arguments) throws {
     if settings.modelPath == DefaultModel.path, !DefaultModel.isPresent { try fetchDefaultModel() }
     if let threads = args.value("--threads"), let n = Int(threads), n >= 1 { setBLASThreads(n) }
     let trainer = try GRLTrainer(settings: settings)
-    for line in trainer.skippedLines { fputs("ullme: skipped \(line)\n", stderr) }
+    // Under mpirun (data-parallel, Train/DataParallel.swift) every rank runs this; rank 0 alone talks and writes.
+    let writer = trainer.isWriter
+    if writer { for line in trainer.skippedLines { fputs("ullme: skipped \(line)\n", stderr) } }
     if args.flags.contains("--resume") {
         let step = try trainer.resumeIfPossible()
-        fputs("ullme: resuming at step \(step) of \(trainer.totalSteps)\n", stderr)
+        if writer { fputs("ullme: resuming at step \(step) of \(trainer.totalSteps)\n", stderr) }
     }
     let logPath = trainer.logPath
-    let quiet = args.flags.contains("--quiet")
+    let quiet = args.flags.contains("--quiet") || !writer
     let start = ProgressBar.now()
     let firstStep = trainer.session.step
-    fputs("ullme: training \(trainer.session.parameterCount) parameters for \(trainer.totalSteps) steps "
-          + "(\(trainer.sampler.stepsPerEpoch) per epoch), log \(logPath)\n", stderr)
+    let ranks = trainer.world.map { ", data-parallel over \($0.size) MPI ranks" } ?? ""
+    if writer {
+        fputs("ullme: training \(trainer.session.parameterCount) parameters for \(trainer.totalSteps) steps "
+              + "(\(trainer.sampler.stepsPerEpoch) per epoch\(ranks)), log \(logPath)\n", stderr)
+    }
     try trainer.run { r in
         if let report = r.nonFiniteDescription {
             // Always reported, also with --quiet (a newline first: the progress bar has no newline).
@@ -38,6 +43,7 @@ func runTrain(_ args: Arguments) throws {
         }
         return true
     }
+    guard writer else { return }
     fputs("ullme: adapter written to \(settings.outputDir)/adapter\n", stderr)
     // The loss curve: matplotlib when Python has it (the plot is a convenience, the JSONL log is the record).
     let plot = "python3 scripts/plot_losses.py '\(logPath)' '\(settings.outputDir)/losses.png' 2>/dev/null"

@@ -48,8 +48,11 @@ extension TrainingModel {
     /// Dropout key of slot `slot` of example `index` (64 slots per example: embedding 0..<32, generation 32..<64).
     static func sequenceKey(_ index: Int, _ slot: Int) -> Int { index * 64 + slot }
 
+    /// `world`: data-parallel ranks (DataParallel.swift). Each rank passes the same global batch, encodes and
+    /// back-propagates only its slice, all-gathers the reps for L_CL and all-reduces losses and gradients,
+    /// so every rank returns the global losses and holds the global batch's gradient.
     public func grlStep(_ batch: [GRLTokenizedExample], P: Int, N: Int, config: GRLLossConfig,
-                        grads: inout Gradients) throws -> GRLStepLosses {
+                        grads: inout Gradients, world: DataParallel? = nil) throws -> GRLStepLosses {
         let B = batch.count, S = 1 + P + N, K = P + N, D = head.dim
         guard B > 0 else { throw ULLMEError.argument("empty batch") }
         guard P >= 1, N >= 0, S <= 32 else { throw ULLMEError.argument("need 1 <= P and P + N < 32 (got P \(P), N \(N))") }
@@ -66,7 +69,8 @@ extension TrainingModel {
             throw ULLMEError.argument("use_kl requires use_gen with a preference gen_loss_type (not sft)")
         }
         let chunkSize = max(1, config.chunkSize)
-        let chunks = stride(from: 0, to: B, by: chunkSize).map { $0..<min($0 + chunkSize, B) }
+        let mine = world?.slice(B) ?? 0..<B  // this rank's examples (all of them when alone)
+        let chunks = stride(from: mine.lowerBound, to: mine.upperBound, by: chunkSize).map { $0..<min($0 + chunkSize, mine.upperBound) }
         var losses = GRLStepLosses()
 
         // Pass 1: reps of every chunk, no tape. Layout [B, S, D] (query-major slots).
@@ -75,6 +79,9 @@ extension TrainingModel {
             let (seqs, keys) = embeddingInputs(batch, chunk)
             let projected = try encode(seqs, examples: keys).projected
             reps.replaceSubrange(chunk.lowerBound * S * D..<chunk.upperBound * S * D, with: projected)
+        }
+        if let world {  // every rank's slice of reps, so L_CL sees the whole global batch
+            try world.allgather(&reps, counts: (0..<world.size).map { DataParallel.slice(B, rank: $0, size: world.size).count * S * D })
         }
 
         // L_CL on the full batch → the cache dL/dreps.
@@ -111,6 +118,12 @@ extension TrainingModel {
             let (seqs, keys) = embeddingInputs(batch, chunk)
             losses.tokens += seqs.reduce(0) { $0 + $1.count }
             try embeddingBackward(seqs, examples: keys, dReps: dReps, grads: &grads)
+        }
+        if let world {  // gen/KL are sums of per-example terms / B: summing the ranks' parts gives the batch's
+            var parts = [Double(losses.generative), Double(losses.kl), Double(losses.tokens)]
+            try world.allreduceSum(&parts)
+            losses.generative = Float(parts[0]); losses.kl = Float(parts[1]); losses.tokens = Int(parts[2])
+            try grads.allreduceSum(world)
         }
         losses.total = config.weightCL * losses.contrastive + config.weightGen * losses.generative + config.weightKL * losses.kl
         return losses

@@ -127,9 +127,14 @@ public final class GRLTrainer {
     public let session: TrainingSession
     public let sampler: GRLBatchSampler
     public let totalSteps: Int
+    /// The MPI ranks this process trains with (nil: alone). See DataParallel.swift.
+    public let world: DataParallel?
+    /// Rank 0 (or a single process) writes the log, checkpoints and the adapter.
+    public var isWriter: Bool { (world?.rank ?? 0) == 0 }
 
     public init(settings: GRLRunSettings, model: Model? = nil) throws {
         self.settings = settings
+        world = try DataParallel.current()
         let model = try model ?? Model.load(path: settings.modelPath)
         self.model = model
         guard model.tokenizer != nil else { throw ULLMEError.state("the model has no tokenizer") }
@@ -185,16 +190,34 @@ public final class GRLTrainer {
     /// `TrainingSession.optimizerStep(lossIsFinite:advanceWhenSkipped:)`); it is logged with `nonFinite`
     /// set, then `nonfinitePolicy` skips it or stops the run: the last good state is written as the
     /// checkpoint (if newer than the one on disk) and `.state` is thrown naming the step.
+    /// Data-parallel (world != nil): every rank runs this; a failure on one rank aborts them all (MPI_Abort),
+    /// and the ranks stop together when any `log` returns false (or at a non-finite step under `stop`).
     @discardableResult
     public func run(log: (GRLLogRecord) -> Bool = { _ in true }) throws -> [GRLLogRecord] {
-        var records: [GRLLogRecord] = []
-        try makeDirectory(settings.outputDir)
-        removeStaleCheckpointTemporaries()
-        if session.step > 0 { try trimLog(toStep: session.step) }
-        guard let logFile = fopen(logPath, session.step == 0 ? "w" : "a") else {
-            throw ULLMEError.io("\(logPath): cannot open the log: \(errnoDescription(errno))")
+        guard let world else { return try runSteps(log: log) }
+        do {
+            return try runSteps(log: log)
+        } catch ULLMEError.cancelled {
+            throw ULLMEError.cancelled
+        } catch {
+            fputs("ullme: rank \(world.rank): \(error); aborting all \(world.size) ranks\n", stderr)
+            world.abort(1)
         }
-        defer { fclose(logFile) }
+    }
+
+    private func runSteps(log: (GRLLogRecord) -> Bool) throws -> [GRLLogRecord] {
+        var records: [GRLLogRecord] = []
+        var logFile: UnsafeMutablePointer<FILE>? = nil
+        if isWriter {
+            try makeDirectory(settings.outputDir)
+            removeStaleCheckpointTemporaries()
+            if session.step > 0 { try trimLog(toStep: session.step) }
+            guard let f = fopen(logPath, session.step == 0 ? "w" : "a") else {
+                throw ULLMEError.io("\(logPath): cannot open the log: \(errnoDescription(errno))")
+            }
+            logFile = f
+        }
+        defer { if let logFile { fclose(logFile) } }
         var checkpointStep = session.step  // the step of the checkpoint on disk (or the one resumed from)
         while session.step < totalSteps {
             let step = session.step
@@ -203,12 +226,17 @@ public final class GRLTrainer {
             let start = monotonicSeconds()
             let examples = try tokenize(batch)
             var losses = try session.model.grlStep(examples, P: settings.posPerSample, N: settings.negPerSample,
-                                                   config: settings.loss, grads: &session.grads)
+                                                   config: settings.loss, grads: &session.grads, world: world)
             if settings.injectNonFiniteSteps.contains(step + 1) {
                 losses.total = .nan
                 if !session.grads.head.b2.isEmpty { session.grads.head.b2[0] = .nan }
             }
-            let lossIsFinite = losses.total.isFinite && losses.contrastive.isFinite && losses.generative.isFinite && losses.kl.isFinite
+            var lossIsFinite = losses.total.isFinite && losses.contrastive.isFinite && losses.generative.isFinite && losses.kl.isFinite
+            if let world {  // every rank takes the same decision
+                var bad = [lossIsFinite ? 0.0 : 1.0]
+                try world.allreduceSum(&bad)
+                lossIsFinite = bad[0] == 0
+            }
             let outcome = session.optimizerStep(lossIsFinite: lossIsFinite, advanceWhenSkipped: settings.nonfinitePolicy == .skip)
             var record = GRLLogRecord(step: step + 1, totalSteps: totalSteps, epoch: epoch, losses: losses,
                                       learningRate: outcome.learningRate, gradNorm: outcome.gradNorm,
@@ -216,27 +244,37 @@ public final class GRLTrainer {
             record.nonFinite = outcome.nonFinite
             record.policy = settings.nonfinitePolicy
             records.append(record)
-            if fputs(record.json + "\n", logFile) < 0 || fflush(logFile) != 0 {
+            if let logFile, fputs(record.json + "\n", logFile) < 0 || fflush(logFile) != 0 {
                 let e = errno
                 // The log is the run's record: failing to write it (disk full) stops the run; the checkpoint
                 // on disk is the previous one, intact.
                 throw ULLMEError.io("\(logPath): cannot append step \(step + 1) to the log: \(errnoDescription(e)); "
                                     + "the checkpoint \(checkpointPath) is from step \(checkpointStep)")
             }
-            let keepGoing = log(record)
+            var keepGoing = log(record)
+            if let world {  // stop together: any rank's callback may cancel
+                var stop = [keepGoing ? 0.0 : 1.0]
+                try world.allreduceSum(&stop)
+                keepGoing = stop[0] == 0
+            }
             if outcome.nonFinite != nil && settings.nonfinitePolicy == .stop {
                 // session.step did not advance: the state is the one after step `step`, the last good one.
-                if session.step > checkpointStep { try saveCheckpoint(); checkpointStep = session.step }
+                if session.step > checkpointStep {
+                    if isWriter { try saveCheckpoint() }
+                    checkpointStep = session.step
+                }
+                if let world { var sync = [0.0]; try world.allreduceSum(&sync) }  // the writer's checkpoint first
                 throw ULLMEError.state("\(record.nonFiniteDescription!); the checkpoint \(checkpointPath) holds step \(checkpointStep) "
                                        + "(set nonfinite_policy: skip to skip such steps)")
             }
             let interval = settings.checkpointInterval
             if !keepGoing || (interval > 0 && session.step % interval == 0) || session.step == totalSteps {
-                try saveCheckpoint()
+                if isWriter { try saveCheckpoint() }
                 checkpointStep = session.step
             }
             if !keepGoing { throw ULLMEError.cancelled }
         }
+        guard isWriter else { return records }
         try AdapterIO.export(session.model.lora, head: session.model.head, config: model.config,
                              to: settings.outputDir + "/adapter", baseModelNameOrPath: settings.modelPath)
         return records
