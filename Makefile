@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-c test-go test-mpi bench install clean
+.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-c test-go test-mpi bench bench-train bench-storage install clean
 
 all: lib
 
@@ -91,6 +91,14 @@ test-go:
 
 bench:
 	python3 bench/bench_embed.py
+
+# LoRA training steps: libullme (dense, stored, checkpointed) vs PyTorch + PEFT (needs torch, transformers, peft).
+bench-train:
+	python3 bench/bench_train.py
+
+# Dense vs stored (QLoRA-style) base weights: memory and inference speed.
+bench-storage:
+	python3 bench/bench_storage.py
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig

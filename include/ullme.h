@@ -79,6 +79,16 @@ typedef enum {
     ULLME_ATTENTION_CAUSAL = 1         /* ordinary decoder attention */
 } ullme_attention;
 
+/* How a loaded model keeps its linear weights (both give bit-identical results). */
+typedef enum {
+    ULLME_WEIGHTS_DEFAULT = 0, /* ULLME_WEIGHTS_DENSE, or what the ULLME_WEIGHTS environment variable
+                                * ("dense" | "stored") says */
+    ULLME_WEIGHTS_DENSE = 1,   /* dequantised to float32 and packed at load: the fastest products */
+    ULLME_WEIGHTS_STORED = 2   /* as stored in the file (GGUF quantised blocks, f16/bf16), dequantised
+                                * panel by panel inside each product: no float32 copy of the weights
+                                * (QLoRA-style frozen base; far less memory, somewhat slower) */
+} ullme_weight_storage;
+
 /* Parse "mean" | "weightedmean" | "cls" | "lasttoken"; ULLME_E_ARG with a message otherwise. */
 ULLME_API int ullme_pooling_from_name(const char *name, ullme_pooling *out);
 /* Parse "bidirectional" | "causal"; ULLME_E_ARG with a message otherwise. */
@@ -106,6 +116,8 @@ typedef struct {
                                 * states, logits). Added after ABI 1's first release: a caller built
                                 * against the older header passes the smaller struct_size and gets no
                                 * adapter. The string is copied during ullme_model_load. */
+    int32_t weight_storage;    /* an ullme_weight_storage; default ULLME_WEIGHTS_DEFAULT. Added after
+                                * adapter_path (older struct sizes are accepted and get the default). */
 } ullme_model_params;
 
 ULLME_API ullme_model_params ullme_model_default_params(void);

@@ -41,4 +41,18 @@ final class GRLTrainerTests: XCTestCase {
         XCTAssertEqual(TrainingSession.parameters(second.session.model), TrainingSession.parameters(try {
             let t = try GRLTrainer(settings: settings(base + "/full")); try t.resumeIfPossible(); return t.session.model }()))
     }
+
+    /// neg_per_sample above what some examples have: the reference cuts the batch to the minimum count
+    /// (the step must use the batch's counts, not the configured ones); with replacement it keeps them.
+    func testNegativeShortfallUsesTheBatchCounts() throws {
+        let base = FileManager.default.temporaryDirectory.path + "/ullme-grl-short-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for replace in [false, true] {
+            var s = settings(base + "/\(replace)")
+            s.negPerSample = 3; s.maxSteps = 2; s.sampleWithReplacement = replace
+            let records = try GRLTrainer(settings: s).run()
+            XCTAssertEqual(records.count, 2)
+            XCTAssertTrue(records.allSatisfy { $0.losses.total.isFinite && $0.losses.contrastive > 0 })
+        }
+    }
 }

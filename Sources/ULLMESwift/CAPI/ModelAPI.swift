@@ -25,12 +25,14 @@ func handle(_ p: OpaquePointer?) throws -> ModelHandle {
 let modelParamsSize = UInt32(MemoryLayout<ullme_model_params>.size)
 /// ullme_model_params as first released (up to batch_size, no adapter_path): still accepted.
 let modelParamsSizeV1 = UInt32(MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.adapter_path)!)
+/// ... and with adapter_path, before weight_storage.
+let modelParamsSizeV2 = UInt32(MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.weight_storage)!)
 
 /// Reads a caller's params struct without reading past its struct_size (an older, smaller struct gets
 /// the defaults for the fields it lacks).
 func readModelParams(_ p: UnsafePointer<ullme_model_params>) throws -> ullme_model_params {
     let size = UnsafeRawPointer(p).load(as: UInt32.self)
-    guard size == modelParamsSize || size == modelParamsSizeV1 else {
+    guard size == modelParamsSize || size == modelParamsSizeV1 || size == modelParamsSizeV2 else {
         throw argError("ullme_model_params.struct_size is \(size), expected \(modelParamsSize): start from ullme_model_default_params()")
     }
     var out = capi_model_default_params()
@@ -44,7 +46,7 @@ let embedParamsSize = UInt32(MemoryLayout<ullme_embed_params>.size)
 public func capi_model_default_params() -> ullme_model_params {
     ullme_model_params(struct_size: modelParamsSize, n_threads: 0, pooling: ULLME_POOLING_MEAN,
                        attention: ULLME_ATTENTION_BIDIRECTIONAL, max_length: 512, batch_size: 32,
-                       adapter_path: nil)
+                       adapter_path: nil, weight_storage: 0)
 }
 
 /// Checks a params struct from the caller; returns a validated copy.
@@ -60,6 +62,7 @@ func validated(_ p: ullme_model_params) throws -> ullme_model_params {
     guard AttentionMode(rawValue: Int32(truncatingIfNeeded: p.attention.rawValue)) != nil else {
         throw argError("unknown attention value \(Int32(truncatingIfNeeded: p.attention.rawValue))")
     }
+    guard (0...2).contains(p.weight_storage) else { throw argError("unknown weight_storage value \(p.weight_storage)") }
     guard p.max_length >= 1 else { throw argError("max_length must be >= 1 (got \(p.max_length))") }
     guard p.batch_size >= 1 else { throw argError("batch_size must be >= 1 (got \(p.batch_size))") }
     return p
@@ -76,7 +79,8 @@ public func capi_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePoint
         if p.n_threads > 0 { setBLASThreads(Int(p.n_threads)) }
         let adapter = p.adapter_path.map { String(cString: $0) }
         if adapter?.isEmpty == true { throw argError("adapter_path is empty (use NULL for no adapter)") }
-        let model = try Model.load(path: String(cString: path), adapter: adapter)
+        let storage: WeightStorage? = p.weight_storage == 1 ? .dense : p.weight_storage == 2 ? .stored : nil
+        let model = try Model.load(path: String(cString: path), adapter: adapter, storage: storage)
         let h = ModelHandle(model: model, params: p, adapterPath: adapter)
         out.pointee = OpaquePointer(Unmanaged.passRetained(h).toOpaque())
     }
@@ -117,10 +121,11 @@ public func capi_model_get_params(_ model: OpaquePointer?, _ out: UnsafeMutableP
     capiCall("ullme_model_get_params") {
         let h = try handle(model)
         guard let out else { throw argError("out is NULL") }
-        if UnsafeRawPointer(out).load(as: UInt32.self) == modelParamsSizeV1 {
+        let size = UnsafeRawPointer(out).load(as: UInt32.self)
+        if size == modelParamsSizeV1 || size == modelParamsSizeV2 {
             var p = h.params
-            p.struct_size = modelParamsSizeV1
-            withUnsafeBytes(of: &p) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: Int(modelParamsSizeV1)) }
+            p.struct_size = size
+            withUnsafeBytes(of: &p) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: Int(size)) }
         } else {
             out.pointee = h.params
         }

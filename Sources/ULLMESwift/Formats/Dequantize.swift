@@ -19,7 +19,7 @@ extension TensorRecord {
 }
 
 /// Checks that `t.bytes` holds exactly the bytes its shape and type need.
-private func checkStorage(_ t: TensorRecord) throws {
+func checkStorage(_ t: TensorRecord) throws {
     guard let need = t.type.byteCount(elements: t.count), t.rowLength % t.type.blockSize == 0 else {
         throw ULLMEError.format("tensor \"\(t.name)\": \(t.count) elements with row length \(t.rowLength) are not whole \(t.type.rawValue) blocks")
     }
@@ -51,9 +51,15 @@ public func dequantizeRows(_ t: TensorRecord, rows: Range<Int>, into out: Unsafe
     if n == 0 { return }
     let rowBytes = t.type.byteCount(elements: rowLen)!  // checked by checkStorage
     let src = t.bytes.baseAddress! + rows.lowerBound * rowBytes
-    let dst = out.baseAddress!
-    let blocks = Int64(n / t.type.blockSize)
-    switch t.type {
+    dequantizeRaw(t.type, src, out.baseAddress!, count: n)
+}
+
+/// Dequantises `n` elements (a whole number of blocks of `type`) stored at `src` into dst[0 ..< n].
+/// The caller guarantees both extents (the quantised GEMM path calls this on spans of checked rows).
+@inline(__always)
+func dequantizeRaw(_ type: TensorType, _ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, count n: Int) {
+    let blocks = Int64(n / type.blockSize)
+    switch type {
     case .f32: UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: n * 4)
     case .f16: ullme_dequant_f16(src, dst, Int64(n))
     case .bf16: ullme_dequant_bf16(src, dst, Int64(n))

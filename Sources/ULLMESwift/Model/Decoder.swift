@@ -87,10 +87,15 @@ struct TransformerDecoder {
 
         // Embedding lookup (gemma scales by sqrt(hidden)).
         var x = [Float](repeating: 0, count: T * C)
-        weights.tokenEmbedding.withUnsafeBufferPointer { emb in
+        x.withUnsafeMutableBufferPointer { xp in
             let scale = config.embeddingScale ?? 1
             var t = 0
-            for s in sequences { for id in s { for c in 0..<C { x[t * C + c] = emb[Int(id) * C + c] * scale }; t += 1 } }
+            for s in sequences { for id in s {
+                let row = xp.baseAddress! + t * C
+                weights.embedding(Int(id), into: row, C: C)
+                if scale != 1 { for c in 0..<C { row[c] *= scale } }
+                t += 1
+            } }
         }
         let (cosT, sinT) = rope.tables(lengths: lengths)
         let local = localRope?.tables(lengths: lengths)

@@ -4,8 +4,19 @@ struct NormWeights {
     var bias: [Float]?
 }
 
-/// The decoder's weights as dense float32, dequantised once at load (the exact mode: measured faster here
-/// than dequantising inside every product for models of this size). Linear weights are row-major [out, in].
+/// How the linear layers (and the token embedding) keep their weights.
+public enum WeightStorage: String, Sendable {
+    /// Dequantised to float32 and packed once at load: the fastest products, 4 bytes a weight.
+    case dense
+    /// As stored in the file (GGUF quantised blocks, f16/bf16, f32), inside its mapping; each product
+    /// dequantises the panels it needs right before use (QLoRA-style frozen base: no float32 copy of the
+    /// weights is ever made). Bit-identical results to `dense`.
+    case stored
+}
+
+/// The decoder's weights. Linear weights are row-major [out, in], dense float32 dequantised once at load
+/// (the exact mode: measured faster here than dequantising inside every product for models of this size)
+/// or kept as stored in the file (`WeightStorage.stored`).
 /// Q, K, V are fused into one [(nH + 2 nKV) * hd, C] matrix and gate, up into one [2 I, C] matrix, so a
 /// layer runs two big products where the file has five. Gemma's (1 + w) norms are stored as 1 + w.
 final class DecoderWeights: @unchecked Sendable {
@@ -20,7 +31,11 @@ final class DecoderWeights: @unchecked Sendable {
         var wDown: PackedMatrix, bDown: [Float]?   // [C, I]
         var postMlpNorm: NormWeights?
     }
-    let tokenEmbedding: [Float]   // [V, C]
+    let tokenEmbedding: [Float]   // [V, C] (dense storage; empty with stored rows)
+    let tokenEmbeddingRows: [StoredRow]?   // [V] rows of C (stored storage)
+    let storage: WeightStorage
+    /// Keeps the file mapping that stored rows point into alive.
+    private let mappingOwner: AnyObject?
     let layers: [Layer]
     let finalNorm: NormWeights
     let lmHead: PackedMatrix      // [V, C]; the token embedding when tied
@@ -32,7 +47,11 @@ final class DecoderWeights: @unchecked Sendable {
     /// Where the tensors come from and how they are named.
     enum Naming { case huggingFace, gguf }
 
-    init(config: ModelConfig, naming: Naming, tensor: (String) -> TensorRecord?) throws {
+    init(config: ModelConfig, naming: Naming, storage: WeightStorage = .dense, owner: AnyObject? = nil,
+         tensor: (String) -> TensorRecord?) throws {
+        precondition(storage == .dense || owner != nil, "stored weights need the owner of their mapping")
+        self.storage = storage
+        mappingOwner = storage == .stored ? owner : nil
         let C = config.hiddenSize, hd = config.headDim, nH = config.nHeads, nKV = config.nKVHeads
         let I = config.intermediateSize, V = config.vocabSize
         let gguf = naming == .gguf
@@ -50,6 +69,36 @@ final class DecoderWeights: @unchecked Sendable {
             count += t.count
             return out
         }
+        /// The stored rows of a 2-D tensor [rows, cols] (pointers into the file mapping).
+        func storedRows(_ name: String, _ shape: [Int]) throws -> [StoredRow] {
+            guard let t = tensor(name) else { throw ULLMEError.format("missing tensor \(name)") }
+            guard t.count == shape.reduce(1, *), t.shape.filter({ $0 != 1 }) == shape.filter({ $0 != 1 }) else {
+                throw ULLMEError.format("tensor \(name) has shape \(t.shape), expected \(shape)")
+            }
+            try checkStorage(t)
+            let cols = shape.last!, rowBytes = t.type.byteCount(elements: cols)!
+            count += t.count
+            return (0..<(t.count / cols)).map { StoredRow(bytes: t.bytes.baseAddress! + $0 * rowBytes, type: t.type) }
+        }
+        /// A linear weight [rows, cols] in the chosen storage, rows optionally permuted by `permute`.
+        func linear(_ names: [String], rows: [Int], cols: Int, permute: [((Int, [Float]) -> [Float], ([StoredRow]) -> [StoredRow])?] = []) throws -> PackedMatrix {
+            if storage == .stored {
+                var all: [StoredRow] = []
+                for (i, n) in names.enumerated() {
+                    var r = try storedRows(n, [rows[i], cols])
+                    if i < permute.count, let p = permute[i] { r = p.1(r) }
+                    all += r
+                }
+                return PackedMatrix(storedRows: all, cols: cols)
+            }
+            var all: [Float] = []
+            for (i, n) in names.enumerated() {
+                var w = try load(n, [rows[i], cols])
+                if i < permute.count, let p = permute[i] { w = p.0(cols, w) }
+                all += w
+            }
+            return PackedMatrix(all, rows: all.count / cols, cols: cols)
+        }
         func optional(_ name: String, _ shape: [Int]) throws -> [Float]? {
             tensor(name) == nil ? nil : try load(name, shape)
         }
@@ -61,7 +110,7 @@ final class DecoderWeights: @unchecked Sendable {
         }
         // llama.cpp's converter interleaves the two rotary halves of every Q/K head for Llama-style
         // rope; undo it so one rotate-half RoPE serves both formats (transformers' reverse_permute).
-        func unpermuteRotary(_ w: [Float], heads: Int, cols: Int) -> [Float] {
+        func unpermuteRotary<E>(_ w: [E], heads: Int, cols: Int) -> [E] {
             var out = w
             let half = hd / 2
             for h in 0..<heads { for j in 0..<half { for e in 0..<2 {
@@ -72,7 +121,14 @@ final class DecoderWeights: @unchecked Sendable {
         }
         let permuted = gguf && (config.family == .llama || config.family == .mistral)
 
-        tokenEmbedding = try load(gguf ? "token_embd.weight" : "model.embed_tokens.weight", [V, C])
+        let embName = gguf ? "token_embd.weight" : "model.embed_tokens.weight"
+        if storage == .stored {
+            tokenEmbeddingRows = try storedRows(embName, [V, C])
+            tokenEmbedding = []
+        } else {
+            tokenEmbedding = try load(embName, [V, C])
+            tokenEmbeddingRows = nil
+        }
         var layers: [Layer] = []
         layers.reserveCapacity(config.nLayers)
         let qkvRows = (nH + 2 * nKV) * hd
@@ -82,16 +138,19 @@ final class DecoderWeights: @unchecked Sendable {
 
             // Attention projections: fused in the file (phi3, some GGUFs) or separate.
             let fusedName = name(hf: "self_attn.qkv_proj", gguf: "attn_qkv")
-            var wqkv: [Float], bqkv: [Float]? = nil
+            let wqkv: PackedMatrix
+            var bqkv: [Float]? = nil
             if tensor(fusedName + ".weight") != nil {
-                wqkv = try load(fusedName + ".weight", [qkvRows, C])
+                wqkv = try linear([fusedName + ".weight"], rows: [qkvRows], cols: C)
                 bqkv = try optional(fusedName + ".bias", [qkvRows])
             } else {
                 let q = name(hf: "self_attn.q_proj", gguf: "attn_q"), k = name(hf: "self_attn.k_proj", gguf: "attn_k")
                 let v = name(hf: "self_attn.v_proj", gguf: "attn_v")
-                var wq = try load(q + ".weight", [nH * hd, C]), wk = try load(k + ".weight", [nKV * hd, C])
-                if permuted { wq = unpermuteRotary(wq, heads: nH, cols: C); wk = unpermuteRotary(wk, heads: nKV, cols: C) }
-                wqkv = try wq + wk + load(v + ".weight", [nKV * hd, C])
+                func perm(_ heads: Int) -> ((Int, [Float]) -> [Float], ([StoredRow]) -> [StoredRow])? {
+                    permuted ? ({ unpermuteRotary($1, heads: heads, cols: $0) }, { unpermuteRotary($0, heads: heads, cols: 1) }) : nil
+                }
+                wqkv = try linear([q + ".weight", k + ".weight", v + ".weight"], rows: [nH * hd, nKV * hd, nKV * hd], cols: C,
+                                  permute: [perm(nH), perm(nKV), nil])
                 if config.qkvBias {
                     var bq = try load(q + ".bias", [nH * hd]), bk = try load(k + ".bias", [nKV * hd])
                     if permuted { bq = unpermuteRotary(bq, heads: nH, cols: 1); bk = unpermuteRotary(bk, heads: nKV, cols: 1) }
@@ -102,15 +161,16 @@ final class DecoderWeights: @unchecked Sendable {
             let o = name(hf: config.family == .phi ? "self_attn.dense" : "self_attn.o_proj", gguf: "attn_output")
 
             // MLP: gated (gate | up fused at load, or fused in the file as phi3) or plain fc1/fc2 (phi).
-            var wUp: [Float], bUp: [Float]? = nil
+            let wUp: PackedMatrix
+            var bUp: [Float]? = nil
             let down: String
             if config.gatedMLP {
                 let fusedUp = name(hf: "mlp.gate_up_proj", gguf: "ffn_up")
                 if config.family == .phi3 {
-                    wUp = try load(fusedUp + ".weight", [2 * I, C])
+                    wUp = try linear([fusedUp + ".weight"], rows: [2 * I], cols: C)
                 } else {
-                    wUp = try load(name(hf: "mlp.gate_proj", gguf: "ffn_gate") + ".weight", [I, C])
-                        + load(name(hf: "mlp.up_proj", gguf: "ffn_up") + ".weight", [I, C])
+                    wUp = try linear([name(hf: "mlp.gate_proj", gguf: "ffn_gate") + ".weight", name(hf: "mlp.up_proj", gguf: "ffn_up") + ".weight"],
+                                     rows: [I, I], cols: C)
                     if config.mlpBias {
                         bUp = try load(name(hf: "mlp.gate_proj", gguf: "ffn_gate") + ".bias", [I])
                             + load(name(hf: "mlp.up_proj", gguf: "ffn_up") + ".bias", [I])
@@ -119,7 +179,7 @@ final class DecoderWeights: @unchecked Sendable {
                 down = name(hf: "mlp.down_proj", gguf: "ffn_down")
             } else {
                 let fc1 = name(hf: "mlp.fc1", gguf: "ffn_up")
-                wUp = try load(fc1 + ".weight", [I, C])
+                wUp = try linear([fc1 + ".weight"], rows: [I], cols: C)
                 bUp = config.mlpBias ? try load(fc1 + ".bias", [I]) : nil
                 down = name(hf: "mlp.fc2", gguf: "ffn_down")
             }
@@ -131,23 +191,24 @@ final class DecoderWeights: @unchecked Sendable {
             }
             layers.append(Layer(
                 attnNorm: try norm(name(hf: "input_layernorm", gguf: "attn_norm"), C),
-                wqkv: PackedMatrix(wqkv, rows: qkvRows, cols: C), bqkv: bqkv,
+                wqkv: wqkv, bqkv: bqkv,
                 qNorm: config.qkNorm ? try norm(name(hf: "self_attn.q_norm", gguf: "attn_q_norm"), hd).weight : nil,
                 kNorm: config.qkNorm ? try norm(name(hf: "self_attn.k_norm", gguf: "attn_k_norm"), hd).weight : nil,
-                wo: PackedMatrix(try load(o + ".weight", [C, nH * hd]), rows: C, cols: nH * hd), bo: config.outputBias ? try load(o + ".bias", [C]) : nil,
+                wo: try linear([o + ".weight"], rows: [C], cols: nH * hd), bo: config.outputBias ? try load(o + ".bias", [C]) : nil,
                 postAttnNorm: sandwich ? try norm(name(hf: "post_attention_layernorm", gguf: "post_attention_norm"), C) : nil,
                 mlpNorm: try mlpNormName.map { try norm($0, C) },
-                wUp: PackedMatrix(wUp, rows: wUp.count / C, cols: C), bUp: bUp,
-                wDown: PackedMatrix(try load(down + ".weight", [C, I]), rows: C, cols: I), bDown: config.mlpBias ? try load(down + ".bias", [C]) : nil,
+                wUp: wUp, bUp: bUp,
+                wDown: try linear([down + ".weight"], rows: [C], cols: I), bDown: config.mlpBias ? try load(down + ".bias", [C]) : nil,
                 postMlpNorm: sandwich ? try norm(name(hf: "post_feedforward_layernorm", gguf: "post_ffw_norm"), C) : nil))
         }
         self.layers = layers
         finalNorm = try norm(gguf ? "output_norm" : (config.family == .phi ? "model.final_layernorm" : "model.norm"), C)
         let head = gguf ? "output" : "lm_head"
         if config.tieWordEmbeddings || tensor(head + ".weight") == nil {
-            lmHead = PackedMatrix(tokenEmbedding, rows: V, cols: C)
+            if let rows = tokenEmbeddingRows { lmHead = PackedMatrix(storedRows: rows, cols: C) }
+            else { lmHead = PackedMatrix(tokenEmbedding, rows: V, cols: C) }
         } else {
-            lmHead = PackedMatrix(try load(head + ".weight", [V, C]), rows: V, cols: C)
+            lmHead = try linear([head + ".weight"], rows: [V], cols: C)
         }
         lmHeadBias = config.lmHeadBias ? try load(head + ".bias", [V]) : nil
         ropeFreqFactors = gguf ? try optional("rope_freqs.weight", [config.effectiveRotaryDim / 2]) : nil
@@ -158,5 +219,25 @@ final class DecoderWeights: @unchecked Sendable {
             longropeFactors = nil
         }
         parameterCount = count
+    }
+
+    /// Token `id`'s embedding row [C] into out (dequantised from the file with stored weights).
+    func embedding(_ id: Int, into out: UnsafeMutablePointer<Float>, C: Int) {
+        if let rows = tokenEmbeddingRows {
+            dequantizeRaw(rows[id].type, rows[id].bytes, out, count: C)
+        } else {
+            tokenEmbedding.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + id * C, count: C) }
+        }
+    }
+
+    /// Every linear matrix (lm head last; it is the token embedding itself when tied and stored).
+    var linearMatrices: [PackedMatrix] {
+        layers.flatMap { [$0.wqkv, $0.wo, $0.wUp, $0.wDown] } + [lmHead]
+    }
+
+    /// Bytes of weights this object holds in memory of its own (dense packed matrices and the float32
+    /// token embedding); stored rows live in the file mapping and are not counted.
+    var ownedBytes: Int {
+        linearMatrices.reduce(0) { $0 + $1.ownedBytes } + tokenEmbedding.count * 4
     }
 }

@@ -43,16 +43,29 @@ public final class Model: @unchecked Sendable {
         return Model(base: self, adapter: copy, head: head)
     }
 
+    /// How linear weights are kept (see WeightStorage).
+    public var weightStorage: WeightStorage { decoder.weights.storage }
+    /// Bytes of weights the model holds in memory of its own (stored rows stay in the file mapping).
+    public var weightBytes: Int { decoder.weights.ownedBytes }
+
+    /// The storage a load gets when none is asked for: ULLME_WEIGHTS=dense|stored, else dense
+    /// (the fastest products; training runs that load their own model ask for stored, see GRLTrainer).
+    public static var defaultWeightStorage: WeightStorage {
+        guard let v = getenv("ULLME_WEIGHTS") else { return .dense }
+        return WeightStorage(rawValue: String(cString: v)) ?? .dense
+    }
+
     /// Loads a model (as `load(path:)`) with a PEFT LoRA adapter directory applied (see AdapterIO).
-    public static func load(path: String, adapter: String?) throws -> Model {
-        let base = try load(path: path)
+    public static func load(path: String, adapter: String?, storage: WeightStorage? = nil) throws -> Model {
+        let base = try load(path: path, storage: storage)
         guard let adapter else { return base }
         let a = try AdapterIO.load(from: adapter, config: base.config)
         return try base.withAdapter(a.lora, head: a.head)
     }
 
     /// Loads a .gguf file or a Hugging Face model directory.
-    public static func load(path: String) throws -> Model {
+    public static func load(path: String, storage: WeightStorage? = nil) throws -> Model {
+        let storage = storage ?? defaultWeightStorage
         var st = stat()
         guard stat(path, &st) == 0 else { throw ULLMEError.io("\(path): \(String(cString: strerror(errno)))") }
         if (st.st_mode & S_IFMT) == S_IFDIR {
@@ -62,14 +75,16 @@ public final class Model: @unchecked Sendable {
             if config.tieWordEmbeddings == false, dir.tensor(named: "lm_head.weight") == nil {
                 config.tieWordEmbeddings = true   // some checkpoints omit the head and tie silently
             }
-            let weights = try DecoderWeights(config: config, naming: .huggingFace, tensor: { dir.tensor(named: $0) })
+            let weights = try DecoderWeights(config: config, naming: .huggingFace, storage: storage, owner: dir,
+                                             tensor: { dir.tensor(named: $0) })
             return Model(config: config, tokenizer: tokenizer, weights: weights)
         }
         let file = try GGUFFile(path: path)
         let tokenizer = try TokenizerLoader.fromGGUF(file.metadata)
         var config = try ModelConfig.fromGGUF(file.metadata, vocabSizeFallback: tokenizer.vocabSize)
         config.tieWordEmbeddings = file.tensor(named: "output.weight") == nil
-        let weights = try DecoderWeights(config: config, naming: .gguf, tensor: { file.tensor(named: $0) })
+        let weights = try DecoderWeights(config: config, naming: .gguf, storage: storage, owner: file,
+                                         tensor: { file.tensor(named: $0) })
         if case .longrope(_, _, let original, let factor) = config.ropeScaling {
             guard let f = weights.longropeFactors else { throw ULLMEError.format("GGUF: longrope without rope_factors_long/short tensors") }
             config.ropeScaling = .longrope(short: f.short, long: f.long, originalMaxPositions: original, attentionFactor: factor)

@@ -3,30 +3,118 @@ import Dispatch
 import Glibc
 import Synchronization
 
-/// A static weight W[N, K] (PyTorch [out, in]) packed once at load for cullme_gemm.
+/// One stored row of a weight: `cols` elements of `type` at `bytes` (inside a model file's mapping).
+struct StoredRow: @unchecked Sendable {
+    let bytes: UnsafeRawPointer
+    let type: TensorType
+}
+
+/// A static weight W[N, K] (PyTorch [out, in]) for cullme_gemm, in one of two storages:
+///  - dense: dequantised to float32 and packed once at load (16-column panels);
+///  - stored rows (QLoRA-style): the file's own rows (GGUF blocks, f16/bf16, f32) stay where they are and
+///    every product dequantises the panels it needs into a per-call buffer right before the kernel runs.
+///    The values are the same floats and cullme_gemm computes each output element as the same FMA chain
+///    whatever the column split, so both storages give bit-identical results.
 /// cullme_gemm computes every output element as one FMA chain over k, so a row's result never
 /// depends on the batch it is in, nor on how columns are split across threads.
 final class PackedMatrix: @unchecked Sendable {
     let rows: Int      // N (output features)
     let cols: Int      // K (input features)
-    let packed: UnsafeMutablePointer<Float>
-    /// Wᵀ packed, for training's backward pass (see `transposed`); nil until training asks.
-    let transposedCache = Mutex<PackedMatrix?>(nil)
+    /// Dense packed panels (nil for stored rows).
+    let packed: UnsafeMutablePointer<Float>?
+    /// Stored rows (nil when dense); their mapping is kept alive by the model's weights.
+    let stored: [StoredRow]?
 
     init(_ w: [Float], rows: Int, cols: Int) {
         precondition(w.count == rows * cols, "PackedMatrix: \(w.count) values for \(rows)x\(cols)")
         self.rows = rows
         self.cols = cols
         let n = cullme_gemm_packed_floats(Int64(rows), Int64(cols))
-        var raw: UnsafeMutableRawPointer? = nil
-        guard posix_memalign(&raw, 64, max(n, 1) * MemoryLayout<Float>.size) == 0, let raw else {
-            fatalError("PackedMatrix: out of memory for \(n) floats")
-        }
-        packed = raw.bindMemory(to: Float.self, capacity: n)
-        w.withUnsafeBufferPointer { cullme_gemm_pack($0.baseAddress, Int64(rows), Int64(cols), packed) }
+        let p = allocateFloats(n)
+        w.withUnsafeBufferPointer { cullme_gemm_pack($0.baseAddress, Int64(rows), Int64(cols), p) }
+        packed = p
+        stored = nil
+    }
+
+    /// W from stored rows of `cols` elements each (every row's type divides `cols` into whole blocks).
+    init(storedRows: [StoredRow], cols: Int) {
+        precondition(storedRows.allSatisfy { cols % $0.type.blockSize == 0 })
+        rows = storedRows.count
+        self.cols = cols
+        packed = nil
+        stored = storedRows
     }
 
     deinit { free(packed) }
+
+    var isDense: Bool { packed != nil }
+
+    /// Bytes this matrix holds in memory of its own (the stored rows live in the file mapping).
+    var ownedBytes: Int { packed == nil ? 0 : cullme_gemm_packed_floats(Int64(rows), Int64(cols)) * 4 }
+
+    /// Bytes of W as stored (packed fp32, or the file's rows).
+    var storageBytes: Int {
+        guard let stored else { return ownedBytes }
+        return stored.reduce(0) { $0 + $1.type.byteCount(elements: cols)! }
+    }
+
+    /// Packs rows r0 ..< r1 (r0 a multiple of 16) into buf in cullme_gemm_pack's layout (panel tails zero).
+    /// `row` is scratch of `cols` floats.
+    func packStoredRows(_ r0: Int, _ r1: Int, into buf: UnsafeMutablePointer<Float>, row: UnsafeMutablePointer<Float>) {
+        let K = cols, stored = stored!
+        let end = (r1 - r0 + 15) / 16 * 16
+        for i in 0..<end {
+            let panel = buf + (i / 16) * 16 * K, j = i % 16
+            if r0 + i < r1 {
+                let r = stored[r0 + i]
+                dequantizeRaw(r.type, r.bytes, row, count: K)
+                for k in 0..<K { panel[k * 16 + j] = row[k] }
+            } else {
+                for k in 0..<K { panel[k * 16 + j] = 0 }
+            }
+        }
+    }
+
+    /// Packs Wᵀ's rows c0 ..< c1 (W's columns; c0 a multiple of 256 or c1 == cols) into buf in cullme_gemm_pack's
+    /// layout for the [K, N] matrix Wᵀ: element (n, j) of panel q = W[n, c0 + 16 q + j]. From the dense
+    /// panels (a 16 × 16 block transpose) or by dequantising the blocks of each stored row that cover the columns.
+    /// `span` is scratch of c1 − c0 floats.
+    func packTransposedColumns(_ c0: Int, _ c1: Int, into buf: UnsafeMutablePointer<Float>, span: UnsafeMutablePointer<Float>) {
+        let N = rows, K = cols, width = c1 - c0
+        let panels = (width + 15) / 16
+        if let packed {
+            for p in 0..<((N + 15) / 16) {
+                let src = packed + p * 16 * K
+                let nCount = min(16, N - p * 16)
+                for c in 0..<(panels * 16) {
+                    let dst = buf + (c / 16) * 16 * N + p * 16 * 16 + c % 16
+                    if c < width {
+                        let s = src + (c0 + c) * 16
+                        for i in 0..<nCount { dst[i * 16] = s[i] }
+                    } else {
+                        for i in 0..<nCount { dst[i * 16] = 0 }
+                    }
+                }
+            }
+            return
+        }
+        let stored = stored!
+        for n in 0..<N {
+            let r = stored[n]
+            let bs = r.type.blockSize
+            dequantizeRaw(r.type, r.bytes + (c0 / bs) * r.type.blockBytes, span, count: width)
+            for c in 0..<(panels * 16) { buf[(c / 16) * 16 * N + n * 16 + c % 16] = c < width ? span[c] : 0 }
+        }
+    }
+}
+
+/// 64-byte aligned floats (free with free()).
+func allocateFloats(_ n: Int) -> UnsafeMutablePointer<Float> {
+    var raw: UnsafeMutableRawPointer? = nil
+    guard posix_memalign(&raw, 64, max(n, 1) * MemoryLayout<Float>.size) == 0, let raw else {
+        fatalError("PackedMatrix: out of memory for \(n) floats")
+    }
+    return raw.bindMemory(to: Float.self, capacity: n)
 }
 
 /// Threads used by the matrix products of one call (set from ullme_model_params.n_threads / --threads).
@@ -51,24 +139,58 @@ func parallelFor(_ n: Int, _ body: (Int) -> Void) {
     }
 }
 
+/// Output features per dequantised block of a stored-rows matrix: a 256 × K panel buffer (≤ 1.5 MB for
+/// K = 1536) per thread, refilled per block; every x row streams past it, so the dequantisation is paid
+/// once per call, not per row tile. A multiple of 16 (panels) and of every block size (32, 256).
+let storedBlockColumns = 256
+
 /// out[T, N] = x[T, K] · Wᵀ (+ bias[N]); columns are split across threads in 16-wide panels.
 func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: PackedMatrix,
                    bias: UnsafePointer<Float>?, T: Int) {
     guard T > 0 else { return }
     let N = w.rows, K = w.cols
+    guard let packed = w.packed else {
+        storedProduct(out, x, w, bias: bias, T: T, outputs: N, K: K, transposed: false)
+        return
+    }
     let panels = (N + 15) / 16
     // Enough work per thread to amortise the hand-off (~64k FMAs).
     let parts = min(ComputeThreads.count, panels, max(1, T * N * K / 65536))
     if parts <= 1 {
-        cullme_gemm(x, Int64(T), Int64(K), w.packed, Int64(N), 0, Int64(N), out, Int64(N), bias)
+        cullme_gemm(x, Int64(T), Int64(K), packed, Int64(N), 0, Int64(N), out, Int64(N), bias)
         return
     }
     let outAddress = UInt(bitPattern: out), xAddress = UInt(bitPattern: x), biasAddress = UInt(bitPattern: bias)
     DispatchQueue.concurrentPerform(iterations: parts) { p in
         let begin = panels * p / parts * 16, end = min(N, panels * (p + 1) / parts * 16)
-        cullme_gemm(UnsafePointer(bitPattern: xAddress), Int64(T), Int64(K), w.packed, Int64(N), Int64(begin), Int64(end),
+        cullme_gemm(UnsafePointer(bitPattern: xAddress), Int64(T), Int64(K), packed, Int64(N), Int64(begin), Int64(end),
                     UnsafeMutablePointer(bitPattern: outAddress), Int64(N), UnsafePointer(bitPattern: biasAddress))
     }
+}
+
+/// out[T, outputs] = x[T, K] · Bᵀ (+ bias) where B is W (outputs = N, K = W's cols) or, `transposed`, Wᵀ
+/// (outputs = W's cols, K = W's rows), B's panels made block by block (storedBlockColumns outputs at a
+/// time) into a per-thread buffer: dequantised from stored rows, or transposed from dense panels. Same
+/// values and cullme_gemm's per-element FMA chain: bit-identical to a product with B packed whole.
+func storedProduct(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: PackedMatrix,
+                   bias: UnsafePointer<Float>?, T: Int, outputs: Int, K: Int, transposed: Bool) {
+    let blocks = (outputs + storedBlockColumns - 1) / storedBlockColumns
+    let parts = min(ComputeThreads.count, blocks, max(1, T * outputs * K / 65536))
+    let outAddress = UInt(bitPattern: out), xAddress = UInt(bitPattern: x), biasAddress = UInt(bitPattern: bias)
+    let run = { (p: Int) in
+        let buf = allocateFloats(storedBlockColumns * K), scratch = allocateFloats(max(K, storedBlockColumns))
+        defer { free(buf); free(scratch) }
+        let out = UnsafeMutablePointer<Float>(bitPattern: outAddress)!, bias = UnsafePointer<Float>(bitPattern: biasAddress)
+        for b in (blocks * p / parts)..<(blocks * (p + 1) / parts) {
+            let c0 = b * storedBlockColumns, c1 = min(outputs, c0 + storedBlockColumns)
+            if transposed { w.packTransposedColumns(c0, c1, into: buf, span: scratch) }
+            else { w.packStoredRows(c0, c1, into: buf, row: scratch) }
+            cullme_gemm(UnsafePointer(bitPattern: xAddress), Int64(T), Int64(K), buf, Int64(c1 - c0), 0, Int64(c1 - c0),
+                        out + c0, Int64(outputs), bias.map { $0 + c0 })
+        }
+    }
+    if parts <= 1 { run(0); return }
+    DispatchQueue.concurrentPerform(iterations: parts) { run($0) }
 }
 
 /// Splits rows 0..<T into one contiguous range per thread when the work (T · width elements) is worth it;

@@ -4,34 +4,14 @@ import Glibc
 // Backward kernels, each the adjoint of a forward kernel in Tensor/Ops.swift or Model/Rope.swift.
 // Shapes in the names (T tokens, C channels); gradients accumulate (+=) where the name says so.
 
-extension PackedMatrix {
-    /// Wᵀ packed for the same batch-invariant kernel (dX = dY · W is a linear layer with weight Wᵀ);
-    /// built on first use and kept: training reads it in every backward pass, inference never does.
-    var transposed: PackedMatrix {
-        transposedCache.withLock { cache in
-            if let t = cache { return t }
-            var wt = [Float](repeating: 0, count: rows * cols)
-            wt.withUnsafeMutableBufferPointer { out in
-                for p in 0..<((rows + 15) / 16) {
-                    let panel = packed + p * 16 * cols
-                    for k in 0..<cols {
-                        for j in 0..<16 where p * 16 + j < rows { out[k * rows + p * 16 + j] = panel[k * 16 + j] }
-                    }
-                }
-            }
-            let t = PackedMatrix(wt, rows: cols, cols: rows)
-            cache = t
-            return t
-        }
-    }
-}
-
 /// dX[T, K] += dY[T, N] · W[N, K] (the input gradient of a frozen linear layer W [N, K]).
 func linearBackwardInput(_ dX: UnsafeMutablePointer<Float>, _ dY: UnsafePointer<Float>, _ w: PackedMatrix, T: Int) {
     guard T > 0 else { return }
     let K = w.cols
     var tmp = [Float](repeating: 0, count: T * K)
-    linearForward(&tmp, dY, w.transposed, bias: nil, T: T)
+    // Wᵀ's panels are made block by block from W (dense panels or stored rows) right before use: no
+    // second copy of any weight is kept for training.
+    storedProduct(&tmp, dY, w, bias: nil, T: T, outputs: K, K: w.rows, transposed: true)
     for i in 0..<(T * K) { dX[i] += tmp[i] }
 }
 

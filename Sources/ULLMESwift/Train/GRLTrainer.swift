@@ -34,6 +34,9 @@ public struct GRLRunSettings: Sendable {
     public var nonfinitePolicy = NonFinitePolicy.stop
     public var injectNonFiniteSteps: Set<Int> = []  // testing hook: steps (1-based) given a NaN loss and gradient
     public var activationCheckpointing = false // recompute each layer's activations in backward (less memory)
+    /// The frozen base's weights when the trainer loads the model; nil: stored for a .gguf file (QLoRA-style:
+    /// the quantised rows, no float32 copy), dense otherwise.
+    public var weightStorage: WeightStorage? = nil
     public init(modelPath: String, data: [DataFile], outputDir: String) {
         self.modelPath = modelPath; self.data = data; self.outputDir = outputDir
     }
@@ -55,6 +58,7 @@ public struct GRLRunSettings: Sendable {
         dropLast = c.dropLast; sampleWithReplacement = c.sampleWithReplacement
         nonfinitePolicy = c.nonfinitePolicy; injectNonFiniteSteps = Set(c.injectNonFiniteSteps)
         activationCheckpointing = c.activationCheckpointing
+        weightStorage = c.weightStorage
         guard let kind = ContrastiveLossKind(referenceName: c.lossType) else {
             throw ULLMEError.argument("config: loss_type \"\(c.lossType)\" (expected NTXentLoss or SupConLoss)")
         }
@@ -135,7 +139,8 @@ public final class GRLTrainer {
     public init(settings: GRLRunSettings, model: Model? = nil) throws {
         self.settings = settings
         world = try DataParallel.current()
-        let model = try model ?? Model.load(path: settings.modelPath)
+        let model = try model ?? Model.load(path: settings.modelPath, storage: settings.weightStorage
+                                                ?? (settings.modelPath.hasSuffix(".gguf") ? .stored : .dense))
         self.model = model
         guard model.tokenizer != nil else { throw ULLMEError.state("the model has no tokenizer") }
         guard settings.maxSeqLength >= 2 else { throw ULLMEError.argument("max_seq_length must be >= 2") }
@@ -225,7 +230,7 @@ public final class GRLTrainer {
             let batch = sampler.batch(epoch: epoch, step: step % sampler.stepsPerEpoch)
             let start = monotonicSeconds()
             let examples = try tokenize(batch)
-            var losses = try session.model.grlStep(examples, P: settings.posPerSample, N: settings.negPerSample,
+            var losses = try session.model.grlStep(examples, P: batch.positivesPerExample, N: batch.negativesPerExample,
                                                    config: settings.loss, grads: &session.grads, world: world)
             if settings.injectNonFiniteSteps.contains(step + 1) {
                 losses.total = .nan

@@ -72,9 +72,13 @@ import FoundationEssentials
 //                             Python callback, CLI stderr line).
 //   inject_nonfinite_steps    testing hook: list of steps (1-based) whose loss and one gradient are
 //                             replaced by NaN, to exercise nonfinite_policy   ([])
-//   activation_checkpointing  keep only each layer's input in forward and recompute the layer's activations
+//   activation_checkpointing  (a reference key, which it passes to its GPU trainer; phi.yaml: true) keep
+//                             only each layer's input in forward and recompute the layer's activations
 //                             in backward (llm.c style; alias: HF's gradient_checkpointing): much less
 //                             memory for about one more forward pass; gradients are bit-identical   (false)
+//   weight_storage            the frozen base's linear weights: stored (the file's quantised rows,
+//                             dequantised inside each product: QLoRA-style, no float32 copy) | dense
+//                             (float32 at load) | auto (stored for a .gguf base, dense otherwise)   (auto)
 
 /// What a training step with a non-finite loss, gradient norm or updated parameter does (YAML
 /// `nonfinite_policy`).
@@ -120,6 +124,8 @@ public struct TrainConfig: Sendable, Equatable {
     public var nonfinitePolicy: NonFinitePolicy = .stop
     public var injectNonFiniteSteps: [Int] = []
     public var activationCheckpointing: Bool = false
+    /// nil: auto (stored for a .gguf base, dense otherwise).
+    public var weightStorage: WeightStorage? = nil
 
     // Reference (METHOD §7 / args.py)
     public var learningRate: Double = 1e-4
@@ -220,6 +226,11 @@ public struct TrainConfig: Sendable, Equatable {
             }
         }
         if let v = try r.bool(["activation_checkpointing", "gradient_checkpointing"]) { c.activationCheckpointing = v }
+        if let (v, e) = try r.stringWithEntry(["weight_storage"]) {
+            if v == "auto" { c.weightStorage = nil }
+            else if let s = WeightStorage(rawValue: v) { c.weightStorage = s }
+            else { throw r.typeError(e, "stored, dense or auto") }
+        }
         if let e = try r.take(["data"]) { c.data = try r.dataList(e) }
 
         // Reference
@@ -349,7 +360,7 @@ private struct Reader {
         "pooling", "attention", "log_every", "log_interval", "skip_malformed_lines", "drop_last",
         "sample_with_replacement", "cl_weight", "gen_weight", "kl_weight", "gc_reference_weighting",
         "nonfinite_policy", "inject_nonfinite_steps",
-        "activation_checkpointing", "gradient_checkpointing",
+        "activation_checkpointing", "gradient_checkpointing", "weight_storage",
         "learning_rate", "min_learning_rate", "warmpup_proportion", "warmup_proportion", "is_cosine_annealing",
         "global_batch_size", "gc_chunk_size", "temperature", "beta", "label_smoothing", "loss_type",
         "gen_loss_type", "use_gen", "use_kl", "use_miner", "is_distance", "pos_per_sample", "neg_per_sample",

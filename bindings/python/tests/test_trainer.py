@@ -102,3 +102,18 @@ def test_activation_checkpointing_gives_the_same_training(tiny):
         runs.append(out)
     for a, b in zip(*runs):
         assert np.array_equal(a, b)
+
+
+def test_stored_weights_give_the_same_results(repo_root):
+    texts = ["a lighthouse keeper", "ships at sea"]
+    with ullme.Model(str(repo_root / TINY), weights="dense") as d, ullme.Model(str(repo_root / TINY), weights="stored") as s:
+        assert np.array_equal(d.encode(texts), s.encode(texts))
+        seqs = [[5, 17, 200, 3, 44], [9, 8, 7]]
+        g = np.sin(np.arange(2 * d.dim) * 0.37).astype(np.float32)
+        t1, t2 = ullme.Trainer(d, lora_rank=4, seed=3), ullme.Trainer(s, lora_rank=4, seed=3)
+        assert np.array_equal(t1.embedding_backward(seqs, g), t2.embedding_backward(seqs, g))
+        assert t1.lm_backward(seqs, seqs) == t2.lm_backward(seqs, seqs)
+        assert t1.step()[1] == t2.step()[1]
+        t1.close(); t2.close()
+    with pytest.raises(ullme.Error, match="weights"):
+        ullme.Model(str(repo_root / TINY), weights="fp8")

@@ -31,7 +31,7 @@ progress_fn = CFUNCTYPE(c_int, c_void_p, c_size_t, c_size_t)
 class ModelParams(Structure):
     _fields_ = [("struct_size", c_uint32), ("n_threads", c_int32), ("pooling", c_enum),
                 ("attention", c_enum), ("max_length", c_int32), ("batch_size", c_int32),
-                ("adapter_path", c_char_p)]
+                ("adapter_path", c_char_p), ("weight_storage", c_int32)]
 
 
 class ModelInfo(Structure):

