@@ -223,12 +223,17 @@ final class TrainingFaultTests: XCTestCase {
         // Temporaries a killed run left behind are removed when a run starts.
         let s = settings("stale", policy: .stop)
         try makeDirectory(s.outputDir)
-        let stale = s.outputDir + "/.checkpoint.safetensors.tmp-abc123"
-        try writeFileAtomically(stale, [1])
+        try makeDirectory(s.outputDir + "/adapter")
+        let stale = [s.outputDir + "/.checkpoint.safetensors.tmp-abc123", s.outputDir + "/.log.jsonl.tmp-Xy9Q2a",
+                     s.outputDir + "/adapter/.adapter_config.json.tmp-000000"]
+        for f in stale { try writeFileAtomically(f, [1]) }
+        let kept = s.outputDir + "/notes.tmp-abc123"   // not an atomic-write temporary: left alone
+        try writeFileAtomically(kept, [1])
         var s1 = s
         s1.maxSteps = 1
         try GRLTrainer(settings: s1).run()
-        XCTAssertFalse(FileManager.default.fileExists(atPath: stale))
+        for f in stale { XCTAssertFalse(FileManager.default.fileExists(atPath: f), f) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: kept))
     }
 
     func testConfigKeys() throws {

@@ -362,14 +362,20 @@ extension GRLTrainer {
         if kept.count != bytes.count { try writeFileAtomically(logPath, kept) }
     }
 
-    /// Removes temporary checkpoint files (".checkpoint.safetensors.tmp-XXXXXX") that a killed run left in
-    /// output_dir: they are never read, but each holds a checkpoint's worth of disk.
+    /// Removes the temporary files of atomic writes (".NAME.tmp-XXXXXX", see `writeFileAtomically`) that a
+    /// killed run left in output_dir and output_dir/adapter — of the checkpoint, of the log (rewritten by
+    /// `trimLog` on resume) and of the adapter export: they are never read, and a checkpoint's holds a
+    /// checkpoint's worth of disk.
     func removeStaleCheckpointTemporaries() {
-        guard let d = opendir(settings.outputDir) else { return }
-        defer { closedir(d) }
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name.hasPrefix(".checkpoint.safetensors.tmp-") { unlink(settings.outputDir + "/" + name) }
+        for dir in [settings.outputDir, settings.outputDir + "/adapter"] {
+            guard let d = opendir(dir) else { continue }
+            defer { closedir(d) }
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                let u = Array(name.utf8)
+                guard u.count > 12, u[0] == UInt8(ascii: "."), Array(u[(u.count - 11)..<(u.count - 6)]) == Array(".tmp-".utf8) else { continue }
+                unlink(dir + "/" + name)
+            }
         }
     }
 }

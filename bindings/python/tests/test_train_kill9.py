@@ -124,7 +124,7 @@ def test_kill9_during_checkpoint_writes(tmp_path, cli):
             prev_step = 0
             continue
         kills += 1
-        if temporaries(out):
+        if any(f.startswith(".checkpoint.safetensors.tmp-") for f in temporaries(out)):
             mid_write += 1
         ckpt = out / "checkpoint.safetensors"
         if not ckpt.exists():
