@@ -5,6 +5,7 @@
 #   fuzz/run.sh all SECONDS          # every target in turn (CI: fuzz/run.sh all 20)
 #
 # PARSER: gguf safetensors config tokenizer-json gguf-tokenizer encode-smollm2 encode-spm model-gguf
+#         grl-jsonl train-yaml
 # Seeds: fuzz/seeds/PARSER (read-only; scripts/make_fuzz_seeds.py). Corpus grown by the run:
 # $ULLME_FUZZ_WORK/PARSER/corpus (default /tmp/ullme-fuzz). Crashes, timeouts and OOM inputs:
 # fuzz/artifacts/PARSER/. Exit status non-zero on any finding. The build is a separate package
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TARGETS="gguf safetensors config tokenizer-json gguf-tokenizer encode-smollm2 encode-spm model-gguf"
+TARGETS="gguf safetensors config tokenizer-json gguf-tokenizer encode-smollm2 encode-spm model-gguf grl-jsonl train-yaml"
 PARSER=${1:?usage: fuzz/run.sh PARSER|all SECONDS [libFuzzer flags]}
 SECS=${2:?usage: fuzz/run.sh PARSER|all SECONDS [libFuzzer flags]}
 shift 2
@@ -41,7 +42,7 @@ run_one() {
   echo "== $t: ${SECS}s"
   set +e
   ULLME_FUZZ_TARGET=$t SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1} \
-    nice -n 10 "$BIN" "$WORK/$t/corpus" "$ROOT/fuzz/seeds/$t" \
+    nice -n "${ULLME_FUZZ_NICE:-10}" "$BIN" "$WORK/$t/corpus" "$ROOT/fuzz/seeds/$t" \
     -max_total_time="$SECS" -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
     -artifact_prefix="$ROOT/fuzz/artifacts/$t/" -print_final_stats=1 "$@" >"$log" 2>&1
   local rc=$?

@@ -270,7 +270,9 @@ ULLME_API int ullme_trainer_encode(ullme_trainer *trainer, const int32_t *ids, c
 ULLME_API int ullme_trainer_lm_backward(ullme_trainer *trainer, const int32_t *ids, const int32_t *labels,
                                         const size_t *lengths, size_t n_seqs, float *loss_out);
 /* Clips, applies one AdamW step at the scheduled rate and clears the gradients. lr_out and grad_norm_out
- * (before clipping) may be NULL. A non-finite gradient norm skips the update and returns ULLME_E_STATE. */
+ * (before clipping) may be NULL. A non-finite gradient norm, or an update that would make a parameter or
+ * AdamW moment non-finite, skips the update (nothing changes, the gradients are dropped) and returns
+ * ULLME_E_STATE. */
 ULLME_API int ullme_trainer_step(ullme_trainer *trainer, double *lr_out, float *grad_norm_out);
 
 /* ---- GRL fine-tuning runs ------------------------------------------------------------------- */
@@ -281,17 +283,25 @@ typedef struct {
     double learning_rate;
     float grad_norm;                            /* before clipping */
     double seconds, tokens_per_second;
+    int32_t nonfinite;                          /* 0; 1: the loss, gradient norm or updated parameters were not
+                                                 * finite and the update was not applied (see nonfinite_policy) */
 } ullme_train_log;
 
-/* Called after every step; return non-zero to stop (a checkpoint is written first; the call then returns
- * ULLME_E_CANCELLED). */
+/* Called after every step, also a non-finite one; return non-zero to stop (a checkpoint is written first;
+ * the call then returns ULLME_E_CANCELLED). */
 typedef int (*ullme_train_log_fn)(void *user, const ullme_train_log *record);
 
 /* Runs GRL fine-tuning from a YAML config (the reference's keys plus ours: model, data, output_dir; see
  * examples/grl-wordnet.yaml): loads the model and data, trains LoRA + projection head with GradCache, writes
  * output_dir/log.jsonl, atomic checkpoints (output_dir/checkpoint.safetensors) and at the end the PEFT adapter
  * (output_dir/adapter). resume != 0 continues from the checkpoint in output_dir (bit-identical to an
- * uninterrupted run). Unknown config keys are warnings, not errors (the CLI prints them). */
+ * uninterrupted run). Unknown config keys are warnings, not errors (the CLI prints them).
+ * A step whose loss, gradient norm or updated parameters are NaN/inf is never applied and never reaches a
+ * checkpoint; it is logged (log.jsonl "nonfinite", the record's nonfinite = 1), then the config key
+ * nonfinite_policy decides: stop (default) writes the last good state as the checkpoint and returns
+ * ULLME_E_STATE naming the step; skip drops the step's update and continues. A failed checkpoint or log
+ * write (disk full: ENOSPC, EFBIG) returns ULLME_E_IO naming the file and errno; the previous checkpoint
+ * stays intact. */
 ULLME_API int ullme_train_run(const char *config_path, int resume, ullme_train_log_fn log, void *user);
 
 #ifdef __cplusplus

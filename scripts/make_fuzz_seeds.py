@@ -10,6 +10,9 @@
   tokenizer-json: tiny-llama's tokenizer.json, SmolLM2's cut to 400 tokens, a SentencePiece-style one.
   encode-smollm2, encode-spm: the texts of tests/fixtures/tokenizer/corpus.jsonl.
   model-gguf: tests/fixtures/tiny-llama as a GGUF (F32, Q8_0 and Q4_0 tensors, byte-level vocab).
+  grl-jsonl: data/grl/wordnet-tiny/{train,heldout}.jsonl in < 4 KB pieces and one file of every line shape
+      (cluster int/string, CRLF, blank and malformed lines). train-yaml: examples/*.yaml, the resume test's
+      config and one with every key (anchors, flow/block styles, nulls, .inf). `--train-only`: just these two.
 
 Usage: scripts/make_fuzz_seeds.py   (models: scripts/fetch_models.sh; ~/.cache/ullme or $ULLME_CACHE)
 """
@@ -218,7 +221,113 @@ def tiny_llama_gguf(path):
     write_gguf(path, kvs, tensors)
 
 
+def train_seeds():
+    """Seeds of the training parsers (grl-jsonl, train-yaml), from the repository's real files; needs no
+    model. `scripts/make_fuzz_seeds.py --train-only` rewrites just these two directories."""
+    dirs = {t: os.path.join(OUT, t) for t in ["grl-jsonl", "train-yaml"]}
+    for d in dirs.values():
+        if os.path.isdir(d):
+            shutil.rmtree(d)
+        os.makedirs(d)
+    # JSONL: consecutive lines of the tiny WordNet sets, each seed < 4 KB (the target's max_len).
+    for name in ["train", "heldout"]:
+        with open(os.path.join(ROOT, "data/grl/wordnet-tiny", name + ".jsonl"), "rb") as f:
+            lines = f.read().splitlines(keepends=True)
+        chunk, n = b"", 0
+        for line in lines[:120]:
+            if len(chunk) + len(line) > 4000:
+                if n < 6:
+                    with open(os.path.join(dirs["grl-jsonl"], "wordnet-%s-%d.jsonl" % (name, n)), "wb") as g:
+                        g.write(chunk)
+                n += 1
+                chunk = b""
+            chunk += line
+    # Every shape the parser distinguishes: cluster as int and string, CRLF, blank lines, malformed lines.
+    with open(os.path.join(dirs["grl-jsonl"], "shapes.jsonl"), "wb") as g:
+        g.write(b'{"query": "q1", "positive": ["p"], "negative": ["n1", "n2"], "cluster": 3}\r\n'
+                b'\n   \t\n'
+                b'{"query": "q2", "positive": ["p", "p2"], "negative": ["n"], "cluster": "c", "id": "x"}\n'
+                b'{"query": "", "positive": ["p"], "negative": ["n"]}\n'
+                b'{"query": "q", "positive": [], "negative": ["n"]}\n'
+                b'{"query": "q", "positive": ["p"], "negative": "n"}\n'
+                b'["not", "an", "object"]\n'
+                b'{"query": "caf\xc3\xa9 \\u65e5\\u672c \\ud83d\\ude00", "positive": ["\\n"], "negative": ["\\"\\\\"], "cluster": -1}\n'
+                b'{"query": "q", "positive": ["p"], "negative": ["n"], "cluster": 1.5}\n'
+                b'{bad json\n'
+                b'{"query": "last line without newline", "positive": ["p"], "negative": ["n"]}')
+    # YAML: the example configs, the configs the tests write, every key at once.
+    for p in sorted(glob.glob(os.path.join(ROOT, "examples/*.yaml"))):
+        shutil.copy(p, dirs["train-yaml"])
+    with open(os.path.join(dirs["train-yaml"], "test-resume.yaml"), "w") as g:
+        g.write("model: tests/fixtures/tiny-llama\ndata:\n  - name: wordnet-tiny\n    file: data/grl/wordnet-tiny/train.jsonl\n"
+                "    instruction: Given a sentence, retrieve the definition.\noutput_dir: /tmp/out\nmax_seq_length: 128\n"
+                "loar_r: 4\nlora_alpha: 8\nglobal_batch_size: 8\ngc_chunk_size: 4\nmax_steps: 14\ncheckpoint_interval: 2\n"
+                "use_gen: true\ngen_loss_type: sigmoid\nuse_kl: true\nnonfinite_policy: skip\ninject_nonfinite_steps: [3, 5]\n")
+    with open(os.path.join(dirs["train-yaml"], "all-keys.yaml"), "w") as g:
+        g.write("""# every key, flow and block styles, anchors, aliases, nulls, .inf
+encoder_name_or_path: &m tests/fixtures/tiny-llama
+data: [{file: a.jsonl, instruction: "I", name: a}, {file: 'b.jsonl', instruction: >-
+    folded text, alignment_instruction: |
+    literal
+    text}]
+checkpoint_dir: runs/x
+checkpoint_file: null
+only_load_model: false
+pooling: weightedmean
+attention: causal
+log_interval: 2
+skip_malformed_lines: yes
+drop_last: true
+sample_with_replacement: true
+cl_weight: 1
+gen_weight: 0.5
+kl_weight: 2e0
+gc_reference_weighting: false
+learning_rate: 1.0e-4
+min_learning_rate: 0
+warmpup_proportion: 0.1
+warmup_proportion: 0.1
+is_cosine_annealing: false
+global_batch_size: 8
+gc_chunk_size: ~
+temperature: 0.05
+beta: 0.1
+label_smoothing: 0.0
+loss_type: SupConLoss
+gen_loss_type: kto_pair
+use_gen: true
+use_kl: true
+use_miner: false
+is_distance: false
+pos_per_sample: 2
+neg_per_sample: 3
+max_seq_length: 0x40
+grad_norm_clip: 0
+weight_decay: 0.01
+max_epochs: 2
+max_steps: .inf
+checkpoint_interval: 1
+seed: 0
+loar_r: 8
+lora_alpha: 16
+dropout: 0.0
+encoder_lora_target_modules: [q_proj, v_proj]
+nonfinite_policy: stop
+inject_nonfinite_steps: 4
+activation_checkpointing: true
+devices: 8
+strategy: fsdp
+unknwon_key: 1
+""")
+    for d in dirs.values():
+        print(d, len(os.listdir(d)), "files", sum(os.path.getsize(os.path.join(d, x)) for x in os.listdir(d)), "bytes")
+
+
 def main():
+    import sys
+    if "--train-only" in sys.argv:
+        train_seeds()
+        return
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     dirs = {t: os.path.join(OUT, t) for t in ["gguf", "gguf-tokenizer", "safetensors", "config", "tokenizer-json",
@@ -308,6 +417,7 @@ def main():
                     g.write(raw)
     for d in dirs.values():
         print(d, len(os.listdir(d)), "files", sum(os.path.getsize(os.path.join(d, x)) for x in os.listdir(d)), "bytes")
+    train_seeds()
 
 
 if __name__ == "__main__":

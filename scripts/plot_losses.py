@@ -13,7 +13,8 @@ def main(log_path, png_path):
     steps = [r["step"] for r in rows]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for key, label in (("loss", "total"), ("cl", "contrastive"), ("gen", "generative"), ("kl", "KL")):
-        ax.plot(steps, [r[key] for r in rows], label=label)
+        # null: a non-finite value (a step that nonfinite_policy skipped or stopped at): a gap in the line
+        ax.plot(steps, [float("nan") if r[key] is None else r[key] for r in rows], label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend()

@@ -3,7 +3,9 @@
 #   1. every fuzz target for $FUZZ_SECONDS (default 20) s: fuzz/run.sh all
 #   2. the C API tests: bad input, 8-thread concurrency (bit-identical), 100 load/embed/free cycles
 #      with flat RSS, and 20 of them under valgrind --leak-check=full (skipped without valgrind)
-#   3. AddressSanitizer + LeakSanitizer on a small test subset, ThreadSanitizer on the concurrency test
+#   3. training faults (Python + CLI): NaN/inf under nonfinite_policy stop and skip, disk full (tmpfs or
+#      RLIMIT_FSIZE), $KILL9_TRIALS (default 10) kill -9 trials during checkpoint writes, Python threads
+#   4. AddressSanitizer + LeakSanitizer on a small test subset, ThreadSanitizer on the concurrency test
 # Needs: swift (6.3), cc, the tiny fixtures (in git) and, for the encode-* fuzz targets and the
 # FuzzRegression SPM check, the models of scripts/fetch_models.sh in ~/.cache/ullme ($ULLME_CACHE).
 # Exit status: number of failed steps.
@@ -30,6 +32,13 @@ if command -v valgrind >/dev/null; then
 else
   echo "valgrind not installed: leak check skipped"
 fi
+
+step "training faults: non-finite policies, disk full, kill -9 x ${KILL9_TRIALS:-10}, Python threads"
+SCRATCH=${ULLME_SCRATCH:-/tmp/build-rel}
+check bash -c "nice swift build -c release --product ullme-cli --scratch-path '$SCRATCH' 2>&1 | tail -1"
+check env ULLME_LIB="$SCRATCH/release/libullme.so" ULLME_CLI="$SCRATCH/release/ullme-cli" ULLME_KILL9_TRIALS="${KILL9_TRIALS:-10}" \
+  python3 -m pytest -q bindings/python/tests/test_train_faults.py bindings/python/tests/test_train_kill9.py \
+  bindings/python/tests/test_threads.py -k "not test_threads_identical"
 
 step "sanitizers (subset)"
 check scripts/sanitize.sh asan 'FuzzRegressionTests|FormatsTests.testGGUF|FormatsTests.testSafetensors|FormatsTests.testHFDirectory|CAPITests|ConcurrencyTests'

@@ -28,6 +28,10 @@ func runTrain(_ args: Arguments) throws {
               + "(\(trainer.sampler.stepsPerEpoch) per epoch\(ranks)), log \(logPath)\n", stderr)
     }
     try trainer.run { r in
+        if let report = r.nonFiniteDescription {
+            // Always reported, also with --quiet (a newline first: the progress bar has no newline).
+            fputs("\(quiet ? "" : "\n")ullme: \(report)\n", stderr)
+        }
         if !quiet {
             let elapsed = ProgressBar.now() - start
             let done = r.step - firstStep

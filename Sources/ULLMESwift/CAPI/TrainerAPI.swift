@@ -166,10 +166,12 @@ public func capi_trainer_lm_backward(_ t: OpaquePointer?, _ ids: UnsafePointer<I
 public func capi_trainer_step(_ t: OpaquePointer?, _ lrOut: UnsafeMutablePointer<Double>?, _ normOut: UnsafeMutablePointer<Float>?) -> Int32 {
     capiCall("ullme_trainer_step") {
         let h = try trainer(t)
-        let (lr, norm) = h.session.optimizerStep()
-        lrOut?.pointee = lr
-        normOut?.pointee = norm
-        guard norm.isFinite else { throw ULLMEError.state("gradient norm is \(norm): step skipped, gradients dropped") }
+        let o = h.session.optimizerStep(lossIsFinite: true)
+        lrOut?.pointee = o.learningRate
+        normOut?.pointee = o.gradNorm
+        if let what = o.nonFinite {
+            throw ULLMEError.state("\(what) not finite (gradient norm \(o.gradNorm)): step skipped, gradients dropped")
+        }
     }
 }
 
@@ -187,7 +189,8 @@ public func capi_train_run(_ configPath: UnsafePointer<CChar>?, _ resume: Int32,
             var rec = ullme_train_log(step: Int32(r.step), total_steps: Int32(r.totalSteps), epoch: Int32(r.epoch),
                                       loss: r.losses.total, contrastive: r.losses.contrastive, generative: r.losses.generative,
                                       kl: r.losses.kl, learning_rate: r.learningRate, grad_norm: r.gradNorm,
-                                      seconds: r.seconds, tokens_per_second: r.tokensPerSecond)
+                                      seconds: r.seconds, tokens_per_second: r.tokensPerSecond,
+                                      nonfinite: r.nonFinite == nil ? 0 : 1)
             return log(user, &rec) == 0
         }
     }

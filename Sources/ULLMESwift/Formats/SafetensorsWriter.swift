@@ -85,39 +85,42 @@ func jsonString(_ s: String) -> String {
 }
 
 /// Writes bytes to `path` atomically: a temporary file beside it, fsync, rename over `path`, fsync of the
-/// directory. On failure the temporary file is removed and `path` is untouched.
+/// directory. On failure the temporary file is removed and `path` is untouched; the error (`.io`) names
+/// `path`, the failing operation and errno (e.g. "No space left on device (errno 28, ENOSPC)").
 func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws {
     let slash = path.lastIndex(of: "/")
     let dir = slash.map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
     let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
     guard !base.isEmpty else { throw ULLMEError.argument("\(path): not a file path") }
+    func failure(_ what: String, _ e: Int32) -> ULLMEError {
+        .io("\(path): \(what) failed: \(errnoDescription(e)); the previous file (if any) is unchanged")
+    }
     var tmp = ""
     var template = Array((dir + "/." + base + ".tmp-XXXXXX").utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     if fd >= 0 { tmp = String(cString: template) }
-    guard fd >= 0 else { throw ULLMEError.io("\(dir): cannot create a temporary file: \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw failure("creating a temporary file in \(dir)", errno) }
     var ok = false
     defer { if !ok { unlink(tmp) } }
-    do {
-        defer { close(fd) }
-        var done = 0
-        try bytes.withUnsafeBytes { buf in
-            while done < buf.count {
-                let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ULLMEError.io("\(tmp): write failed: \(String(cString: strerror(errno)))")
-                }
-                done += n
+    var closed = false
+    defer { if !closed { close(fd) } }
+    var done = 0
+    try bytes.withUnsafeBytes { buf in
+        while done < buf.count {
+            let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw failure("writing \(buf.count) bytes (temporary \(tmp), \(done) written)", errno)
             }
-        }
-        guard fchmod(fd, 0o644) == 0, fsync(fd) == 0 else {
-            throw ULLMEError.io("\(tmp): \(String(cString: strerror(errno)))")
+            if n == 0 { throw failure("writing (temporary \(tmp), no progress)", EIO) }
+            done += n
         }
     }
-    guard rename(tmp, path) == 0 else {
-        throw ULLMEError.io("\(path): rename failed: \(String(cString: strerror(errno)))")
-    }
+    guard fchmod(fd, 0o644) == 0 else { throw failure("fchmod of \(tmp)", errno) }
+    guard fsync(fd) == 0 else { throw failure("fsync of \(tmp)", errno) }
+    closed = true
+    guard close(fd) == 0 else { throw failure("close of \(tmp)", errno) }
+    guard rename(tmp, path) == 0 else { throw failure("rename of \(tmp)", errno) }
     ok = true
     let dfd = open(dir, O_RDONLY | O_DIRECTORY)
     if dfd >= 0 { _ = fsync(dfd); close(dfd) }

@@ -90,7 +90,9 @@ extension TrainingModel {
             let labels = contrastiveLabels(queryLabels: batch.map(\.label), P: P, N: N)
             let out = contrastiveLoss(reps: groupedToLossOrder(reps, B: B, P: P, N: N, D: D), labels: labels, D: D,
                                       config: config.contrastive)
-            losses.contrastive = out.loss
+            // A non-finite embedding makes the loss undefined: say so (NaN) rather than the 0 the miner would
+            // give (its comparisons with NaN are false, so it drops every pair), for nonfinite_policy to act on.
+            losses.contrastive = allFinite([reps]) ? out.loss : .nan
             cache = lossOrderToGrouped(out.dReps, B: B, P: P, N: N, D: D).map { $0 * config.weightCL }
         }
 

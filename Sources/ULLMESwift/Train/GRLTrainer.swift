@@ -31,6 +31,8 @@ public struct GRLRunSettings: Sendable {
     public var skipMalformedLines = false
     public var dropLast = false              // drop leftover partial batches (strictly single-dataset batches)
     public var sampleWithReplacement = false // fill pos/neg per sample with replacement instead of the batch minimum
+    public var nonfinitePolicy = NonFinitePolicy.stop
+    public var injectNonFiniteSteps: Set<Int> = []  // testing hook: steps (1-based) given a NaN loss and gradient
     public var activationCheckpointing = false // recompute each layer's activations in backward (less memory)
     /// The frozen base's weights when the trainer loads the model; nil: stored for a .gguf file (QLoRA-style:
     /// the quantised rows, no float32 copy), dense otherwise.
@@ -54,6 +56,7 @@ public struct GRLRunSettings: Sendable {
         pooling = c.pooling; attention = c.attention
         checkpointInterval = c.checkpointInterval; skipMalformedLines = c.skipMalformedLines
         dropLast = c.dropLast; sampleWithReplacement = c.sampleWithReplacement
+        nonfinitePolicy = c.nonfinitePolicy; injectNonFiniteSteps = Set(c.injectNonFiniteSteps)
         activationCheckpointing = c.activationCheckpointing
         weightStorage = c.weightStorage
         guard let kind = ContrastiveLossKind(referenceName: c.lossType) else {
@@ -89,13 +92,32 @@ public struct GRLLogRecord: Sendable {
     public var learningRate: Double
     public var gradNorm: Float
     public var seconds: Double
+    /// nil for a normal step. Else what was not finite ("loss", "gradient norm", "updated parameters"):
+    /// the update was not applied, and the run continues or stops after this record (`policy`).
+    public var nonFinite: String? = nil
+    public var policy: NonFinitePolicy = .stop
     public var tokensPerSecond: Double { seconds > 0 ? Double(losses.tokens) / seconds : 0 }
 
-    /// One JSON line (the CLI's log file).
+    /// One JSON line (the CLI's log file). Non-finite numbers are written as null (JSON has no NaN); a
+    /// non-finite step adds "nonfinite" (what) and "action" ("skipped" or "stopped").
     public var json: String {
-        "{\"step\":\(step),\"epoch\":\(epoch),\"loss\":\(losses.total),\"cl\":\(losses.contrastive),\"gen\":\(losses.generative),"
-            + "\"kl\":\(losses.kl),\"lr\":\(learningRate),\"grad_norm\":\(gradNorm),\"tokens\":\(losses.tokens),"
-            + "\"seconds\":\(seconds),\"tokens_per_s\":\(tokensPerSecond)}"
+        func n(_ x: Float) -> String { x.isFinite ? "\(x)" : "null" }
+        func n(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
+        var line = "{\"step\":\(step),\"epoch\":\(epoch),\"loss\":\(n(losses.total)),\"cl\":\(n(losses.contrastive)),\"gen\":\(n(losses.generative)),"
+            + "\"kl\":\(n(losses.kl)),\"lr\":\(n(learningRate)),\"grad_norm\":\(n(gradNorm)),\"tokens\":\(losses.tokens),"
+            + "\"seconds\":\(n(seconds)),\"tokens_per_s\":\(n(tokensPerSecond))"
+        if let nonFinite {
+            line += ",\"nonfinite\":\(jsonString(nonFinite)),\"action\":\"\(policy == .skip ? "skipped" : "stopped")\""
+        }
+        return line + "}"
+    }
+
+    /// The one-line report of a non-finite step (CLI stderr, error messages).
+    public var nonFiniteDescription: String? {
+        guard let nonFinite else { return nil }
+        return "step \(step): non-finite \(nonFinite) (loss \(losses.total): cl \(losses.contrastive) gen \(losses.generative) "
+            + "kl \(losses.kl); gradient norm \(gradNorm)): update not applied, "
+            + (policy == .skip ? "step skipped (nonfinite_policy: skip)" : "run stopped (nonfinite_policy: stop)")
     }
 }
 
@@ -168,8 +190,13 @@ public final class GRLTrainer {
 
     /// Runs from the current step to the end. `log` receives every step; returning false stops after it
     /// (with a checkpoint). Returns the records of the steps run.
+    ///
+    /// A step whose loss, gradient norm or updated parameters are not finite is not applied (see
+    /// `TrainingSession.optimizerStep(lossIsFinite:advanceWhenSkipped:)`); it is logged with `nonFinite`
+    /// set, then `nonfinitePolicy` skips it or stops the run: the last good state is written as the
+    /// checkpoint (if newer than the one on disk) and `.state` is thrown naming the step.
     /// Data-parallel (world != nil): every rank runs this; a failure on one rank aborts them all (MPI_Abort),
-    /// and the ranks stop together when any `log` returns false.
+    /// and the ranks stop together when any `log` returns false (or at a non-finite step under `stop`).
     @discardableResult
     public func run(log: (GRLLogRecord) -> Bool = { _ in true }) throws -> [GRLLogRecord] {
         guard let world else { return try runSteps(log: log) }
@@ -188,27 +215,46 @@ public final class GRLTrainer {
         var logFile: UnsafeMutablePointer<FILE>? = nil
         if isWriter {
             try makeDirectory(settings.outputDir)
+            removeStaleCheckpointTemporaries()
+            if session.step > 0 { try trimLog(toStep: session.step) }
             guard let f = fopen(logPath, session.step == 0 ? "w" : "a") else {
-                throw ULLMEError.io("\(logPath): \(String(cString: strerror(errno)))")
+                throw ULLMEError.io("\(logPath): cannot open the log: \(errnoDescription(errno))")
             }
             logFile = f
         }
         defer { if let logFile { fclose(logFile) } }
+        var checkpointStep = session.step  // the step of the checkpoint on disk (or the one resumed from)
         while session.step < totalSteps {
             let step = session.step
             let epoch = step / sampler.stepsPerEpoch
             let batch = sampler.batch(epoch: epoch, step: step % sampler.stepsPerEpoch)
             let start = monotonicSeconds()
             let examples = try tokenize(batch)
-            let losses = try session.model.grlStep(examples, P: batch.positivesPerExample, N: batch.negativesPerExample,
+            var losses = try session.model.grlStep(examples, P: batch.positivesPerExample, N: batch.negativesPerExample,
                                                    config: settings.loss, grads: &session.grads, world: world)
-            let (lr, norm) = session.optimizerStep()
-            let record = GRLLogRecord(step: step + 1, totalSteps: totalSteps, epoch: epoch, losses: losses,
-                                      learningRate: lr, gradNorm: norm, seconds: monotonicSeconds() - start)
+            if settings.injectNonFiniteSteps.contains(step + 1) {
+                losses.total = .nan
+                if !session.grads.head.b2.isEmpty { session.grads.head.b2[0] = .nan }
+            }
+            var lossIsFinite = losses.total.isFinite && losses.contrastive.isFinite && losses.generative.isFinite && losses.kl.isFinite
+            if let world {  // every rank takes the same decision
+                var bad = [lossIsFinite ? 0.0 : 1.0]
+                try world.allreduceSum(&bad)
+                lossIsFinite = bad[0] == 0
+            }
+            let outcome = session.optimizerStep(lossIsFinite: lossIsFinite, advanceWhenSkipped: settings.nonfinitePolicy == .skip)
+            var record = GRLLogRecord(step: step + 1, totalSteps: totalSteps, epoch: epoch, losses: losses,
+                                      learningRate: outcome.learningRate, gradNorm: outcome.gradNorm,
+                                      seconds: monotonicSeconds() - start)
+            record.nonFinite = outcome.nonFinite
+            record.policy = settings.nonfinitePolicy
             records.append(record)
-            if let logFile {
-                fputs(record.json + "\n", logFile)
-                fflush(logFile)
+            if let logFile, fputs(record.json + "\n", logFile) < 0 || fflush(logFile) != 0 {
+                let e = errno
+                // The log is the run's record: failing to write it (disk full) stops the run; the checkpoint
+                // on disk is the previous one, intact.
+                throw ULLMEError.io("\(logPath): cannot append step \(step + 1) to the log: \(errnoDescription(e)); "
+                                    + "the checkpoint \(checkpointPath) is from step \(checkpointStep)")
             }
             var keepGoing = log(record)
             if let world {  // stop together: any rank's callback may cancel
@@ -216,9 +262,20 @@ public final class GRLTrainer {
                 try world.allreduceSum(&stop)
                 keepGoing = stop[0] == 0
             }
+            if outcome.nonFinite != nil && settings.nonfinitePolicy == .stop {
+                // session.step did not advance: the state is the one after step `step`, the last good one.
+                if session.step > checkpointStep {
+                    if isWriter { try saveCheckpoint() }
+                    checkpointStep = session.step
+                }
+                if let world { var sync = [0.0]; try world.allreduceSum(&sync) }  // the writer's checkpoint first
+                throw ULLMEError.state("\(record.nonFiniteDescription!); the checkpoint \(checkpointPath) holds step \(checkpointStep) "
+                                       + "(set nonfinite_policy: skip to skip such steps)")
+            }
             let interval = settings.checkpointInterval
             if !keepGoing || (interval > 0 && session.step % interval == 0) || session.step == totalSteps {
                 if isWriter { try saveCheckpoint() }
+                checkpointStep = session.step
             }
             if !keepGoing { throw ULLMEError.cancelled }
         }
@@ -233,10 +290,15 @@ public final class GRLTrainer {
     var checkpointPath: String { settings.outputDir + "/checkpoint.safetensors" }
 
     /// Writes LoRA A/B, the head, AdamW's moments and the step into one safetensors file, atomically
-    /// (temp file + fsync + rename): an interrupted write leaves the previous checkpoint intact.
+    /// (temp file + fsync + rename): an interrupted write leaves the previous checkpoint intact. Refuses
+    /// (`.state`) to write a non-finite value; a failed write (`.io`, naming the file and errno, e.g.
+    /// ENOSPC) removes its temporary file and leaves the previous checkpoint intact.
     public func saveCheckpoint() throws {
         var tensors: [SafetensorsWriter.Tensor] = []
         let params = TrainingSession.parameters(session.model)
+        guard allFinite(params), allFinite(session.optimizer.expAvg), allFinite(session.optimizer.expAvgSq) else {
+            throw ULLMEError.state("\(checkpointPath): not written at step \(session.step): the parameters or AdamW moments are not finite")
+        }
         for (i, p) in params.enumerated() {
             tensors.append(.init(name: "param.\(i)", shape: [p.count], data: p))
             tensors.append(.init(name: "adam_m.\(i)", shape: [p.count], data: session.optimizer.expAvg[i]))
@@ -268,9 +330,61 @@ public final class GRLTrainer {
             params[i] = try read("param.\(i)")
             m.append(try read("adam_m.\(i)")); v.append(try read("adam_v.\(i)"))
         }
+        guard allFinite(params), allFinite(m), allFinite(v) else {
+            throw ULLMEError.format("\(checkpointPath): holds non-finite values")
+        }
         session.restore(parameters: params, expAvg: m, expAvgSq: v, optimizerSteps: adamStep, step: step)
         return step
     }
+}
+
+extension GRLTrainer {
+    /// On resume: keeps the log's complete lines up to `step` (the checkpoint's) and drops the rest — steps
+    /// run after the checkpoint by the interrupted run (they are run again) and a line cut by a kill or a
+    /// full disk — so that log.jsonl holds each step once. Rewritten atomically.
+    func trimLog(toStep step: Int) throws {
+        guard access(logPath, F_OK) == 0 else { return }
+        let file = try MappedFile(path: logPath)
+        var kept: [UInt8] = []
+        var start = 0
+        let bytes = file.bytes
+        let prefix = Array("{\"step\":".utf8)
+        while start < bytes.count {
+            guard let nl = bytes[start...].firstIndex(of: 0x0A) else { break }  // a cut last line: dropped
+            let line = bytes[start..<nl]
+            start = nl + 1
+            guard line.count > prefix.count, line.starts(with: prefix) else { continue }
+            let digits = line.dropFirst(prefix.count).prefix { $0 >= 0x30 && $0 <= 0x39 }
+            guard let n = Int(String(decoding: digits, as: UTF8.self)), n <= step else { continue }
+            kept += line
+            kept.append(0x0A)
+        }
+        if kept.count != bytes.count { try writeFileAtomically(logPath, kept) }
+    }
+
+    /// Removes the temporary files of atomic writes (".NAME.tmp-XXXXXX", see `writeFileAtomically`) that a
+    /// killed run left in output_dir and output_dir/adapter — of the checkpoint, of the log (rewritten by
+    /// `trimLog` on resume) and of the adapter export: they are never read, and a checkpoint's holds a
+    /// checkpoint's worth of disk.
+    func removeStaleCheckpointTemporaries() {
+        for dir in [settings.outputDir, settings.outputDir + "/adapter"] {
+            guard let d = opendir(dir) else { continue }
+            defer { closedir(d) }
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                let u = Array(name.utf8)
+                guard u.count > 12, u[0] == UInt8(ascii: "."), Array(u[(u.count - 11)..<(u.count - 6)]) == Array(".tmp-".utf8) else { continue }
+                unlink(dir + "/" + name)
+            }
+        }
+    }
+}
+
+/// "No space left on device (errno 28, ENOSPC)".
+func errnoDescription(_ e: Int32) -> String {
+    let names: [Int32: String] = [ENOSPC: "ENOSPC", EFBIG: "EFBIG", EDQUOT: "EDQUOT", EIO: "EIO", EACCES: "EACCES",
+                                  EROFS: "EROFS", ENOENT: "ENOENT", EPERM: "EPERM", ENOTDIR: "ENOTDIR", EISDIR: "EISDIR"]
+    return "\(String(cString: strerror(e))) (errno \(e)\(names[e].map { ", " + $0 } ?? ""))"
 }
 
 func monotonicSeconds() -> Double {

@@ -61,6 +61,17 @@ import FoundationEssentials
 //   cl_weight / gen_weight / kl_weight   weights of the three loss terms (the paper's lambdas)   (1 / 1 / 1)
 //   gc_reference_weighting    add each GradCache chunk's gen/KL mean unweighted as the reference does,
 //                             instead of weighting by chunk size / batch size (METHOD §5)   (false)
+//   nonfinite_policy          what a step with a NaN/inf loss, gradient norm or updated parameter does:
+//                             stop | skip   (stop: the reference's Fabric clip_gradients raises on a
+//                             non-finite norm). Either way the update is not applied and no checkpoint
+//                             ever holds a non-finite value. stop: the run writes the last good state as
+//                             the checkpoint (when newer than the last one) and fails naming the step;
+//                             skip: the step counts as done (its batch is consumed, the schedule moves
+//                             on), AdamW's moments and step count are untouched, the run continues.
+//                             The step is logged either way (log.jsonl "nonfinite", C log record,
+//                             Python callback, CLI stderr line).
+//   inject_nonfinite_steps    testing hook: list of steps (1-based) whose loss and one gradient are
+//                             replaced by NaN, to exercise nonfinite_policy   ([])
 //   activation_checkpointing  (a reference key, which it passes to its GPU trainer; phi.yaml: true) keep
 //                             only each layer's input in forward and recompute the layer's activations
 //                             in backward (llm.c style; alias: HF's gradient_checkpointing): much less
@@ -68,6 +79,15 @@ import FoundationEssentials
 //   weight_storage            the frozen base's linear weights: stored (the file's quantised rows,
 //                             dequantised inside each product: QLoRA-style, no float32 copy) | dense
 //                             (float32 at load) | auto (stored for a .gguf base, dense otherwise)   (auto)
+
+/// What a training step with a non-finite loss, gradient norm or updated parameter does (YAML
+/// `nonfinite_policy`).
+public enum NonFinitePolicy: String, Sendable, Equatable {
+    /// Stop the run with an error (after writing the last good state as the checkpoint).
+    case stop
+    /// Drop the step's update and continue with the next batch.
+    case skip
+}
 
 /// One training data set in the config.
 public struct TrainDataSpec: Sendable, Equatable {
@@ -101,6 +121,8 @@ public struct TrainConfig: Sendable, Equatable {
     public var genWeight: Double = 1
     public var klWeight: Double = 1
     public var gcReferenceWeighting: Bool = false
+    public var nonfinitePolicy: NonFinitePolicy = .stop
+    public var injectNonFiniteSteps: [Int] = []
     public var activationCheckpointing: Bool = false
     /// nil: auto (stored for a .gguf base, dense otherwise).
     public var weightStorage: WeightStorage? = nil
@@ -186,6 +208,23 @@ public struct TrainConfig: Sendable, Equatable {
         if let v = try r.double(["gen_weight"], min: 0) { c.genWeight = v }
         if let v = try r.double(["kl_weight"], min: 0) { c.klWeight = v }
         if let v = try r.bool(["gc_reference_weighting"]) { c.gcReferenceWeighting = v }
+        if let (v, e) = try r.stringWithEntry(["nonfinite_policy"]) {
+            guard let p = NonFinitePolicy(rawValue: v) else { throw r.typeError(e, "stop or skip") }
+            c.nonfinitePolicy = p
+        }
+        if let e = try r.take(["inject_nonfinite_steps"]) {
+            if e.value.isNull { c.injectNonFiniteSteps = [] }
+            else if e.value.int != nil { c.injectNonFiniteSteps = [try r.intValue(e, min: 1, expected: "a step >= 1 or a list of them")] }
+            else {
+                guard let items = e.value.sequence else { throw r.typeError(e, "a list of steps >= 1") }
+                c.injectNonFiniteSteps = try items.map {
+                    guard let v = $0.int, v >= 1 else {
+                        throw ULLMEError.format("\(file):\($0.line): \"inject_nonfinite_steps\" entries must be integers >= 1, got \($0.kindDescription)")
+                    }
+                    return v
+                }
+            }
+        }
         if let v = try r.bool(["activation_checkpointing", "gradient_checkpointing"]) { c.activationCheckpointing = v }
         if let (v, e) = try r.stringWithEntry(["weight_storage"]) {
             if v == "auto" { c.weightStorage = nil }
@@ -320,6 +359,7 @@ private struct Reader {
         "model", "encoder_name_or_path", "data", "output_dir", "checkpoint_dir", "checkpoint_file", "only_load_model",
         "pooling", "attention", "log_every", "log_interval", "skip_malformed_lines", "drop_last",
         "sample_with_replacement", "cl_weight", "gen_weight", "kl_weight", "gc_reference_weighting",
+        "nonfinite_policy", "inject_nonfinite_steps",
         "activation_checkpointing", "gradient_checkpointing", "weight_storage",
         "learning_rate", "min_learning_rate", "warmpup_proportion", "warmup_proportion", "is_cosine_annealing",
         "global_batch_size", "gc_chunk_size", "temperature", "beta", "label_smoothing", "loss_type",

@@ -57,23 +57,52 @@ public final class TrainingSession: @unchecked Sendable {
 
     public var parameterCount: Int { Self.parameters(model).reduce(0) { $0 + $1.count } }
 
+    /// What one optimiser step did: the scheduled rate, the gradient norm before clipping, and — when the
+    /// update was not applied — what was not finite.
+    public struct StepOutcome: Sendable, Equatable {
+        public var learningRate: Double
+        public var gradNorm: Float
+        /// nil: the update was applied. Else "loss", "gradient norm" or "updated parameters": nothing changed
+        /// (parameters, AdamW moments and AdamW's step count are as before the step; gradients are dropped).
+        public var nonFinite: String?
+    }
+
     /// Clips the accumulated gradients (global norm), takes one AdamW step at the schedule's rate, clears the
     /// gradients and advances the step (which re-keys the dropout masks). Returns the rate and the norm
     /// before clipping. A non-finite norm skips the update (the gradients are dropped) and is returned.
     @discardableResult
     public func optimizerStep() -> (lr: Double, gradNorm: Float) {
+        let o = optimizerStep(lossIsFinite: true)
+        return (o.learningRate, o.gradNorm)
+    }
+
+    /// One step, applied only when everything is finite: the loss (`lossIsFinite`), the gradient norm and
+    /// the parameters and AdamW moments the update produces (a finite gradient with a huge learning rate
+    /// can still overflow them; the update is then rolled back). A step that is not applied leaves
+    /// parameters, moments and AdamW's step count untouched and drops the gradients; `step` still advances
+    /// when `advanceWhenSkipped` (the batch counts as consumed: nonfinite_policy skip), else stays (stop).
+    public func optimizerStep(lossIsFinite: Bool, advanceWhenSkipped: Bool = true) -> StepOutcome {
         var g = Self.flatten(grads)
         let norm = settings.gradClip > 0 ? clipGradNorm(&g, maxNorm: settings.gradClip) : g.reduce(Float(0)) { $0 + $1.reduce(0) { $0 + $1 * $1 } }.squareRoot()
         let lr = schedule.learningRate(step: step)
-        if norm.isFinite {
+        var nonFinite: String? = !lossIsFinite ? "loss" : !norm.isFinite ? "gradient norm" : nil
+        if nonFinite == nil {
             var p = Self.parameters(model)
+            let (m0, v0, t0) = (optimizer.expAvg, optimizer.expAvgSq, optimizer.stepCount)
             optimizer.step(&p, grads: g, lr: lr)
-            setParameters(p)
+            if allFinite(p) && allFinite(optimizer.expAvg) && allFinite(optimizer.expAvgSq) {
+                setParameters(p)
+            } else {
+                optimizer.restore(expAvg: m0, expAvgSq: v0, stepCount: t0)
+                nonFinite = "updated parameters"
+            }
         }
         grads = model.zeroGradients()
-        step += 1
-        model.lora.step = UInt64(step)
-        return (lr, norm)
+        if nonFinite == nil || advanceWhenSkipped {
+            step += 1
+            model.lora.step = UInt64(step)
+        }
+        return StepOutcome(learningRate: lr, gradNorm: norm, nonFinite: nonFinite)
     }
 
     /// Puts back parameters, optimiser state and the step (checkpoint resume).
@@ -93,4 +122,14 @@ public final class TrainingSession: @unchecked Sendable {
         } }
         model.head.w1 = p[i]; model.head.b1 = p[i + 1]; model.head.w2 = p[i + 2]; model.head.b2 = p[i + 3]
     }
+}
+
+/// True when no element of any tensor is NaN or ±infinity.
+func allFinite(_ tensors: [[Float]]) -> Bool {
+    for t in tensors {
+        var ok = true
+        t.withUnsafeBufferPointer { b in for x in b where !x.isFinite { ok = false; break } }
+        if !ok { return false }
+    }
+    return true
 }

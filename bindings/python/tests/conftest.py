@@ -58,3 +58,72 @@ def cosine(a, b):
 @pytest.fixture(scope="session")
 def repo_root():
     return REPO
+
+
+def _cli_path():
+    """The `ullme` CLI matching the library under test: $ULLME_CLI, else beside $ULLME_LIB (ullme-cli in a
+    SwiftPM build directory, ../bin/ullme in build/lib), else build/bin/ullme."""
+    if os.environ.get("ULLME_CLI"):
+        return Path(os.environ["ULLME_CLI"])
+    lib = os.environ.get("ULLME_LIB")
+    if lib:
+        d = Path(lib).resolve().parent
+        for c in (d / "ullme-cli", d.parent / "bin" / "ullme"):
+            if c.is_file():
+                return c
+    return REPO / "build" / "bin" / "ullme"
+
+
+@pytest.fixture(scope="session")
+def cli():
+    p = _cli_path()
+    if not p.is_file():
+        _need(f"{p} missing: run make lib (or set ULLME_CLI)")
+    return p
+
+
+def read_checkpoint(path):
+    """Parses a GRL checkpoint (safetensors) strictly in Python: header, every tensor's dtype, shape and
+    byte range, the data area exactly covered, every value finite. Returns (metadata, {name: array})."""
+    import json
+    import struct
+    import numpy as np
+    raw = Path(path).read_bytes()
+    assert len(raw) >= 8, f"{path}: {len(raw)} bytes"
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert 8 + n <= len(raw), f"{path}: header length {n} beyond the file ({len(raw)} bytes)"
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    data = raw[8 + n:]
+    tensors, end = {}, 0
+    for name, t in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        assert t["dtype"] == "F32", (name, t["dtype"])
+        b, e = t["data_offsets"]
+        assert b == end and e - b == 4 * int(np.prod(t["shape"], dtype=np.int64)), (name, t)
+        a = np.frombuffer(data[b:e], dtype="<f4").reshape(t["shape"])
+        assert np.isfinite(a).all(), f"{path}: {name} holds non-finite values"
+        tensors[name] = a
+        end = e
+    assert end == len(data), f"{path}: data area {len(data)} bytes, tensors cover {end}"
+    assert meta.get("format") == "ullme-grl-checkpoint-1" and int(meta["step"]) >= 1, meta
+    return meta, tensors
+
+
+def tiny_train_config(repo, out, steps, interval=1, extra="", rank=4):
+    """A tiny-llama GRL config that trains in ~20-100 ms a step (release build)."""
+    return f"""
+model: {repo}/tests/fixtures/tiny-llama
+data:
+  - name: wordnet-tiny
+    file: {repo}/data/grl/wordnet-tiny/train.jsonl
+    instruction: Retrieve the definition.
+output_dir: {out}
+max_seq_length: 64
+loar_r: {rank}
+lora_alpha: {2 * rank}
+global_batch_size: 4
+gc_chunk_size: 2
+max_steps: {steps}
+checkpoint_interval: {interval}
+{extra}
+"""

@@ -5,8 +5,6 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 
 def config(repo, out, steps):
     return f"""
@@ -37,10 +35,7 @@ def losses(log):
     return by_step
 
 
-def test_kill9_then_resume_equals_uninterrupted(repo_root, tmp_path):
-    cli = repo_root / "build" / "bin" / "ullme"
-    if not cli.is_file():
-        pytest.fail(f"{cli} missing: run make lib")
+def test_kill9_then_resume_equals_uninterrupted(repo_root, tmp_path, cli):
     steps = 14
     (tmp_path / "a.yaml").write_text(config(repo_root, tmp_path / "a", steps))
     (tmp_path / "b.yaml").write_text(config(repo_root, tmp_path / "b", steps))

@@ -64,7 +64,7 @@ class TrainLog(Structure):
     _fields_ = [("step", c_int32), ("total_steps", c_int32), ("epoch", c_int32), ("loss", c_float),
                 ("contrastive", c_float), ("generative", c_float), ("kl", c_float),
                 ("learning_rate", ctypes.c_double), ("grad_norm", c_float), ("seconds", ctypes.c_double),
-                ("tokens_per_second", ctypes.c_double)]
+                ("tokens_per_second", ctypes.c_double), ("nonfinite", c_int32)]
 
 
 train_log_fn = CFUNCTYPE(c_int, c_void_p, POINTER(TrainLog))

@@ -137,7 +137,10 @@ def train(config, resume=False, callback=None, show_progress_bar=None):
     """Runs GRL fine-tuning from a YAML config file (see examples/grl-wordnet.yaml). Every step's losses go to
     `callback(record_dict)` (return False to stop: a checkpoint is written and ullme.Error is raised) and to a
     tqdm progress bar when tqdm is installed (show_progress_bar None = auto). Returns the list of records.
-    The adapter is written to <output_dir>/adapter, the JSONL log to <output_dir>/log.jsonl."""
+    The adapter is written to <output_dir>/adapter, the JSONL log to <output_dir>/log.jsonl.
+    A record with nonfinite == 1 is a step whose loss, gradient norm or update was NaN/inf and was not
+    applied; with the config's nonfinite_policy: stop (default) ullme.Error (ULLME_E_STATE) follows it,
+    with skip the run continues. A failed checkpoint write (disk full) raises ULLME_E_IO naming the file."""
     import os
     records, bar = [], None
     fields = [f for f, _ in L.TrainLog._fields_]

@@ -10,6 +10,11 @@
 //   encode-spm      llama SentencePiece vocab (ggml-vocab-llama-spm.gguf) on arbitrary bytes
 //   model-gguf      a whole GGUF model: Model.load (config, tokenizer, every weight's shape and
 //                   dequantisation) from a file in /dev/shm, then one short embedding
+//   grl-jsonl       GRLDataset.parse (the GRL training data, JSONL) with malformed lines skipped (every
+//                   line goes through the parser and every problem is described); then a batch sampler over the result and the text formats of its first
+//                   batches (the tokenizer-independent half of a training step's input)
+//   train-yaml      TrainConfig.parse (libyaml + the key reader) on the bytes as UTF-8, then
+//                   GRLRunSettings(config:) (the run settings a trainer would be built from)
 //
 // Any error thrown is an accepted outcome; a trap, sanitizer report, timeout or OOM is a finding.
 #if canImport(Glibc)
@@ -20,6 +25,7 @@ import ULLMESwift
 enum Target: String {
     case gguf, safetensors, config, tokenizerJSON = "tokenizer-json", ggufTokenizer = "gguf-tokenizer"
     case encodeSmolLM2 = "encode-smollm2", encodeSPM = "encode-spm", modelGGUF = "model-gguf"
+    case grlJSONL = "grl-jsonl", trainYAML = "train-yaml"
 }
 
 func env(_ name: String) -> String? {
@@ -52,7 +58,7 @@ func loadTokenizer(_ path: String) -> Tokenizer {
 @_cdecl("LLVMFuzzerInitialize")
 public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> Int32 {
     guard let name = env("ULLME_FUZZ_TARGET"), let t = Target(rawValue: name) else {
-        die("set ULLME_FUZZ_TARGET to gguf, safetensors, config, tokenizer-json, gguf-tokenizer, encode-smollm2, encode-spm or model-gguf")
+        die("set ULLME_FUZZ_TARGET to gguf, safetensors, config, tokenizer-json, gguf-tokenizer, encode-smollm2, encode-spm, model-gguf, grl-jsonl or train-yaml")
     }
     target = t
     switch t {
@@ -118,6 +124,24 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         }
     case .encodeSmolLM2, .encodeSPM:
         exercise(fixedTokenizer!, Array(bytes))
+    case .grlJSONL:
+        if let d = try? GRLDataset.parse(jsonl: bytes, file: "fuzz.jsonl", name: "fuzz", instruction: "I", malformed: .skip) {
+            for ex in d.examples { sink &+= UInt64(ex.query.utf8.count &+ ex.positives.count &+ ex.negatives.count) }
+            for (pos, neg, replace) in [(1, 1, false), (2, 3, true)] {
+                guard let sampler = try? GRLBatchSampler(datasets: [d, d], batchSize: 3, posPerSample: pos, negPerSample: neg,
+                                                         seed: 7, shortfall: replace ? .withReplacement : .batchMinimum) else { continue }
+                for step in 0..<min(sampler.stepsPerEpoch, 3) {
+                    for ex in sampler.batch(epoch: 1, step: step).examples {
+                        for t in ex.contrastiveTexts + ex.generationTexts { sink &+= UInt64(t.utf8.count) }
+                    }
+                }
+            }
+        }
+    case .trainYAML:
+        if let text = String(validating: bytes, as: UTF8.self), let c = try? TrainConfig.parse(yaml: text, file: "fuzz.yaml") {
+            sink &+= UInt64(c.warnings.count &+ c.data.count)
+            if let s = try? GRLRunSettings(config: c) { sink &+= UInt64(s.batchSize) }
+        }
     case .modelGGUF:
         let fd = open(modelPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard fd >= 0 else { die("cannot write \(modelPath)") }
