@@ -165,8 +165,10 @@ def print_table(rows):
     for e, t in keys:
         v = {r["length"]: r["tokens_per_s"] for r in rows if r["sweep"] == "length" and r["engine"] == e and r["threads"] == t}
         print(f"| {e} | {t} | " + " | ".join(f"{v[L]:.0f}" if L in v else "-" for L in lengths) + " |")
-    print("\nL=128: tokens/s / latency of one batch (ms) by batch size")
     bs = sorted({r["batch"] for r in rows if r["sweep"] == "batch"})
+    if not bs:
+        return
+    print("\nL=128: tokens/s / latency of one batch (ms) by batch size")
     print("| engine | threads | " + " | ".join(f"B={b}" for b in bs) + " |")
     print("|---|---|" + "---|" * len(bs))
     for e, t in sorted({(r["engine"], r["threads"]) for r in rows if r["sweep"] == "batch"}):
