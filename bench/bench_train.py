@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 sys.path.insert(0, str(ROOT / "bench"))
+from bench_embed import cpu_name  # noqa: E402  (shared with the embedding bench)
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -146,16 +147,6 @@ def texts_ids(model, n, tokens):
     ids = [tok(t, add_special_tokens=False)["input_ids"][:tokens] for t in texts]
     # decode(encode) can merge differently: re-cut, and pad with the first ids if a text came out short
     return [(s * 2)[:tokens] for s in ids]
-
-
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main():
