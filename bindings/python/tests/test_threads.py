@@ -9,6 +9,15 @@ from conftest import FIXTURES
 TEXTS = [f"text number {i}: " + "lighthouse " * (i % 7) for i in range(24)]
 
 
+def run_threads(work, n):
+    """Runs work(k) for k in 0..n-1 on n threads at once and waits for all."""
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
 def test_threads_identical(model):
     want = model.encode(TEXTS, batch_size=8)
     want_h = model.hidden_states("threads and lamps")
@@ -24,11 +33,7 @@ def test_threads_identical(model):
         except Exception as e:  # pragma: no cover
             errors.append(e)
 
-    ts = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(work, 8)
     assert not errors, errors
     for out in results:
         for emb, h, ids in out:
@@ -103,11 +108,7 @@ def test_threads_mixed_calls_bit_identical(tiny):
         except Exception as e:  # pragma: no cover
             errors.append(e)
 
-    ts = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(work, 8)
     assert not errors, errors
     assert not mismatches, mismatches
 
