@@ -15,7 +15,7 @@ final class GemmTests: XCTestCase {
     }
 
     /// Paths to exercise: every path this CPU supports (forcing an unsupported one is a no-op).
-    func supportedPaths() -> [String] {
+    static func supportedPaths() -> [String] {
         var paths: [String] = []
         for p in ["generic", "avx2", "avx512"] {
             cullme_gemm_force_path(p)
@@ -88,7 +88,7 @@ final class GemmTests: XCTestCase {
     func bits(_ a: ArraySlice<Float>) -> [UInt32] { a.map(\.bitPattern) }
 
     func testPathsAndDispatch() {
-        let paths = supportedPaths()
+        let paths = Self.supportedPaths()
         XCTAssertEqual(paths.first, "generic")
         cullme_gemm_force_path("bogus")  // ignored
         let auto = String(cString: cullme_gemm_path())
@@ -102,7 +102,7 @@ final class GemmTests: XCTestCase {
                                          (37, 100, 777), (25, 48, 64), (12, 31, 1536), (7, 64, 769),
                                          (3, 700, 1200)]  // several k-blocks and column blocks
         var reference: [String: [Float]] = [:]
-        for path in supportedPaths() {
+        for path in Self.supportedPaths() {
             cullme_gemm_force_path(path)
             var rng = Rng(s: 42)
             for (M, N, K) in shapes {
@@ -138,7 +138,7 @@ final class GemmTests: XCTestCase {
     /// A row's result is the same bits alone (M = 1) or anywhere inside M = 37 / 150 batches, and
     /// whatever the split of N into column ranges.
     func testBatchAndSplitInvariance() {
-        for path in supportedPaths() {
+        for path in Self.supportedPaths() {
             cullme_gemm_force_path(path)
             for (N, K) in [(100, 577), (64, 1000), (33, 130), (560, 640)] {
                 var rng = Rng(s: UInt64(N * 1000 + K))

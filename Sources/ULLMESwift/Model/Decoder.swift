@@ -221,20 +221,24 @@ extension TransformerDecoder {
             rec.qkv = b.qkv
             rec.probs = [Float](repeating: 0, count: lengths.reduce(0) { $0 + nH * $1 * $1 })
         }
-        // One task per (sequence, head): independent outputs, own score scratch.
+        // One task per (sequence, head, block of query rows): independent outputs, own score scratch.
         let probsBase = rec.probs.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
         let qkvBase = b.qkv.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
         let outBase = b.attnOut.withUnsafeMutableBufferPointer { UInt(bitPattern: $0.baseAddress) }
         let probOffsets = record ? batch.probOffsets : nil
         let causal = batch.attention == .causal
-        parallelFor(lengths.count * nH) { task in
-            let s = task / nH, head = task % nH, L = lengths[s]
-            var S = [Float](repeating: 0, count: L * L)
-            attentionHeadForward(qkv: UnsafePointer(bitPattern: qkvBase)! + offsets[s] * qkvDim,
-                                 out: UnsafeMutablePointer(bitPattern: outBase)! + offsets[s] * qDim,
-                                 scores: &S, head: head, L: L, nH: nH, nKV: nKV, hd: hd, group: group, scale: scale,
-                                 softcap: config.attentionSoftcap, causal: causal, window: window,
-                                 probsOut: probOffsets.map { UnsafeMutablePointer(bitPattern: probsBase)! + $0[s] })
+        let tasks = attentionTasks(lengths: lengths, heads: nH)
+        parallelFor(tasks.count) { ti in
+            let task = tasks[ti], s = task.sequence, L = lengths[s]
+            let rows = task.rows.count
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * L) { S in
+                attentionRowsForward(qkv: UnsafePointer(bitPattern: qkvBase)! + offsets[s] * qkvDim,
+                                     out: UnsafeMutablePointer(bitPattern: outBase)! + offsets[s] * qDim,
+                                     scores: S.baseAddress!, head: task.head, rows: task.rows, L: L, nH: nH, nKV: nKV,
+                                     hd: hd, group: group, scale: scale, softcap: config.attentionSoftcap, causal: causal,
+                                     window: window,
+                                     probsOut: probOffsets.map { UnsafeMutablePointer(bitPattern: probsBase)! + $0[s] })
+            }
         }
         linearForward(&b.h2, b.attnOut, layer.wo, bias: layer.bo, T: T)
         applyLoRA(.output, layer: li, batch: batch, input: b.attnOut, inWidth: qDim, out: &b.h2, outWidth: C, record: record, rec: &rec)
@@ -257,26 +261,49 @@ extension TransformerDecoder {
     }
 }
 
-/// One attention head of one sequence: qkv[L, (nH + 2 nKV) hd] → out[L, nH hd] (row stride nH hd), head `head`.
-/// Scores are scaled, soft-capped (gemma2), masked (causal and sliding window), softmaxed in float32; the
-/// probabilities go to probsOut + head · L² when given (training).
-func attentionHeadForward(qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, scores S: UnsafeMutablePointer<Float>,
-                          head: Int, L: Int, nH: Int, nKV: Int, hd: Int, group: Int, scale: Float, softcap: Float?,
-                          causal: Bool, window: Int?, probsOut: UnsafeMutablePointer<Float>?) {
+/// One unit of attention work: query rows `rows` of head `head` of sequence `sequence`.
+struct AttentionTask {
+    let sequence: Int, head: Int, rows: Range<Int>
+}
+
+/// Query rows per attention task for a sequence of L tokens: the task's L-wide score rows stay within
+/// ~256 KB (L2), so long inputs do not stream a 16 MB score matrix per head through memory; short inputs
+/// keep one task per head. Depends on L only, so a sequence's result never depends on the batch.
+func attentionQueryBlock(L: Int) -> Int { max(16, min(L, 65536 / L)) }
+
+func attentionTasks(lengths: [Int], heads: Int) -> [AttentionTask] {
+    var tasks: [AttentionTask] = []
+    for (s, L) in lengths.enumerated() {
+        let block = attentionQueryBlock(L: L)
+        for head in 0..<heads {
+            for r0 in stride(from: 0, to: L, by: block) { tasks.append(AttentionTask(sequence: s, head: head, rows: r0..<min(L, r0 + block))) }
+        }
+    }
+    return tasks
+}
+
+/// Query rows `rows` of one attention head of one sequence: qkv[L, (nH + 2 nKV) hd] → out[L, nH hd] (row
+/// stride nH hd), head `head`. Scores are scaled, soft-capped (gemma2), masked (causal and sliding window),
+/// softmaxed in float32 (cullme_softmax_range); causal rows never read keys after the block's last row.
+/// The probabilities go to probsOut + head · L² + row · L when given (training). `S` holds rows × L floats.
+func attentionRowsForward(qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, scores S: UnsafeMutablePointer<Float>,
+                          head: Int, rows: Range<Int>, L: Int, nH: Int, nKV: Int, hd: Int, group: Int, scale: Float,
+                          softcap: Float?, causal: Bool, window: Int?, probsOut: UnsafeMutablePointer<Float>?) {
     let qDim = nH * hd, qkvDim = (nH + 2 * nKV) * hd
-    let g = head / group
-    let q = qkv + head * hd, k = qkv + qDim + g * hd, v = qkv + qDim + nKV * hd + g * hd
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(L), Int32(hd),
+    let g = head / group, r0 = rows.lowerBound, M = rows.count
+    let keys = causal ? rows.upperBound : L
+    let q = qkv + r0 * qkvDim + head * hd, k = qkv + qDim + g * hd, v = qkv + qDim + nKV * hd + g * hd
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(keys), Int32(hd),
                 scale, q, Int32(qkvDim), k, Int32(qkvDim), 0, S, Int32(L))
-    for i in 0..<L {
-        let row = S + i * L
-        if let cap = softcap { for j in 0..<L { row[j] = tanhf(row[j] / cap) * cap } }
+    for r in 0..<M {
+        let i = r0 + r, row = S + r * L
+        if let cap = softcap { for j in 0..<keys { row[j] = tanhf(row[j] / cap) * cap } }
         // Visible keys: all (bidirectional), k <= q (causal), q - W < k <= q (sliding window).
         let first = window.map { max(0, i - $0 + 1) } ?? 0
         let end = causal ? i + 1 : L
-        softmaxRange(row, count: L, begin: first, end: end)
+        cullme_softmax_range(row, Int64(L), Int64(first), Int64(end))
     }
-    probsOut?.advanced(by: head * L * L).update(from: S, count: L * L)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(hd), Int32(L),
-                1, S, Int32(L), v, Int32(qkvDim), 0, out + head * hd, Int32(qDim))
+    probsOut?.advanced(by: head * L * L + r0 * L).update(from: S, count: M * L)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(hd), Int32(keys),
+                1, S, Int32(L), v, Int32(qkvDim), 0, out + r0 * qDim + head * hd, Int32(qDim))
 }

@@ -77,19 +77,6 @@ func softcapInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
     for i in 0..<count { x[i] = tanhf(x[i] / cap) * cap }
 }
 
-/// In-place softmax of row[begin..<end]; every other column of the row becomes 0.
-@inline(__always)
-func softmaxRange(_ row: UnsafeMutablePointer<Float>, count: Int, begin: Int, end: Int) {
-    var m = -Float.infinity
-    for c in begin..<end { m = max(m, row[c]) }
-    var s: Float = 0
-    for c in begin..<end { let e = expf(row[c] - m); row[c] = e; s += e }
-    let inv = 1 / s
-    for c in 0..<begin { row[c] = 0 }
-    for c in begin..<end { row[c] *= inv }
-    for c in end..<count { row[c] = 0 }
-}
-
 /// Adds y[n] += x[n].
 @inline(__always)
 func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {

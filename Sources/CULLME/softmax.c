@@ -1,0 +1,178 @@
+// Softmax of attention rows with a vectorised exp (see include/cullme_softmax.h).
+//
+// Why: at 2,048 tokens SmolLM2 needs ~1.1 billion exp() per sequence; glibc's scalar expf made the
+// softmax the largest cost of long inputs. The polynomial is Cephes' expf (as in avx_mathfun / SLEEF's
+// low-accuracy variant): x = n ln2 + r, |r| <= ln2 / 2, e^r by a degree-6 polynomial, times 2^n.
+// Every path evaluates the same FMA sequence lane by lane, so the paths agree bit for bit.
+#pragma STDC FP_CONTRACT OFF
+#pragma clang fp contract(off)
+
+#include "cullme_softmax.h"
+#include "cullme_gemm.h"
+#include <math.h>
+#include <string.h>
+#include <immintrin.h>
+
+#define LOG2E 1.44269504088896341f
+#define LN2_HI 0.693359375f          // ln 2 split in two so n * LN2_HI is exact
+#define LN2_LO -2.12194440e-4f
+#define EXP_MIN -87.3365478515625f   // below: e^x < FLT_MIN, flushed to 0
+#define P0 1.9875691500e-4f
+#define P1 1.3981999507e-3f
+#define P2 8.3334519073e-3f
+#define P3 4.1665795894e-2f
+#define P4 1.6666665459e-1f
+#define P5 5.0000001201e-1f
+#define LANES 16
+
+// ---- generic C ------------------------------------------------------------------------------
+float cullme_exp_nonpositive(float x) {
+    if (!(x >= EXP_MIN)) return 0.0f;
+    float n = rintf(x * LOG2E);
+    float r = fmaf(-n, LN2_HI, x);
+    r = fmaf(-n, LN2_LO, r);
+    float p = P0;
+    p = fmaf(p, r, P1); p = fmaf(p, r, P2); p = fmaf(p, r, P3); p = fmaf(p, r, P4); p = fmaf(p, r, P5);
+    float r2 = r * r;
+    float y = fmaf(p, r2, r) + 1.0f;
+    union { uint32_t u; float f; } scale = { .u = (uint32_t)((int32_t)n + 127) << 23 };
+    return y * scale.f;
+}
+
+static float max_generic(const float *v, int64_t n) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+// Writes e^(v[i] - m) into v and adds it to lane (i mod 16) of sums.
+static void exp_sum_generic(float *v, int64_t n, float m, float *sums) {
+    for (int64_t i = 0; i < n; i++) {
+        float e = cullme_exp_nonpositive(v[i] - m);
+        v[i] = e;
+        sums[i % LANES] += e;
+    }
+}
+
+static void scale_generic(float *v, int64_t n, float s) {
+    for (int64_t i = 0; i < n; i++) v[i] *= s;
+}
+
+// ---- AVX2 + FMA: 16 lanes as two 8-wide halves ------------------------------------------------
+#define A2 __attribute__((target("avx2,fma")))
+
+static inline __attribute__((always_inline)) A2 __m256 exp8(__m256 x) {
+    __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_MIN), _CMP_GE_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    __m256 p = _mm256_set1_ps(P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P1)); p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P3)); p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P5));
+    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), keep);
+}
+
+static A2 float max_avx2(const float *v, int64_t n) {
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(v + i));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, m);
+    float r = max_generic(lanes, 8);
+    for (; i < n; i++) r = v[i] > r ? v[i] : r;
+    return r;
+}
+
+static A2 void exp_sum_avx2(float *v, int64_t n, float m, float *sums) {
+    __m256 s0 = _mm256_loadu_ps(sums), s1 = _mm256_loadu_ps(sums + 8), mv = _mm256_set1_ps(m);
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(v + i), mv));
+        __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(v + i + 8), mv));
+        _mm256_storeu_ps(v + i, e0); _mm256_storeu_ps(v + i + 8, e1);
+        s0 = _mm256_add_ps(s0, e0); s1 = _mm256_add_ps(s1, e1);
+    }
+    _mm256_storeu_ps(sums, s0); _mm256_storeu_ps(sums + 8, s1);
+    // The tail keeps its lane (i is a multiple of 16 here).
+    exp_sum_generic(v + i, n - i, m, sums);
+}
+
+static A2 void scale_avx2(float *v, int64_t n, float s) {
+    __m256 sv = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(v + i, _mm256_mul_ps(_mm256_loadu_ps(v + i), sv));
+    scale_generic(v + i, n - i, s);
+}
+
+// ---- AVX-512 -------------------------------------------------------------------------------------
+#define A5 __attribute__((target("avx512f")))
+
+static inline __attribute__((always_inline)) A5 __m512 exp16(__m512 x) {
+    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_MIN), _CMP_GE_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_MIN));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    __m512 p = _mm512_set1_ps(P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P1)); p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P3)); p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
+    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_maskz_mul_ps(keep, y, _mm512_castsi512_ps(e));
+}
+
+static A5 float max_avx512(const float *v, int64_t n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(v + i));
+    float r = _mm512_reduce_max_ps(m);
+    for (; i < n; i++) r = v[i] > r ? v[i] : r;
+    return r;
+}
+
+static A5 void exp_sum_avx512(float *v, int64_t n, float m, float *sums) {
+    __m512 s = _mm512_loadu_ps(sums), mv = _mm512_set1_ps(m);
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(v + i), mv));
+        _mm512_storeu_ps(v + i, e);
+        s = _mm512_add_ps(s, e);
+    }
+    _mm512_storeu_ps(sums, s);
+    exp_sum_generic(v + i, n - i, m, sums);
+}
+
+static A5 void scale_avx512(float *v, int64_t n, float s) {
+    __m512 sv = _mm512_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(v + i, _mm512_mul_ps(_mm512_loadu_ps(v + i), sv));
+    scale_generic(v + i, n - i, s);
+}
+
+// ---- dispatch ---------------------------------------------------------------------------------
+void cullme_softmax_range(float *row, int64_t count, int64_t begin, int64_t end) {
+    if (begin < 0 || end > count || begin >= end) return;
+    float *v = row + begin;
+    const int64_t n = end - begin;
+    float sums[LANES] = {0};
+    const char path = cullme_gemm_path()[0];   // 'a' avx2 / avx512 ("avx5..."), 'g' generic
+    const int avx512 = path == 'a' && cullme_gemm_path()[3] == '5', avx2 = path == 'a' && !avx512;
+    float m = avx512 ? max_avx512(v, n) : avx2 ? max_avx2(v, n) : max_generic(v, n);
+    if (avx512) exp_sum_avx512(v, n, m, sums);
+    else if (avx2) exp_sum_avx2(v, n, m, sums);
+    else exp_sum_generic(v, n, m, sums);
+    // Fixed reduction tree over the 16 lanes: the same on every path.
+    for (int w = LANES / 2; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) sums[i] += sums[i + w];
+    const float inv = 1.0f / sums[0];
+    if (avx512) scale_avx512(v, n, inv);
+    else if (avx2) scale_avx2(v, n, inv);
+    else scale_generic(v, n, inv);
+    memset(row, 0, (size_t)begin * sizeof(float));
+    memset(row + end, 0, (size_t)(count - end) * sizeof(float));
+}
