@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A normalisation layer's parameters (bias only for LayerNorm).
 struct NormWeights {
     var weight: [Float]
@@ -31,14 +33,19 @@ final class DecoderWeights: @unchecked Sendable {
         var wDown: PackedMatrix, bDown: [Float]?   // [C, I]
         var postMlpNorm: NormWeights?
     }
-    let tokenEmbedding: [Float]   // [V, C] (dense storage; empty with stored rows)
-    let tokenEmbeddingRows: [StoredRow]?   // [V] rows of C (stored storage)
+    /// [V] rows of C as stored in the file: inside its mapping (stored storage) or in a copy of the tensor's
+    /// bytes (dense storage; a quantised table is a fraction of its float32 size). Lookups dequantise one row.
+    let tokenEmbeddingRows: [StoredRow]
+    private let ownedEmbedding: UnsafeMutableRawBufferPointer?
     let storage: WeightStorage
     /// Keeps the file mapping that stored rows point into alive.
     private let mappingOwner: AnyObject?
     let layers: [Layer]
     let finalNorm: NormWeights
-    let lmHead: PackedMatrix      // [V, C]; the token embedding when tied
+    /// [V, C]; the token embedding when tied. A tied dense head is packed on first use (logits are for
+    /// training and generation scores; embedding never pays its V × C floats).
+    var lmHead: PackedMatrix { lmHeadStore.value }
+    private let lmHeadStore: LazyMatrix
     let lmHeadBias: [Float]?
     let ropeFreqFactors: [Float]?
     let longropeFactors: (short: [Float], long: [Float])?
@@ -122,12 +129,18 @@ final class DecoderWeights: @unchecked Sendable {
         let permuted = gguf && (config.family == .llama || config.family == .mistral)
 
         let embName = gguf ? "token_embd.weight" : "model.embed_tokens.weight"
+        let embeddingRows = try storedRows(embName, [V, C])
         if storage == .stored {
-            tokenEmbeddingRows = try storedRows(embName, [V, C])
-            tokenEmbedding = []
+            tokenEmbeddingRows = embeddingRows
+            ownedEmbedding = nil
         } else {
-            tokenEmbedding = try load(embName, [V, C])
-            tokenEmbeddingRows = nil
+            // Copy the stored bytes out of the mapping, which dense storage does not keep.
+            let t = tensor(embName)!
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: t.bytes.count, alignment: 64)
+            copy.copyMemory(from: t.bytes)
+            let rowBytes = t.type.byteCount(elements: C)!
+            tokenEmbeddingRows = (0..<V).map { StoredRow(bytes: UnsafeRawPointer(copy.baseAddress! + $0 * rowBytes), type: t.type) }
+            ownedEmbedding = copy
         }
         var layers: [Layer] = []
         layers.reserveCapacity(config.nLayers)
@@ -205,10 +218,20 @@ final class DecoderWeights: @unchecked Sendable {
         finalNorm = try norm(gguf ? "output_norm" : (config.family == .phi ? "model.final_layernorm" : "model.norm"), C)
         let head = gguf ? "output" : "lm_head"
         if config.tieWordEmbeddings || tensor(head + ".weight") == nil {
-            if let rows = tokenEmbeddingRows { lmHead = PackedMatrix(storedRows: rows, cols: C) }
-            else { lmHead = PackedMatrix(tokenEmbedding, rows: V, cols: C) }
+            if storage == .stored {
+                lmHeadStore = LazyMatrix(PackedMatrix(storedRows: embeddingRows, cols: C))
+            } else {
+                let rows = tokenEmbeddingRows
+                lmHeadStore = LazyMatrix {
+                    var w = [Float](repeating: 0, count: V * C)
+                    w.withUnsafeMutableBufferPointer { p in
+                        for (i, r) in rows.enumerated() { dequantizeRaw(r.type, r.bytes, p.baseAddress! + i * C, count: C) }
+                    }
+                    return PackedMatrix(w, rows: V, cols: C)
+                }
+            }
         } else {
-            lmHead = try linear([head + ".weight"], rows: [V], cols: C)
+            lmHeadStore = LazyMatrix(try linear([head + ".weight"], rows: [V], cols: C))
         }
         lmHeadBias = config.lmHeadBias ? try load(head + ".bias", [V]) : nil
         ropeFreqFactors = gguf ? try optional("rope_freqs.weight", [config.effectiveRotaryDim / 2]) : nil
@@ -221,23 +244,31 @@ final class DecoderWeights: @unchecked Sendable {
         parameterCount = count
     }
 
-    /// Token `id`'s embedding row [C] into out (dequantised from the file with stored weights).
+    deinit { ownedEmbedding?.deallocate() }
+
+    /// Token `id`'s embedding row [C] into out, dequantised from its stored row.
     func embedding(_ id: Int, into out: UnsafeMutablePointer<Float>, C: Int) {
-        if let rows = tokenEmbeddingRows {
-            dequantizeRaw(rows[id].type, rows[id].bytes, out, count: C)
-        } else {
-            tokenEmbedding.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + id * C, count: C) }
-        }
+        let r = tokenEmbeddingRows[id]
+        dequantizeRaw(r.type, r.bytes, out, count: C)
     }
 
-    /// Every linear matrix (lm head last; it is the token embedding itself when tied and stored).
-    var linearMatrices: [PackedMatrix] {
-        layers.flatMap { [$0.wqkv, $0.wo, $0.wUp, $0.wDown] } + [lmHead]
-    }
-
-    /// Bytes of weights this object holds in memory of its own (dense packed matrices and the float32
-    /// token embedding); stored rows live in the file mapping and are not counted.
+    /// Bytes of weights this object holds in memory of its own (dense packed matrices, the lm head once
+    /// packed, the copied token embedding); stored rows live in the file mapping and are not counted.
     var ownedBytes: Int {
-        linearMatrices.reduce(0) { $0 + $1.ownedBytes } + tokenEmbedding.count * 4
+        layers.reduce(0) { $0 + [$1.wqkv, $1.wo, $1.wUp, $1.wDown].reduce(0) { $0 + $1.ownedBytes } }
+            + (lmHeadStore.built?.ownedBytes ?? 0) + (ownedEmbedding?.count ?? 0)
     }
+}
+
+/// A matrix built on first use, once, whichever thread asks first.
+final class LazyMatrix: Sendable {
+    private let state: Mutex<PackedMatrix?>
+    private let make: @Sendable () -> PackedMatrix
+
+    init(_ ready: PackedMatrix) { state = Mutex(ready); make = { ready } }
+    init(_ make: @escaping @Sendable () -> PackedMatrix) { state = Mutex(nil); self.make = make }
+
+    var value: PackedMatrix { state.withLock { m in if m == nil { m = make() }; return m! } }
+    /// The matrix if it has been built (no building).
+    var built: PackedMatrix? { state.withLock { $0 } }
 }
