@@ -236,6 +236,42 @@ final class TrainingFaultTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: kept))
     }
 
+    func testSkipPolicyStopsAfterTooManyNonFiniteStepsInARow() throws {
+        var s = settings("diverged", policy: .skip, inject: [2, 3, 4, 5])
+        s.maxConsecutiveNonFinite = 3
+        let t = try GRLTrainer(settings: s)
+        var seen: [Int] = []
+        XCTAssertThrowsError(try t.run { seen.append($0.step); return true }) {
+            XCTAssertTrue("\($0)".contains("3 non-finite steps in a row (max_consecutive_nonfinite: 3)"), "\($0)")
+        }
+        XCTAssertEqual(seen, [1, 2, 3, 4], "stops at the third non-finite step in a row")
+        XCTAssertEqual(try logLines(s).compactMap { $0["action"] as? String }, ["skipped", "skipped", "stopped"])
+        let (_, params) = try checkpoint(s)   // the checkpoint holds step 1's parameters, finite
+        var one = settings("one", policy: .skip)
+        one.maxSteps = 1
+        let first = try GRLTrainer(settings: one)
+        try first.run()
+        XCTAssertEqual(params, TrainingSession.parameters(first.session.model))
+
+        // Two in a row stay under the cap; 0 disables it.
+        s = settings("under-cap", policy: .skip, inject: [2, 3])
+        s.maxConsecutiveNonFinite = 3
+        XCTAssertEqual(try GRLTrainer(settings: s).run().count, 6)
+        s = settings("no-cap", policy: .skip, inject: [1, 2, 3, 4, 5, 6])
+        s.maxConsecutiveNonFinite = 0
+        XCTAssertEqual(try GRLTrainer(settings: s).run().count, 6)
+    }
+
+    func testAnInstructionThatFillsMaxSeqLengthIsRefused() throws {
+        var s = settings("long-instruction", policy: .stop)
+        s.maxSeqLength = 8
+        XCTAssertThrowsError(try GRLTrainer(settings: s)) {
+            XCTAssertTrue("\($0)".contains("the instruction takes") && "\($0)".contains("of the 8 tokens of max_seq_length"), "\($0)")
+        }
+        s.maxSeqLength = 64
+        XCTAssertNoThrow(try GRLTrainer(settings: s))
+    }
+
     func testConfigKeys() throws {
         let head = "data:\n  - file: x.jsonl\n    instruction: i\n"
         XCTAssertEqual(try TrainConfig.parse(yaml: head).nonfinitePolicy, .stop)
@@ -248,6 +284,9 @@ final class TrainingFaultTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("stop or skip"), "\($0)")
         }
         XCTAssertThrowsError(try TrainConfig.parse(yaml: head + "inject_nonfinite_steps: [0]\n"))
+        XCTAssertEqual(try TrainConfig.parse(yaml: head).maxConsecutiveNonFinite, 10)
+        XCTAssertEqual(try GRLRunSettings(config: TrainConfig.parse(yaml: head + "max_consecutive_nonfinite: 0\n")).maxConsecutiveNonFinite, 0)
+        XCTAssertThrowsError(try TrainConfig.parse(yaml: head + "max_consecutive_nonfinite: -1\n"))
         let s = try GRLRunSettings(config: c)
         XCTAssertEqual(s.nonfinitePolicy, .skip)
         XCTAssertEqual(s.injectNonFiniteSteps, [3, 5])

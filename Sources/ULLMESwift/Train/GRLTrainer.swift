@@ -32,6 +32,7 @@ public struct GRLRunSettings: Sendable {
     public var dropLast = false              // drop leftover partial batches (strictly single-dataset batches)
     public var sampleWithReplacement = false // fill pos/neg per sample with replacement instead of the batch minimum
     public var nonfinitePolicy = NonFinitePolicy.stop
+    public var maxConsecutiveNonFinite = 10     // skip policy: stop after this many non-finite steps in a row (0: never)
     public var injectNonFiniteSteps: Set<Int> = []  // testing hook: steps (1-based) given a NaN loss and gradient
     public var activationCheckpointing = false // recompute each layer's activations in backward (less memory)
     /// The frozen base's weights when the trainer loads the model; nil: stored for a .gguf file (QLoRA-style:
@@ -56,7 +57,8 @@ public struct GRLRunSettings: Sendable {
         pooling = c.pooling; attention = c.attention
         checkpointInterval = c.checkpointInterval; skipMalformedLines = c.skipMalformedLines
         dropLast = c.dropLast; sampleWithReplacement = c.sampleWithReplacement
-        nonfinitePolicy = c.nonfinitePolicy; injectNonFiniteSteps = Set(c.injectNonFiniteSteps)
+        nonfinitePolicy = c.nonfinitePolicy; maxConsecutiveNonFinite = c.maxConsecutiveNonFinite
+        injectNonFiniteSteps = Set(c.injectNonFiniteSteps)
         activationCheckpointing = c.activationCheckpointing
         weightStorage = c.weightStorage
         guard let kind = ContrastiveLossKind(referenceName: c.lossType) else {
@@ -149,6 +151,17 @@ public final class GRLTrainer {
                                 alignmentInstruction: $0.alignmentInstruction,
                                 malformed: settings.skipMalformedLines ? .skip : .fail)
         }
+        // An instruction that fills max_seq_length cuts every text away: all sequences of a data set would be
+        // identical and the contrastive loss would have no gradient. Refuse the run instead of training on nothing.
+        let limit = min(settings.maxSeqLength, model.config.maxPositions)
+        for d in settings.data {
+            let prefix = GRLTextFormat.training(instruction: d.instruction, text: "")
+            let n = try model.promptTokens(Array(prefix.utf8), maxLength: Int.max / 2).ids.count
+            if n >= limit {
+                throw ULLMEError.argument("\(d.path): the instruction takes \(n) of the \(limit) tokens of max_seq_length, so every "
+                                          + "text would be truncated away; shorten the instruction or raise max_seq_length")
+            }
+        }
         sampler = try GRLBatchSampler(datasets: datasets, batchSize: settings.batchSize, posPerSample: settings.posPerSample,
                                       negPerSample: settings.negPerSample, seed: settings.seed,
                                       leftovers: settings.dropLast ? .drop : .mix,
@@ -224,6 +237,7 @@ public final class GRLTrainer {
         }
         defer { if let logFile { fclose(logFile) } }
         var checkpointStep = session.step  // the step of the checkpoint on disk (or the one resumed from)
+        var nonFiniteRun = 0               // non-finite steps in a row
         while session.step < totalSteps {
             let step = session.step
             let epoch = step / sampler.stepsPerEpoch
@@ -243,11 +257,14 @@ public final class GRLTrainer {
                 lossIsFinite = bad[0] == 0
             }
             let outcome = session.optimizerStep(lossIsFinite: lossIsFinite, advanceWhenSkipped: settings.nonfinitePolicy == .skip)
+            nonFiniteRun = outcome.nonFinite == nil ? 0 : nonFiniteRun + 1
+            let cap = settings.maxConsecutiveNonFinite
+            let tooManySkipped = settings.nonfinitePolicy == .skip && cap > 0 && nonFiniteRun >= cap
             var record = GRLLogRecord(step: step + 1, totalSteps: totalSteps, epoch: epoch, losses: losses,
                                       learningRate: outcome.learningRate, gradNorm: outcome.gradNorm,
                                       seconds: monotonicSeconds() - start)
             record.nonFinite = outcome.nonFinite
-            record.policy = settings.nonfinitePolicy
+            record.policy = tooManySkipped ? .stop : settings.nonfinitePolicy
             records.append(record)
             if let logFile, fputs(record.json + "\n", logFile) < 0 || fflush(logFile) != 0 {
                 let e = errno
@@ -262,15 +279,17 @@ public final class GRLTrainer {
                 try world.allreduceSum(&stop)
                 keepGoing = stop[0] == 0
             }
-            if outcome.nonFinite != nil && settings.nonfinitePolicy == .stop {
-                // session.step did not advance: the state is the one after step `step`, the last good one.
+            if outcome.nonFinite != nil && (settings.nonfinitePolicy == .stop || tooManySkipped) {
+                // The parameters are the last good ones (under stop session.step did not advance either).
                 if session.step > checkpointStep {
                     if isWriter { try saveCheckpoint() }
                     checkpointStep = session.step
                 }
                 if let world { var sync = [0.0]; try world.allreduceSum(&sync) }  // the writer's checkpoint first
-                throw ULLMEError.state("\(record.nonFiniteDescription!); the checkpoint \(checkpointPath) holds step \(checkpointStep) "
-                                       + "(set nonfinite_policy: skip to skip such steps)")
+                let why = tooManySkipped ? "; \(nonFiniteRun) non-finite steps in a row (max_consecutive_nonfinite: \(cap)), the run has diverged" : ""
+                throw ULLMEError.state("\(record.nonFiniteDescription!)\(why); the checkpoint \(checkpointPath) holds step \(checkpointStep) "
+                                       + (tooManySkipped ? "(lower the learning rate, or raise max_consecutive_nonfinite)"
+                                                         : "(set nonfinite_policy: skip to skip such steps)"))
             }
             let interval = settings.checkpointInterval
             if !keepGoing || (interval > 0 && session.step % interval == 0) || session.step == totalSteps {

@@ -70,6 +70,9 @@ import FoundationEssentials
 //                             on), AdamW's moments and step count are untouched, the run continues.
 //                             The step is logged either way (log.jsonl "nonfinite", C log record,
 //                             Python callback, CLI stderr line).
+//   max_consecutive_nonfinite under nonfinite_policy: skip, the run stops (as under stop) when this many
+//                             steps in a row were non-finite: a diverged run should not burn its budget
+//                             skipping every step. 0 = never stop   (10)
 //   inject_nonfinite_steps    testing hook: list of steps (1-based) whose loss and one gradient are
 //                             replaced by NaN, to exercise nonfinite_policy   ([])
 //   activation_checkpointing  (a reference key, which it passes to its GPU trainer; phi.yaml: true) keep
@@ -122,6 +125,7 @@ public struct TrainConfig: Sendable, Equatable {
     public var klWeight: Double = 1
     public var gcReferenceWeighting: Bool = false
     public var nonfinitePolicy: NonFinitePolicy = .stop
+    public var maxConsecutiveNonFinite = 10
     public var injectNonFiniteSteps: [Int] = []
     public var activationCheckpointing: Bool = false
     /// nil: auto (stored for a .gguf base, dense otherwise).
@@ -212,6 +216,7 @@ public struct TrainConfig: Sendable, Equatable {
             guard let p = NonFinitePolicy(rawValue: v) else { throw r.typeError(e, "stop or skip") }
             c.nonfinitePolicy = p
         }
+        if let v = try r.int(["max_consecutive_nonfinite"], min: 0) { c.maxConsecutiveNonFinite = v }
         if let e = try r.take(["inject_nonfinite_steps"]) {
             if e.value.isNull { c.injectNonFiniteSteps = [] }
             else if e.value.int != nil { c.injectNonFiniteSteps = [try r.intValue(e, min: 1, expected: "a step >= 1 or a list of them")] }
