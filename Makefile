@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-c test-go test-mpi bench bench-train bench-storage install clean
+.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-c test-go test-mpi bench bench-train bench-grl bench-storage install clean
 
 all: lib
 
@@ -95,6 +95,11 @@ bench:
 # LoRA training steps: libullme (dense, stored, checkpointed) vs PyTorch + PEFT (needs torch, transformers, peft).
 bench-train:
 	python3 bench/bench_train.py
+
+# One GRL step (CL + DPO + KL with GradCache): libullme (`ullme.train`) vs a PyTorch + PEFT re-implementation of the
+# reference's GradCache step (needs torch, transformers, peft, pytorch-metric-learning). Batch: `make wordnet-data`.
+bench-grl:
+	python3 bench/bench_grl.py
 
 # Dense vs stored (QLoRA-style) base weights: memory and inference speed.
 bench-storage:
