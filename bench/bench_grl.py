@@ -159,15 +159,12 @@ cl_weight: {cl_weight}
 gen_weight: {gen_weight}
 kl_weight: {kl_weight}
 weight_storage: {storage}
+threads: {threads}
 """
 
 
 def worker_ullme(job):
     import ullme
-    threads = job["threads"]
-    # ullme.train has no thread setting (the CLI's --threads): loading any model with n_threads sets the
-    # process-wide count of our compute threads (ComputeThreads), which the trainer's model then uses.
-    ullme.Model(job["model"], weights="stored", threads=threads).close()
     storage = "dense" if job["engine"] == "ullme-dense" else "stored"
     with tempfile.TemporaryDirectory(prefix="bench-grl-") as tmp:
         data = Path(tmp) / "batch.jsonl"
@@ -179,7 +176,7 @@ def worker_ullme(job):
                                    instruction=json.dumps(INSTRUCTION), out=json.dumps(str(Path(tmp) / "run")),
                                    max_len=job["max_len"], P=CFG["pos_per_sample"], N=CFG["neg_per_sample"],
                                    B=len(job["examples"]), chunk=job["chunk"], epochs=job["steps"] + 1,
-                                   storage=storage, **{k: v for k, v in CFG.items()
+                                   storage=storage, threads=job["threads"], **{k: v for k, v in CFG.items()
                                                        if k not in ("pos_per_sample", "neg_per_sample")}))
         walls, last = [], [time.perf_counter()]
 

@@ -7,9 +7,9 @@ func runTrain(_ args: Arguments) throws {
     guard let path = args.positional.first else { throw CLIError(message: "train needs a config file: ullme train CONFIG.yaml") }
     let config = try TrainConfig.load(path: path)
     for w in config.warnings { fputs("ullme: config warning: \(w)\n", stderr) }
-    let settings = try GRLRunSettings(config: config)
+    var settings = try GRLRunSettings(config: config)
     if settings.modelPath == DefaultModel.path, !DefaultModel.isPresent { try fetchDefaultModel() }
-    if let threads = args.value("--threads"), let n = Int(threads), n >= 1 { setBLASThreads(n) }
+    if let threads = args.value("--threads"), let n = Int(threads), n >= 1 { settings.threads = n }  // over the YAML's
     let trainer = try GRLTrainer(settings: settings)
     // Under mpirun (data-parallel, Train/DataParallel.swift) every rank runs this; rank 0 alone talks and writes.
     let writer = trainer.isWriter

@@ -287,6 +287,8 @@ final class TrainingFaultTests: XCTestCase {
         XCTAssertEqual(try TrainConfig.parse(yaml: head).maxConsecutiveNonFinite, 10)
         XCTAssertEqual(try GRLRunSettings(config: TrainConfig.parse(yaml: head + "max_consecutive_nonfinite: 0\n")).maxConsecutiveNonFinite, 0)
         XCTAssertThrowsError(try TrainConfig.parse(yaml: head + "max_consecutive_nonfinite: -1\n"))
+        XCTAssertEqual(try GRLRunSettings(config: TrainConfig.parse(yaml: head + "threads: 3\n")).threads, 3)
+        XCTAssertThrowsError(try TrainConfig.parse(yaml: head + "threads: -2\n"))
         let s = try GRLRunSettings(config: c)
         XCTAssertEqual(s.nonfinitePolicy, .skip)
         XCTAssertEqual(s.injectNonFiniteSteps, [3, 5])

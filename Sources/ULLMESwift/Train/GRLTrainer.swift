@@ -34,6 +34,7 @@ public struct GRLRunSettings: Sendable {
     public var nonfinitePolicy = NonFinitePolicy.stop
     public var maxConsecutiveNonFinite = 10     // skip policy: stop after this many non-finite steps in a row (0: never)
     public var injectNonFiniteSteps: Set<Int> = []  // testing hook: steps (1-based) given a NaN loss and gradient
+    public var threads = 0                      // compute threads (0: every online core)
     public var activationCheckpointing = false // recompute each layer's activations in backward (less memory)
     /// The frozen base's weights when the trainer loads the model; nil: stored for a .gguf file (QLoRA-style:
     /// the quantised rows, no float32 copy), dense otherwise.
@@ -59,7 +60,7 @@ public struct GRLRunSettings: Sendable {
         dropLast = c.dropLast; sampleWithReplacement = c.sampleWithReplacement
         nonfinitePolicy = c.nonfinitePolicy; maxConsecutiveNonFinite = c.maxConsecutiveNonFinite
         injectNonFiniteSteps = Set(c.injectNonFiniteSteps)
-        activationCheckpointing = c.activationCheckpointing
+        activationCheckpointing = c.activationCheckpointing; threads = c.threads
         weightStorage = c.weightStorage
         guard let kind = ContrastiveLossKind(referenceName: c.lossType) else {
             throw ULLMEError.argument("config: loss_type \"\(c.lossType)\" (expected NTXentLoss or SupConLoss)")
@@ -141,6 +142,7 @@ public final class GRLTrainer {
     public init(settings: GRLRunSettings, model: Model? = nil) throws {
         self.settings = settings
         world = try DataParallel.current()
+        if settings.threads > 0 { setBLASThreads(settings.threads) }
         let model = try model ?? Model.load(path: settings.modelPath, storage: settings.weightStorage
                                                 ?? (settings.modelPath.hasSuffix(".gguf") ? .stored : .dense))
         self.model = model

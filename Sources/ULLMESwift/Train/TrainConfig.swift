@@ -75,6 +75,8 @@ import FoundationEssentials
 //                             skipping every step. 0 = never stop   (10)
 //   inject_nonfinite_steps    testing hook: list of steps (1-based) whose loss and one gradient are
 //                             replaced by NaN, to exercise nonfinite_policy   ([])
+//   threads                   compute threads of the run (0 = every online core; the CLI's --threads
+//                             overrides it)   (0)
 //   activation_checkpointing  (a reference key, which it passes to its GPU trainer; phi.yaml: true) keep
 //                             only each layer's input in forward and recompute the layer's activations
 //                             in backward (llm.c style; alias: HF's gradient_checkpointing): much less
@@ -128,6 +130,7 @@ public struct TrainConfig: Sendable, Equatable {
     public var maxConsecutiveNonFinite = 10
     public var injectNonFiniteSteps: [Int] = []
     public var activationCheckpointing: Bool = false
+    public var threads = 0
     /// nil: auto (stored for a .gguf base, dense otherwise).
     public var weightStorage: WeightStorage? = nil
 
@@ -231,6 +234,7 @@ public struct TrainConfig: Sendable, Equatable {
             }
         }
         if let v = try r.bool(["activation_checkpointing", "gradient_checkpointing"]) { c.activationCheckpointing = v }
+        if let v = try r.int(["threads"], min: 0) { c.threads = v }
         if let (v, e) = try r.stringWithEntry(["weight_storage"]) {
             if v == "auto" { c.weightStorage = nil }
             else if let s = WeightStorage(rawValue: v) { c.weightStorage = s }
