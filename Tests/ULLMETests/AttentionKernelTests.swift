@@ -112,3 +112,28 @@ final class AttentionKernelTests: XCTestCase {
         }
     }
 }
+
+/// cullme_dropout_mask is KeyedRandom.uniform's stream, bit for bit, on every path.
+final class DropoutMaskTests: XCTestCase {
+    override func tearDown() {
+        cullme_gemm_force_path(nil)
+        super.tearDown()
+    }
+
+    func testMaskIsTheKeyedStreamOnEveryPath() {
+        for path in GemmTests.supportedPaths() {
+            cullme_gemm_force_path(path)
+            for (seed, first, n) in [(1, 0, 1), (7, 13, 37), (99, 5_000_000_003, 1000)] as [(UInt64, UInt64, Int)] {
+                let rng = KeyedRandom(seed: seed, step: 3, example: 2, layer: 5, site: RandomSite(module: 1))
+                var out = [Float](repeating: .nan, count: n)
+                cullme_dropout_mask(rng.key, first, Int64(n), 0.1, 1 / 0.9, &out)
+                let want = (0..<n).map { rng.uniform(first + UInt64($0)) >= 0.1 ? 1 / Float(0.9) : 0 }
+                XCTAssertEqual(out, want, "path \(path), n \(n)")
+            }
+        }
+        // About a tenth dropped.
+        let adapter = LoRAAdapter(inFeatures: 64, outFeatures: 8, rank: 2, dropout: 0.1, init: KeyedRandom(rawKey: 1))
+        let m = adapter.dropoutMask(KeyedRandom(rawKey: 42), T: 100, tokenOffset: 3)!
+        XCTAssertEqual(Double(m.filter { $0 == 0 }.count) / Double(m.count), 0.1, accuracy: 0.01)
+    }
+}

@@ -39,11 +39,11 @@ public struct LoRAAdapter: Sendable {
     public func dropoutMask(_ rng: KeyedRandom, T: Int, tokenOffset: Int = 0) -> [Float]? {
         guard dropout > 0 else { return nil }
         let keep = 1 / (1 - dropout), n = inFeatures
-        var m = [Float](repeating: 0, count: T * n)
-        for t in 0..<T { for i in 0..<n {
-            if rng.uniform(UInt64((tokenOffset + t) * n + i)) >= dropout { m[t * n + i] = keep }
-        } }
-        return m
+        // Element (t, i) takes counter (tokenOffset + t) · n + i: one contiguous run of counters.
+        return [Float](unsafeUninitializedCapacity: T * n) { m, count in
+            cullme_dropout_mask(rng.key, UInt64(tokenOffset * n), Int64(T * n), dropout, keep, m.baseAddress)
+            count = T * n
+        }
     }
 
     /// What backward needs: the (dropped-out) LoRA input and its rank-r projection.
