@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-c test-go test-mpi bench bench-train bench-grl bench-storage install clean
+.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-c test-go test-mpi bench bench-all bench-peak bench-train bench-grl bench-storage install clean
 
 all: lib
 
@@ -100,6 +100,14 @@ bench-train:
 # reference's GradCache step (needs torch, transformers, peft, pytorch-metric-learning). Batch: `make wordnet-data`.
 bench-grl:
 	python3 bench/bench_grl.py
+
+# Every comparison of issue 8 in one run (peak, embedding, scaling + plot, GRL step): bench/results/run-*/summary.md.
+bench-all: lib
+	python3 bench/bench_all.py
+
+# Peak FP32 / BF16 arithmetic rate of one core (the roofline of bench/README.md).
+bench-peak:
+	cc -O2 bench/peak_flops.c -o $(BUILD)/peak_flops && $(BUILD)/peak_flops
 
 # Dense vs stored (QLoRA-style) base weights: memory and inference speed.
 bench-storage:
