@@ -99,13 +99,13 @@ typedef enum {
     ULLME_PRECISION_BF16 = 2     /* opt-in fast mode: the attention output, MLP and LM-head weights rounded
                                   * to bfloat16 at load (half their memory) and their inputs rounded to
                                   * bfloat16, products by AVX512_BF16 (VDPBF16PS, float32 sums): twice the
-                                  * kernel throughput; Q/K/V projections stay float32. Embeddings of the
-                                  * SmolLM2 parity texts stay within cosine 0.999 of transformers', but very
-                                  * short texts in bidirectional mode can move more (any bf16 rounding of the
-                                  * weights does that there). Where the CPU has no AVX512_BF16,
-                                  * and for ULLME_WEIGHTS_STORED, the exact kernels run instead:
-                                  * ullme_model_precision_path says which. Still batch-invariant. A trainer
-                                  * refuses such a model (ULLME_E_STATE). */
+                                  * kernel throughput; Q/K/V projections and the first fifth of the layers
+                                  * stay float32. Embeddings of the SmolLM2 parity texts stay within cosine
+                                  * 0.9999 of transformers', but very short texts in bidirectional mode can
+                                  * move more (any bf16 rounding of the weights does that there). Where the
+                                  * CPU has no AVX512_BF16, and for ULLME_WEIGHTS_STORED, the exact kernels
+                                  * run instead: ullme_model_precision_path says which. Still
+                                  * batch-invariant. A trainer refuses such a model (ULLME_E_STATE). */
 } ullme_precision;
 
 /* Parse "mean" | "weightedmean" | "cls" | "lasttoken"; ULLME_E_ARG with a message otherwise. */

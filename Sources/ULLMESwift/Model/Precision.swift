@@ -8,7 +8,8 @@ public enum Precision: String, Sendable {
     case exact
     /// Opt-in fast mode: the attention output, MLP and LM-head weights rounded to bfloat16 and packed at
     /// load, their products by AVX512_BF16's VDPBF16PS (twice the FP32 FMA rate) with float32 sums, inputs
-    /// rounded to bfloat16 as they enter; Q/K/V stay float32 (the softmax amplifies their errors). Where
+    /// rounded to bfloat16 as they enter; Q/K/V (the softmax amplifies their errors) and the first fifth of
+    /// the layers (every later layer amplifies theirs) stay float32. Where
     /// the CPU lacks AVX512_BF16, and for stored weights, the model runs the exact kernels and `path` says so.
     case bf16
 
