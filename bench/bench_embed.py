@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """Embedding throughput of libullme vs Hugging Face transformers vs llama-cpp-python, same run.
 
-    python3 bench/bench_embed.py [--threads 2] [--n 256] [--tokens 128] [--engines ullme,hf,llamacpp]
+    python3 bench/bench_embed.py [--threads 2] [--n 256] [--tokens 128] [--engines ullme,ullme-bf16,hf,llamacpp]
 
 256 passages of ~128 tokens of real English text (paragraphs of /usr/share/common-licenses/*, files
 in sorted order, then /usr/share/doc/*/copyright; paragraphs of >= 60 words, deduplicated, cut to
 --tokens tokens with the model's tokenizer) are embedded with SmolLM2-135M-Instruct.Q4_1.gguf by
   ullme     the Python binding (bidirectional attention, mean pooling, batch 32)
+  ullme-bf16  the same with Model(precision="bf16") (AVX512_BF16 products; its path is recorded, and
+            on a CPU without AVX512_BF16 it says it ran the exact kernels)
   hf        transformers, the same GGUF dequantised to float32, torch.set_num_threads(N), batch 32,
             right padding, 4-D bidirectional mask, mean over real tokens
   llamacpp  llama-cpp-python, Llama(embedding=True, pooling_type=1 (mean), n_threads=N, n_batch=512);
             note llama.cpp runs llama models with causal attention even for embeddings
 all with the same thread count. Prints tokens/s (real tokens, no padding) and ratios, the median latency
-of one 17-token query, and writes bench/results/embed-<date>.json.
+of one 17-token query, the mean and minimum per-vector cosine between engines (ullme-bf16~hf is issue 8's
+accuracy figure), and writes bench/results/embed-<date>.json.
 """
 import argparse
 import datetime
@@ -24,6 +27,7 @@ import re
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -84,9 +88,9 @@ def latency(fn, reps=10):
     return statistics.median(ts) * 1e3
 
 
-def bench_ullme(model, texts, query, threads, batch):
+def bench_ullme(model, texts, query, threads, batch, precision="exact"):
     import ullme
-    m = ullme.Model(str(model), threads=threads, batch_size=batch)
+    m = ullme.Model(str(model), threads=threads, batch_size=batch, precision=precision)
     m.encode(texts[:batch])  # warm-up
     t = time.perf_counter()
     e = m.encode(texts, batch_size=batch)
@@ -94,7 +98,8 @@ def bench_ullme(model, texts, query, threads, batch):
     ntok = m.last_stats["n_tokens"]
     lat = latency(lambda: m.encode(query))
     qtok = m.last_stats["n_tokens"]
-    info = {"library_version": ullme.library_version(), "library_path": ullme.library_path()}
+    info = {"library_version": ullme.library_version(), "library_path": ullme.library_path(),
+            "precision": precision, "precision_path": m.precision_path}
     m.close()
     return dict(tokens=ntok, seconds=dt, tokens_per_s=ntok / dt, query_tokens=qtok, query_latency_ms=lat, **info), e
 
@@ -171,7 +176,7 @@ def main():
     ap.add_argument("--n", type=int, default=256, help="passages")
     ap.add_argument("--tokens", type=int, default=128, help="tokens per passage")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--engines", default="ullme,hf,llamacpp")
+    ap.add_argument("--engines", default="ullme,ullme-bf16,hf,llamacpp")
     ap.add_argument("--model", type=Path, default=default_model())
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
@@ -182,29 +187,35 @@ def main():
     query = query_text(tok)
     print(f"{len(texts)} passages x ~{args.tokens} tokens, {args.threads} threads, batch {args.batch}, "
           f"query {len(tok(query)['input_ids'])} tokens; {cpu_name()}", flush=True)
-    runners = {"ullme": bench_ullme, "hf": bench_hf, "llamacpp": bench_llamacpp}
+    runners = {"ullme": bench_ullme, "ullme-bf16": partial(bench_ullme, precision="bf16"), "hf": bench_hf,
+               "llamacpp": bench_llamacpp}
     results, embs = {}, {}
     for name in args.engines.split(","):
         try:
             r, e = runners[name](args.model, texts, query, args.threads, args.batch)
             results[name], embs[name] = r, e
-            print(f"  {name:9s} {r['tokens_per_s']:9.1f} tokens/s  ({r['tokens']} tokens in {r['seconds']:.2f} s)"
-                  f"   query latency {r['query_latency_ms']:.1f} ms ({r['query_tokens']} tokens)", flush=True)
+            print(f"  {name:10s} {r['tokens_per_s']:9.1f} tokens/s  ({r['tokens']} tokens in {r['seconds']:.2f} s)"
+                  f"   query latency {r['query_latency_ms']:.1f} ms ({r['query_tokens']} tokens)"
+                  + (f"   path {r['precision_path']}" if "precision_path" in r else ""), flush=True)
         except Exception as ex:  # keep going: report which engine failed and why
             results[name] = {"error": f"{type(ex).__name__}: {ex}"}
             print(f"  {name:9s} FAILED: {type(ex).__name__}: {ex}", flush=True)
     ratios = {}
-    if "tokens_per_s" in results.get("ullme", {}):
-        for other in ("hf", "llamacpp"):
-            if "tokens_per_s" in results.get(other, {}):
-                ratios[f"ullme/{other} throughput"] = results["ullme"]["tokens_per_s"] / results[other]["tokens_per_s"]
-                ratios[f"{other}/ullme query latency"] = results[other]["query_latency_ms"] / results["ullme"]["query_latency_ms"]
+    for ours in ("ullme", "ullme-bf16"):
+        if "tokens_per_s" not in results.get(ours, {}):
+            continue
+        for other in ("ullme", "hf", "llamacpp"):
+            if other != ours and "tokens_per_s" in results.get(other, {}):
+                ratios[f"{ours}/{other} throughput"] = results[ours]["tokens_per_s"] / results[other]["tokens_per_s"]
+                ratios[f"{other}/{ours} query latency"] = results[other]["query_latency_ms"] / results[ours]["query_latency_ms"]
     agreement = {}
-    for a, b in (("ullme", "hf"), ("ullme", "llamacpp"), ("hf", "llamacpp")):
+    for a, b in (("ullme", "hf"), ("ullme-bf16", "hf"), ("ullme-bf16", "ullme"), ("ullme", "llamacpp"), ("hf", "llamacpp")):
         if a in embs and b in embs and embs[a].shape == embs[b].shape:
-            agreement[f"{a}~{b} mean cosine"] = float(np.mean(np.sum(embs[a] * embs[b], axis=1)))
+            cos = np.sum(embs[a] * embs[b], axis=1)
+            agreement[f"{a}~{b} mean cosine"] = float(np.mean(cos))
+            agreement[f"{a}~{b} min cosine"] = float(np.min(cos))
     for k, v in {**ratios, **agreement}.items():
-        print(f"  {k}: {v:.3f}")
+        print(f"  {k}: {v:.6f}" if "cosine" in k else f"  {k}: {v:.3f}")
     date = datetime.datetime.now().strftime("%Y-%m-%d")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"embed-{date}.json"

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Scaling of embedding throughput and latency with sequence length, batch size and threads:
-libullme vs Hugging Face transformers vs llama-cpp-python, same texts, same run.
+libullme (exact, and bf16 as ullme-bf16) vs Hugging Face transformers vs llama-cpp-python, same texts, same run.
 
     python3 bench/bench_scaling.py [--threads 1,2] [--lengths 32,64,128,256,512,1024,2048]
-                                   [--batches 1,8,32,128] [--budget 4096] [--engines ullme,hf,llamacpp]
+                                   [--batches 1,8,32,128] [--budget 4096]
+                                   [--engines ullme,ullme-bf16,hf,llamacpp]
 
 Sequence sweep: texts of exactly L tokens (a stream of real English text, the same source as
 bench_embed.py, cut into L-token pieces), about --budget tokens per point, batch min(32, 8192 / L).
 Batch sweep: 128 texts of 128 tokens at each batch size. Each point reports tokens/s and the latency
 of one batch (median of the timed batches); llama.cpp holds n_ctx = max(L) + 64 and n_batch = 2048
-(its whole context per ubatch, so it runs long texts in one pass). Writes
+(its whole context per ubatch, so it runs long texts in one pass). At every length the embeddings of the
+first batch's first 8 texts give the min cosine of ullme and ullme-bf16 to transformers. Writes
 bench/results/scaling-<date>.json and bench/results/scaling-<date>.png (throughput vs sequence length).
 """
 import argparse
@@ -57,9 +59,11 @@ class Engine:
 
     def __init__(self, name, model, threads, max_len):
         self.name = name
-        if name == "ullme":
+        if name in ("ullme", "ullme-bf16"):
             import ullme
-            self.m = ullme.Model(str(model), threads=threads, max_length=max_len + 8)
+            self.m = ullme.Model(str(model), threads=threads, max_length=max_len + 8,
+                                 precision="bf16" if name == "ullme-bf16" else "exact")
+            self.path = self.m.precision_path
         elif name == "hf":
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -77,10 +81,10 @@ class Engine:
         else:
             raise SystemExit(f"unknown engine {name}")
 
-    def _one_batch(self, batch):
-        if self.name == "ullme":
-            self.m.encode(batch, batch_size=len(batch))
-            return self.m.last_stats["n_tokens"]
+    def _one_batch(self, batch, want=False):
+        if self.name in ("ullme", "ullme-bf16"):
+            e = self.m.encode(batch, batch_size=len(batch))
+            return (self.m.last_stats["n_tokens"], e) if want else self.m.last_stats["n_tokens"]
         if self.name == "hf":
             torch = self.torch
             b = self.tok(batch, padding=True, return_tensors="pt")
@@ -90,10 +94,11 @@ class Engine:
             with torch.inference_mode():
                 h = self.base(input_ids=b["input_ids"], attention_mask=mask).last_hidden_state
                 m = attn[..., None].float()
-                torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
-            return int(attn.sum())
+                e = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+            return (int(attn.sum()), e.numpy()) if want else int(attn.sum())
         self.m.embed(batch, normalize=True)
-        return sum(len(self.m.tokenize(t.encode("utf-8"), add_bos=True, special=False)) for t in batch)
+        n = sum(len(self.m.tokenize(t.encode("utf-8"), add_bos=True, special=False)) for t in batch)
+        return (n, None) if want else n  # llama.cpp's vectors are causal: not compared
 
     def run(self, texts, batch):
         self._one_batch(texts[:batch])  # warm-up
@@ -101,12 +106,16 @@ class Engine:
         t0 = time.perf_counter()
         for i in range(0, len(texts), batch):
             t = time.perf_counter()
-            ntok += self._one_batch(texts[i:i + batch])
+            if i == 0:  # keep the first batch's embeddings for the agreement check
+                n, self.first = self._one_batch(texts[:batch], want=True)
+            else:
+                n = self._one_batch(texts[i:i + batch])
+            ntok += n
             times.append(time.perf_counter() - t)
         return ntok, time.perf_counter() - t0, statistics.median(times) * 1e3
 
     def close(self):
-        if self.name in ("ullme", "llamacpp"):
+        if self.name in ("ullme", "ullme-bf16", "llamacpp"):
             self.m.close()
 
 
@@ -116,7 +125,7 @@ def main():
     ap.add_argument("--lengths", default="32,64,128,256,512,1024,2048")
     ap.add_argument("--batches", default="1,8,32,128")
     ap.add_argument("--budget", type=int, default=4096, help="tokens per sequence-sweep point")
-    ap.add_argument("--engines", default="ullme,hf,llamacpp")
+    ap.add_argument("--engines", default="ullme,ullme-bf16,hf,llamacpp")
     ap.add_argument("--model", type=Path, default=be.default_model())
     ap.add_argument("--out", type=Path, default=HERE / "results")
     a = ap.parse_args()
@@ -127,14 +136,20 @@ def main():
     stream = token_stream(tok, max(max(lengths) * max(2, a.budget // max(lengths) + 1), 128 * 129, a.budget * 2))
     print(f"{be.cpu_name()}; engines {a.engines}; threads {threads}", flush=True)
 
-    rows = []
+    rows, embs, paths = [], {}, {}
     for th in threads:
         for name in a.engines.split(","):
             eng = Engine(name, a.model, th, max(lengths + [128]))
+            if hasattr(eng, "path"):
+                paths[name] = eng.path
+                print(f"  {name}: path {eng.path}", flush=True)
             for L in lengths:
                 n = max(2, a.budget // L)
                 batch = max(1, min(32, 8192 // L, n))
-                ntok, sec, ms = eng.run(texts_of(tok, stream, L, n), batch)
+                texts = texts_of(tok, stream, L, n)
+                ntok, sec, ms = eng.run(texts, batch)
+                if th == threads[0] and eng.first is not None:
+                    embs[(name, L)] = eng.first[:8]
                 rows.append(dict(sweep="length", engine=name, threads=th, length=L, batch=batch, texts=n,
                                  tokens=ntok, seconds=sec, tokens_per_s=ntok / sec, batch_ms=ms))
                 print(f"  {name:9s} t={th} L={L:5d} batch={batch:3d}  {ntok / sec:8.1f} tok/s  batch {ms:8.1f} ms", flush=True)
@@ -146,12 +161,23 @@ def main():
                 print(f"  {name:9s} t={th} L=  128 batch={b:3d}  {ntok / sec:8.1f} tok/s  batch {ms:8.1f} ms", flush=True)
             eng.close()
 
+    agreement = []  # per length: min cosine over the first 8 texts of each ullme engine to transformers
+    for name in ("ullme", "ullme-bf16"):
+        for L in lengths:
+            x, y = embs.get((name, L)), embs.get(("hf", L))
+            if x is not None and y is not None:
+                agreement.append(dict(engine=name, length=L, texts=len(x), min_cosine_to_hf=float(np.min(np.sum(x * y, axis=1)))))
     date = datetime.datetime.now().strftime("%Y-%m-%d")
     a.out.mkdir(parents=True, exist_ok=True)
     out = a.out / f"scaling-{date}"
     json.dump({"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": be.cpu_name(),
-               "nproc": os.cpu_count(), "model": a.model.name, "rows": rows}, open(f"{out}.json", "w"), indent=1)
+               "nproc": os.cpu_count(), "model": a.model.name, "precision_paths": paths, "rows": rows,
+               "agreement": agreement}, open(f"{out}.json", "w"), indent=1)
     print_table(rows)
+    if agreement:
+        print("\nmin cosine to transformers (first 8 texts per length)")
+        for g in agreement:
+            print(f"  {g['engine']:10s} L={g['length']:5d}  {g['min_cosine_to_hf']:.6f}")
     plot(rows, f"{out}.png", be.cpu_name())
     print(f"wrote {out}.json and {out}.png")
 
@@ -182,7 +208,7 @@ def plot(rows, path, cpu):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    labels = {"ullme": "libullme", "hf": "PyTorch (transformers)", "llamacpp": "llama.cpp (llama-cpp-python)"}
+    labels = {"ullme": "libullme", "ullme-bf16": "libullme bf16", "hf": "PyTorch (transformers)", "llamacpp": "llama.cpp (llama-cpp-python)"}
     for e, t in sorted({(r["engine"], r["threads"]) for r in rows if r["sweep"] == "length"}):
         pts = sorted((r["length"], r["tokens_per_s"]) for r in rows
                      if r["sweep"] == "length" and r["engine"] == e and r["threads"] == t)

@@ -89,6 +89,25 @@ typedef enum {
                                 * (QLoRA-style frozen base; far less memory, somewhat slower) */
 } ullme_weight_storage;
 
+/* The arithmetic of a model's linear layers at inference (attention, norms, softmax and LoRA adapters are
+ * float32 in every mode; training always uses exact). */
+typedef enum {
+    ULLME_PRECISION_DEFAULT = 0, /* ULLME_PRECISION_EXACT, or what the ULLME_PRECISION environment variable
+                                  * ("exact" | "bf16") says */
+    ULLME_PRECISION_EXACT = 1,   /* float32 weights, one FMA chain per output element: the results checked
+                                  * against transformers */
+    ULLME_PRECISION_BF16 = 2     /* opt-in fast mode: the attention output, MLP and LM-head weights rounded
+                                  * to bfloat16 at load (half their memory) and their inputs rounded to
+                                  * bfloat16, products by AVX512_BF16 (VDPBF16PS, float32 sums): twice the
+                                  * kernel throughput; Q/K/V projections and the first fifth of the layers
+                                  * stay float32. Embeddings of the SmolLM2 parity texts stay within cosine
+                                  * 0.9999 of transformers', but very short texts in bidirectional mode can
+                                  * move more (any bf16 rounding of the weights does that there). Where the
+                                  * CPU has no AVX512_BF16, and for ULLME_WEIGHTS_STORED, the exact kernels
+                                  * run instead: ullme_model_precision_path says which. Still
+                                  * batch-invariant. A trainer refuses such a model (ULLME_E_STATE). */
+} ullme_precision;
+
 /* Parse "mean" | "weightedmean" | "cls" | "lasttoken"; ULLME_E_ARG with a message otherwise. */
 ULLME_API int ullme_pooling_from_name(const char *name, ullme_pooling *out);
 /* Parse "bidirectional" | "causal"; ULLME_E_ARG with a message otherwise. */
@@ -118,6 +137,9 @@ typedef struct {
                                 * adapter. The string is copied during ullme_model_load. */
     int32_t weight_storage;    /* an ullme_weight_storage; default ULLME_WEIGHTS_DEFAULT. Added after
                                 * adapter_path (older struct sizes are accepted and get the default). */
+    int32_t precision;         /* an ullme_precision; default ULLME_PRECISION_DEFAULT. Added after
+                                * weight_storage (older struct sizes are accepted and get the default). */
+    int32_t reserved0;         /* must be 0 */
 } ullme_model_params;
 
 ULLME_API ullme_model_params ullme_model_default_params(void);
@@ -151,6 +173,11 @@ ULLME_API int ullme_model_get_info(const ullme_model *model, ullme_model_info *o
  * path (NULL if none), valid until ullme_model_free. If out->struct_size holds the size of the older
  * struct (without adapter_path), only that prefix is written. */
 ULLME_API int ullme_model_get_params(const ullme_model *model, ullme_model_params *out);
+
+/* Which kernels the model's linear layers run, for logs and tests: "exact", "avx512_bf16", or
+ * "exact fallback: <why>" when precision bf16 was asked for and cannot run ("CPU has no AVX512_BF16",
+ * "stored weights run the float32 kernels"). *out points to a string valid until ullme_model_free. */
+ULLME_API int ullme_model_precision_path(const ullme_model *model, const char **out);
 
 /* ---- Tokenizer ---------------------------------------------------------------------------- */
 /* Tokenize UTF-8 text. Invalid UTF-8 is not an error: each maximal invalid subsequence becomes

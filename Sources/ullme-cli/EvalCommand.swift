@@ -77,6 +77,8 @@ func runEval(_ args: Arguments) throws {
     let total = EvalTimer()
     let model = try loadModel(args)
     let C = model.config.hiddenSize
+    fields.append(("precision", jsonString(Array(model.precision.rawValue.utf8))))
+    fields.append(("precision_path", jsonString(Array(model.precisionPath.utf8))))
 
     if task == "retrieval" {
         var ds = try RetrievalDataset.load(directory: data)

@@ -7,14 +7,17 @@ final class ModelHandle {
     let params: ullme_model_params
     /// The handle's own copy of params.adapter_path (what get_params returns).
     private let adapterPath: UnsafeMutablePointer<CChar>?
+    /// model.precisionPath as a C string (what ullme_model_precision_path returns).
+    let precisionPath: UnsafeMutablePointer<CChar>
     init(model: Model, params: ullme_model_params, adapterPath: String?) {
         self.model = model
         self.adapterPath = adapterPath.map { strdup($0)! }
+        precisionPath = strdup(model.precisionPath)!
         var p = params
         p.adapter_path = UnsafePointer(self.adapterPath)
         self.params = p
     }
-    deinit { free(adapterPath) }
+    deinit { free(adapterPath); free(precisionPath) }
 }
 
 func handle(_ p: OpaquePointer?) throws -> ModelHandle {
@@ -28,15 +31,19 @@ let modelParamsSizeV1 = UInt32(MemoryLayout<ullme_model_params>.offset(of: \ullm
 /// ... and with adapter_path, before weight_storage.
 let modelParamsSizeV2 = UInt32(MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.weight_storage)!)
 
+/// ... and with weight_storage, before precision (40 bytes: weight_storage and the struct's tail padding).
+let modelParamsSizeV3 = UInt32((MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.precision)! + 7) / 8 * 8)
+
 /// Reads a caller's params struct without reading past its struct_size (an older, smaller struct gets
-/// the defaults for the fields it lacks).
+/// the defaults for the fields it lacks; the V3 struct's tail padding is not read).
 func readModelParams(_ p: UnsafePointer<ullme_model_params>) throws -> ullme_model_params {
     let size = UnsafeRawPointer(p).load(as: UInt32.self)
-    guard size == modelParamsSize || size == modelParamsSizeV1 || size == modelParamsSizeV2 else {
+    guard size == modelParamsSize || size == modelParamsSizeV1 || size == modelParamsSizeV2 || size == modelParamsSizeV3 else {
         throw argError("ullme_model_params.struct_size is \(size), expected \(modelParamsSize): start from ullme_model_default_params()")
     }
     var out = capi_model_default_params()
-    withUnsafeMutableBytes(of: &out) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p, count: Int(size))) }
+    let known = size == modelParamsSizeV3 ? MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.precision)! : Int(size)
+    withUnsafeMutableBytes(of: &out) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p, count: known)) }
     out.struct_size = modelParamsSize
     return out
 }
@@ -46,7 +53,7 @@ let embedParamsSize = UInt32(MemoryLayout<ullme_embed_params>.size)
 public func capi_model_default_params() -> ullme_model_params {
     ullme_model_params(struct_size: modelParamsSize, n_threads: 0, pooling: ULLME_POOLING_MEAN,
                        attention: ULLME_ATTENTION_BIDIRECTIONAL, max_length: 512, batch_size: 32,
-                       adapter_path: nil, weight_storage: 0)
+                       adapter_path: nil, weight_storage: 0, precision: 0, reserved0: 0)
 }
 
 /// Checks a params struct from the caller; returns a validated copy.
@@ -63,6 +70,8 @@ func validated(_ p: ullme_model_params) throws -> ullme_model_params {
         throw argError("unknown attention value \(Int32(truncatingIfNeeded: p.attention.rawValue))")
     }
     guard (0...2).contains(p.weight_storage) else { throw argError("unknown weight_storage value \(p.weight_storage)") }
+    guard (0...2).contains(p.precision) else { throw argError("unknown precision value \(p.precision)") }
+    guard p.reserved0 == 0 else { throw argError("ullme_model_params.reserved0 must be 0") }
     guard p.max_length >= 1 else { throw argError("max_length must be >= 1 (got \(p.max_length))") }
     guard p.batch_size >= 1 else { throw argError("batch_size must be >= 1 (got \(p.batch_size))") }
     return p
@@ -80,7 +89,8 @@ public func capi_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePoint
         let adapter = p.adapter_path.map { String(cString: $0) }
         if adapter?.isEmpty == true { throw argError("adapter_path is empty (use NULL for no adapter)") }
         let storage: WeightStorage? = p.weight_storage == 1 ? .dense : p.weight_storage == 2 ? .stored : nil
-        let model = try Model.load(path: String(cString: path), adapter: adapter, storage: storage)
+        let precision: Precision? = p.precision == 1 ? .exact : p.precision == 2 ? .bf16 : nil
+        let model = try Model.load(path: String(cString: path), adapter: adapter, storage: storage, precision: precision)
         let h = ModelHandle(model: model, params: p, adapterPath: adapter)
         out.pointee = OpaquePointer(Unmanaged.passRetained(h).toOpaque())
     }
@@ -122,13 +132,22 @@ public func capi_model_get_params(_ model: OpaquePointer?, _ out: UnsafeMutableP
         let h = try handle(model)
         guard let out else { throw argError("out is NULL") }
         let size = UnsafeRawPointer(out).load(as: UInt32.self)
-        if size == modelParamsSizeV1 || size == modelParamsSizeV2 {
+        if size == modelParamsSizeV1 || size == modelParamsSizeV2 || size == modelParamsSizeV3 {
             var p = h.params
             p.struct_size = size
             withUnsafeBytes(of: &p) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: Int(size)) }
         } else {
             out.pointee = h.params
         }
+    }
+}
+
+@_cdecl("ullme_model_precision_path")
+public func capi_model_precision_path(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+    capiCall("ullme_model_precision_path") {
+        let h = try handle(model)
+        guard let out else { throw argError("out is NULL") }
+        out.pointee = UnsafePointer(h.precisionPath)
     }
 }
 

@@ -45,6 +45,13 @@ public final class Model: @unchecked Sendable {
 
     /// How linear weights are kept (see WeightStorage).
     public var weightStorage: WeightStorage { decoder.weights.storage }
+    /// The precision asked for at load (see Precision).
+    public var precision: Precision { decoder.weights.precision }
+    /// What the linear layers run: "exact", "avx512_bf16", or "exact fallback: <why>" when bf16 was asked
+    /// for and the CPU has no AVX512_BF16 (or the weights are stored).
+    public var precisionPath: String { decoder.weights.precisionPath }
+    /// True when the linear weights are bf16 (inference only: training needs the float32 weights).
+    public var usesBF16Weights: Bool { decoder.weights.bf16 }
     /// Bytes of weights the model holds in memory of its own (stored rows stay in the file mapping).
     public var weightBytes: Int { decoder.weights.ownedBytes }
 
@@ -56,16 +63,19 @@ public final class Model: @unchecked Sendable {
     }
 
     /// Loads a model (as `load(path:)`) with a PEFT LoRA adapter directory applied (see AdapterIO).
-    public static func load(path: String, adapter: String?, storage: WeightStorage? = nil) throws -> Model {
-        let base = try load(path: path, storage: storage)
+    public static func load(path: String, adapter: String?, storage: WeightStorage? = nil,
+                            precision: Precision? = nil) throws -> Model {
+        let base = try load(path: path, storage: storage, precision: precision)
         guard let adapter else { return base }
         let a = try AdapterIO.load(from: adapter, config: base.config)
         return try base.withAdapter(a.lora, head: a.head)
     }
 
-    /// Loads a .gguf file or a Hugging Face model directory.
-    public static func load(path: String, storage: WeightStorage? = nil) throws -> Model {
+    /// Loads a .gguf file or a Hugging Face model directory. `precision` nil means
+    /// Precision.defaultPrecision ($ULLME_PRECISION, else exact).
+    public static func load(path: String, storage: WeightStorage? = nil, precision: Precision? = nil) throws -> Model {
         let storage = storage ?? defaultWeightStorage
+        let precision = precision ?? Precision.defaultPrecision
         var st = stat()
         guard stat(path, &st) == 0 else { throw ULLMEError.io("\(path): \(String(cString: strerror(errno)))") }
         if (st.st_mode & S_IFMT) == S_IFDIR {
@@ -75,7 +85,7 @@ public final class Model: @unchecked Sendable {
             if config.tieWordEmbeddings == false, dir.tensor(named: "lm_head.weight") == nil {
                 config.tieWordEmbeddings = true   // some checkpoints omit the head and tie silently
             }
-            let weights = try DecoderWeights(config: config, naming: .huggingFace, storage: storage, owner: dir,
+            let weights = try DecoderWeights(config: config, naming: .huggingFace, storage: storage, precision: precision, owner: dir,
                                              tensor: { dir.tensor(named: $0) })
             return Model(config: config, tokenizer: tokenizer, weights: weights)
         }
@@ -83,7 +93,7 @@ public final class Model: @unchecked Sendable {
         let tokenizer = try TokenizerLoader.fromGGUF(file.metadata)
         var config = try ModelConfig.fromGGUF(file.metadata, vocabSizeFallback: tokenizer.vocabSize)
         config.tieWordEmbeddings = file.tensor(named: "output.weight") == nil
-        let weights = try DecoderWeights(config: config, naming: .gguf, storage: storage, owner: file,
+        let weights = try DecoderWeights(config: config, naming: .gguf, storage: storage, precision: precision, owner: file,
                                          tensor: { file.tensor(named: $0) })
         if case .longrope(_, _, let original, let factor) = config.ropeScaling {
             guard let f = weights.longropeFactors else { throw ULLMEError.format("GGUF: longrope without rope_factors_long/short tensors") }

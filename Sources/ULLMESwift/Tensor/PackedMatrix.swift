@@ -9,8 +9,10 @@ struct StoredRow: @unchecked Sendable {
     let type: TensorType
 }
 
-/// A static weight W[N, K] (PyTorch [out, in]) for cullme_gemm, in one of two storages:
+/// A static weight W[N, K] (PyTorch [out, in]) for cullme_gemm, in one of three forms:
 ///  - dense: dequantised to float32 and packed once at load (16-column panels);
+///  - dense bf16 (Precision.bf16, inference only): rounded to bfloat16 pairs and packed once at load for
+///    cullme_gemm_bf16 (half the bytes; no float32 copy is kept, so backward cannot use it);
 ///  - stored rows (QLoRA-style): the file's own rows (GGUF blocks, f16/bf16, f32) stay where they are and
 ///    every product dequantises the panels it needs into a per-call buffer right before the kernel runs.
 ///    The values are the same floats and cullme_gemm computes each output element as the same FMA chain
@@ -20,20 +22,33 @@ struct StoredRow: @unchecked Sendable {
 final class PackedMatrix: @unchecked Sendable {
     let rows: Int      // N (output features)
     let cols: Int      // K (input features)
-    /// Dense packed panels (nil for stored rows).
+    /// Dense packed panels (nil for stored rows and bf16).
     let packed: UnsafeMutablePointer<Float>?
+    /// Dense bf16-pair panels (cullme_gemm_bf16_pack), or nil.
+    let bf16: UnsafeMutablePointer<UInt32>?
     /// Stored rows (nil when dense); their mapping is kept alive by the model's weights.
     let stored: [StoredRow]?
 
-    init(_ w: [Float], rows: Int, cols: Int) {
+    /// Dense W; `bf16` packs it to bfloat16 pairs instead of float32 (the caller checks the CPU has
+    /// AVX512_BF16: cullme_gemm_bf16 would otherwise emulate, slowly).
+    init(_ w: [Float], rows: Int, cols: Int, bf16: Bool = false) {
         precondition(w.count == rows * cols, "PackedMatrix: \(w.count) values for \(rows)x\(cols)")
         self.rows = rows
         self.cols = cols
+        stored = nil
+        if bf16 {
+            let n = cullme_gemm_bf16_packed_words(Int64(rows), Int64(cols))
+            let p = allocateWords(n)
+            w.withUnsafeBufferPointer { cullme_gemm_bf16_pack($0.baseAddress, Int64(rows), Int64(cols), p) }
+            self.bf16 = p
+            packed = nil
+            return
+        }
         let n = cullme_gemm_packed_floats(Int64(rows), Int64(cols))
         let p = allocateFloats(n)
         w.withUnsafeBufferPointer { cullme_gemm_pack($0.baseAddress, Int64(rows), Int64(cols), p) }
         packed = p
-        stored = nil
+        self.bf16 = nil
     }
 
     /// W from stored rows of `cols` elements each (every row's type divides `cols` into whole blocks).
@@ -42,15 +57,19 @@ final class PackedMatrix: @unchecked Sendable {
         rows = storedRows.count
         self.cols = cols
         packed = nil
+        bf16 = nil
         stored = storedRows
     }
 
-    deinit { free(packed) }
+    deinit { free(packed); free(bf16) }
 
-    var isDense: Bool { packed != nil }
+    var isDense: Bool { packed != nil || bf16 != nil }
 
     /// Bytes this matrix holds in memory of its own (the stored rows live in the file mapping).
-    var ownedBytes: Int { packed == nil ? 0 : cullme_gemm_packed_floats(Int64(rows), Int64(cols)) * 4 }
+    var ownedBytes: Int {
+        if bf16 != nil { return cullme_gemm_bf16_packed_words(Int64(rows), Int64(cols)) * 4 }
+        return packed == nil ? 0 : cullme_gemm_packed_floats(Int64(rows), Int64(cols)) * 4
+    }
 
     /// Bytes of W as stored (packed fp32, or the file's rows).
     var storageBytes: Int {
@@ -80,6 +99,7 @@ final class PackedMatrix: @unchecked Sendable {
     /// panels (a 16 × 16 block transpose) or by dequantising the blocks of each stored row that cover the columns.
     /// `span` is scratch of c1 − c0 floats.
     func packTransposedColumns(_ c0: Int, _ c1: Int, into buf: UnsafeMutablePointer<Float>, span: UnsafeMutablePointer<Float>) {
+        precondition(bf16 == nil, "PackedMatrix: bf16 weights have no float32 panels for backward (training refuses bf16 models)")
         let N = rows, K = cols, width = c1 - c0
         let panels = (width + 15) / 16
         if let packed {
@@ -117,6 +137,11 @@ func allocateFloats(_ n: Int) -> UnsafeMutablePointer<Float> {
     return raw.bindMemory(to: Float.self, capacity: n)
 }
 
+/// 64-byte aligned 32-bit words (free with free()).
+func allocateWords(_ n: Int) -> UnsafeMutablePointer<UInt32> {
+    UnsafeMutableRawPointer(allocateFloats(n)).bindMemory(to: UInt32.self, capacity: max(n, 1))
+}
+
 /// Threads used by the matrix products of one call (set from ullme_model_params.n_threads / --threads).
 /// Our kernels and per-head tasks are parallel here, so OpenBLAS (only used for small per-head and LoRA
 /// products) runs single-threaded: its spinning worker threads otherwise fight ours for the cores.
@@ -144,27 +169,32 @@ func parallelFor(_ n: Int, _ body: (Int) -> Void) {
 /// once per call, not per row tile. A multiple of 16 (panels) and of every block size (32, 256).
 let storedBlockColumns = 256
 
-/// out[T, N] = x[T, K] · Wᵀ (+ bias[N]); columns are split across threads in 16-wide panels.
+/// out[T, N] = x[T, K] · Wᵀ (+ bias[N]); columns are split across threads in 16-wide panels. Dense float32
+/// weights run cullme_gemm, bf16 weights cullme_gemm_bf16 (both: a row's bits independent of the split).
 func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: PackedMatrix,
                    bias: UnsafePointer<Float>?, T: Int) {
     guard T > 0 else { return }
     let N = w.rows, K = w.cols
-    guard let packed = w.packed else {
+    guard w.isDense else {
         storedProduct(out, x, w, bias: bias, T: T, outputs: N, K: K, transposed: false)
         return
+    }
+    let outAddress = UInt(bitPattern: out), xAddress = UInt(bitPattern: x), biasAddress = UInt(bitPattern: bias)
+    let columns = { (begin: Int, end: Int) in
+        let x = UnsafePointer<Float>(bitPattern: xAddress), out = UnsafeMutablePointer<Float>(bitPattern: outAddress)
+        let bias = UnsafePointer<Float>(bitPattern: biasAddress)
+        if let words = w.bf16 {
+            cullme_gemm_bf16(x, Int64(T), Int64(K), words, Int64(N), Int64(begin), Int64(end), out, Int64(N), bias)
+        } else {
+            cullme_gemm(x, Int64(T), Int64(K), w.packed, Int64(N), Int64(begin), Int64(end), out, Int64(N), bias)
+        }
     }
     let panels = (N + 15) / 16
     // Enough work per thread to amortise the hand-off (~64k FMAs).
     let parts = min(ComputeThreads.count, panels, max(1, T * N * K / 65536))
-    if parts <= 1 {
-        cullme_gemm(x, Int64(T), Int64(K), packed, Int64(N), 0, Int64(N), out, Int64(N), bias)
-        return
-    }
-    let outAddress = UInt(bitPattern: out), xAddress = UInt(bitPattern: x), biasAddress = UInt(bitPattern: bias)
+    if parts <= 1 { columns(0, N); return }
     DispatchQueue.concurrentPerform(iterations: parts) { p in
-        let begin = panels * p / parts * 16, end = min(N, panels * (p + 1) / parts * 16)
-        cullme_gemm(UnsafePointer(bitPattern: xAddress), Int64(T), Int64(K), packed, Int64(N), Int64(begin), Int64(end),
-                    UnsafeMutablePointer(bitPattern: outAddress), Int64(N), UnsafePointer(bitPattern: biasAddress))
+        columns(panels * p / parts * 16, min(N, panels * (p + 1) / parts * 16))
     }
 }
 

@@ -144,7 +144,8 @@ public final class GRLTrainer {
         world = try DataParallel.current()
         if settings.threads > 0 { setBLASThreads(settings.threads) }
         let model = try model ?? Model.load(path: settings.modelPath, storage: settings.weightStorage
-                                                ?? (settings.modelPath.hasSuffix(".gguf") ? .stored : .dense))
+                                                ?? (settings.modelPath.hasSuffix(".gguf") ? .stored : .dense),
+                                            precision: .exact)   // training is exact whatever $ULLME_PRECISION says
         self.model = model
         guard model.tokenizer != nil else { throw ULLMEError.state("the model has no tokenizer") }
         guard settings.maxSeqLength >= 2 else { throw ULLMEError.argument("max_seq_length must be >= 2") }

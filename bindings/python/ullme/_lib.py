@@ -31,7 +31,8 @@ progress_fn = CFUNCTYPE(c_int, c_void_p, c_size_t, c_size_t)
 class ModelParams(Structure):
     _fields_ = [("struct_size", c_uint32), ("n_threads", c_int32), ("pooling", c_enum),
                 ("attention", c_enum), ("max_length", c_int32), ("batch_size", c_int32),
-                ("adapter_path", c_char_p), ("weight_storage", c_int32)]
+                ("adapter_path", c_char_p), ("weight_storage", c_int32), ("precision", c_int32),
+                ("reserved0", c_int32)]
 
 
 class ModelInfo(Structure):
@@ -84,6 +85,7 @@ _SIGNATURES = {
     "ullme_model_free": (None, [model_p]),
     "ullme_model_get_info": (c_int, [model_p, POINTER(ModelInfo)]),
     "ullme_model_get_params": (c_int, [model_p, POINTER(ModelParams)]),
+    "ullme_model_precision_path": (c_int, [model_p, POINTER(c_char_p)]),
     "ullme_tokenize": (c_int, [model_p, c_char_p, c_size_t, c_int, POINTER(c_int32), c_size_t,
                                POINTER(c_size_t)]),
     "ullme_detokenize": (c_int, [model_p, POINTER(c_int32), c_size_t, c_int, c_char_p, c_size_t,
