@@ -13,7 +13,8 @@ in sorted order, then /usr/share/doc/*/copyright; paragraphs of >= 60 words, ded
             right padding, 4-D bidirectional mask, mean over real tokens
   llamacpp  llama-cpp-python, Llama(embedding=True, pooling_type=1 (mean), n_threads=N, n_batch=512);
             note llama.cpp runs llama models with causal attention even for embeddings
-all with the same thread count. Prints tokens/s (real tokens, no padding) and ratios, the median latency
+all with the same thread count, each engine in its own child process (its peak RSS comes from wait4). Prints
+tokens/s (real tokens, no padding), GFLOP/s (flops_per_token below), peak RSS and ratios, the median latency
 of one 17-token query, the mean and minimum per-vector cosine between engines (ullme-bf16~hf is issue 8's
 accuracy figure), and writes bench/results/embed-<date>.json.
 """
@@ -25,7 +26,9 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -88,9 +91,18 @@ def latency(fn, reps=10):
     return statistics.median(ts) * 1e3
 
 
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def bench_ullme(model, texts, query, threads, batch, precision="exact"):
     import ullme
+    baseline = rss_mb()
     m = ullme.Model(str(model), threads=threads, batch_size=batch, precision=precision)
+    loaded = rss_mb()
     m.encode(texts[:batch])  # warm-up
     t = time.perf_counter()
     e = m.encode(texts, batch_size=batch)
@@ -99,7 +111,8 @@ def bench_ullme(model, texts, query, threads, batch, precision="exact"):
     lat = latency(lambda: m.encode(query))
     qtok = m.last_stats["n_tokens"]
     info = {"library_version": ullme.library_version(), "library_path": ullme.library_path(),
-            "precision": precision, "precision_path": m.precision_path}
+            "precision": precision, "precision_path": m.precision_path,
+            "rss_baseline_mb": baseline, "rss_after_load_mb": loaded}
     m.close()
     return dict(tokens=ntok, seconds=dt, tokens_per_s=ntok / dt, query_tokens=qtok, query_latency_ms=lat, **info), e
 
@@ -160,6 +173,65 @@ def bench_llamacpp(model, texts, query, threads, batch):
                 llama_cpp_python=llama_cpp.__version__), np.concatenate(outs)
 
 
+RUNNERS = {"ullme": bench_ullme, "ullme-bf16": partial(bench_ullme, precision="bf16"), "hf": bench_hf,
+           "llamacpp": bench_llamacpp}
+
+
+def run_worker(name, args):
+    """Runs one engine in a child process (its own peak RSS, from wait4); returns (result, embeddings or None)."""
+    with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
+        cmd = [sys.executable, __file__, "--worker", name, "--worker-dir", tmp, "--threads", str(args.threads),
+               "--n", str(args.n), "--tokens", str(args.tokens), "--batch", str(args.batch), "--model", str(args.model)]
+        proc = subprocess.Popen(cmd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        out = Path(tmp)
+        if status != 0 or not (out / "result.json").exists():
+            err = (out / "error.txt").read_text() if (out / "error.txt").exists() else f"worker exit status {status}"
+            return {"error": err}, None
+        r = json.load(open(out / "result.json"))
+        r["peak_rss_mb"] = usage.ru_maxrss / 1024
+        return r, np.load(out / "embeddings.npy")
+
+
+def worker(args):
+    out = Path(args.worker_dir)
+    try:
+        tok = load_tokenizer(args.model)
+        texts = passages(tok, args.n, args.tokens)
+        r, e = RUNNERS[args.worker](args.model, texts, query_text(tok), args.threads, args.batch)
+    except Exception as ex:  # the parent reports which engine failed and why
+        (out / "error.txt").write_text(f"{type(ex).__name__}: {ex}")
+        raise
+    np.save(out / "embeddings.npy", np.asarray(e, dtype=np.float32))
+    json.dump(r, open(out / "result.json", "w"))
+
+
+def model_dims(model):
+    """Layer sizes of the model, from its GGUF metadata through the binding (weights stay mapped)."""
+    import ullme
+    m = ullme.Model(str(model), weights="stored", threads=1)
+    info = m.info
+    m.close()
+    return info
+
+
+def flops_per_token(d, length):
+    """Multiply-adds x 2 per token: the linear layers (Q, K, V, O, gate, up, down) and bidirectional attention
+    (scores and weighted values over `length` keys). SmolLM2 at 128 tokens: 0.221 GFLOP."""
+    C, I, L = d["hidden_size"], d["intermediate_size"], d["n_layers"]
+    hd = C // d["n_heads"]
+    kv = d["n_kv_heads"] * hd
+    linear = C * (C + 2 * kv) + C * C + 3 * C * I
+    return L * (2 * linear + 4 * length * d["n_heads"] * hd)
+
+
+def activation_bytes(d, tokens):
+    """float32 activations of one batch: the residual stream, norm outputs, q|k|v, attention output, up, act."""
+    C, I = d["hidden_size"], d["intermediate_size"]
+    kv = d["n_kv_heads"] * (C // d["n_heads"])
+    return 4 * tokens * (4 * C + (C + 2 * kv) + 2 * I + I)
+
+
 def cpu_name():
     try:
         for line in open("/proc/cpuinfo"):
@@ -179,7 +251,11 @@ def main():
     ap.add_argument("--engines", default="ullme,ullme-bf16,hf,llamacpp")
     ap.add_argument("--model", type=Path, default=default_model())
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        return worker(args)
     if not args.model.is_file():
         raise SystemExit(f"{args.model} missing: run scripts/fetch_models.sh")
     tok = load_tokenizer(args.model)
@@ -187,19 +263,30 @@ def main():
     query = query_text(tok)
     print(f"{len(texts)} passages x ~{args.tokens} tokens, {args.threads} threads, batch {args.batch}, "
           f"query {len(tok(query)['input_ids'])} tokens; {cpu_name()}", flush=True)
-    runners = {"ullme": bench_ullme, "ullme-bf16": partial(bench_ullme, precision="bf16"), "hf": bench_hf,
-               "llamacpp": bench_llamacpp}
     results, embs = {}, {}
+    dims = model_dims(args.model)
     for name in args.engines.split(","):
-        try:
-            r, e = runners[name](args.model, texts, query, args.threads, args.batch)
-            results[name], embs[name] = r, e
-            print(f"  {name:10s} {r['tokens_per_s']:9.1f} tokens/s  ({r['tokens']} tokens in {r['seconds']:.2f} s)"
-                  f"   query latency {r['query_latency_ms']:.1f} ms ({r['query_tokens']} tokens)"
-                  + (f"   path {r['precision_path']}" if "precision_path" in r else ""), flush=True)
-        except Exception as ex:  # keep going: report which engine failed and why
-            results[name] = {"error": f"{type(ex).__name__}: {ex}"}
-            print(f"  {name:9s} FAILED: {type(ex).__name__}: {ex}", flush=True)
+        r, e = run_worker(name, args)
+        results[name] = r
+        if e is None:
+            print(f"  {name:10s} FAILED: {r['error']}", flush=True)
+            continue
+        embs[name] = e
+        mean_len = r["tokens"] / len(texts)
+        r["gflops"] = r["tokens_per_s"] * flops_per_token(dims, mean_len) / 1e9
+        if "rss_after_load_mb" in r:
+            # What an embedding run must hold: the interpreter, the weights as loaded (packed or mapped) and
+            # the activations of one batch (the decoder's per-layer buffers, see LayerBuffers in Decoder.swift).
+            r["activations_mb"] = activation_bytes(dims, mean_len * args.batch) / 2**20
+            r["rss_budget_mb"] = r["rss_after_load_mb"] + r["activations_mb"]
+        print(f"  {name:10s} {r['tokens_per_s']:9.1f} tokens/s  {r['gflops']:6.1f} GFLOP/s  ({r['tokens']} tokens in "
+              f"{r['seconds']:.2f} s)   query latency {r['query_latency_ms']:.1f} ms ({r['query_tokens']} tokens)   "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB" + (f"   path {r['precision_path']}" if "precision_path" in r else ""),
+              flush=True)
+    for name, e in embs.items():
+        if name != "hf" and "hf" in embs and e.shape == embs["hf"].shape:
+            cos = np.sum(e * embs["hf"], axis=1)
+            results[name]["cosine_to_hf"] = {"mean": float(np.mean(cos)), "min": float(np.min(cos))}
     ratios = {}
     for ours in ("ullme", "ullme-bf16"):
         if "tokens_per_s" not in results.get(ours, {}):
