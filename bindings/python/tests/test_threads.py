@@ -118,10 +118,15 @@ def test_calls_release_the_gil(tiny):
     the GIL around foreign calls (CDLL, not PyDLL). Measured as the longest pause of a counting loop."""
     import time
     model = tiny
+    # Enough work for a call of >= 0.2 s on this machine (doubling the texts until it is), so a held GIL shows.
     long_texts = ["lighthouse keeper " * 100 + str(i) for i in range(64)]
-    t0 = time.perf_counter()
-    model.encode(long_texts, batch_size=64)
-    call = time.perf_counter() - t0
+    while True:
+        t0 = time.perf_counter()
+        model.encode(long_texts, batch_size=64)
+        call = time.perf_counter() - t0
+        if call >= 0.2 or len(long_texts) >= 4096:
+            break
+        long_texts = long_texts * 2
 
     done = threading.Event()
     th = threading.Thread(target=lambda: (model.encode(long_texts, batch_size=64), done.set()))
