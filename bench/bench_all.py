@@ -170,7 +170,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip", default="", help="comma list of: peak,embed,scaling,grl")
     ap.add_argument("--with-train", action="store_true", help="also run bench_train.py (LoRA steps vs PEFT)")
-    ap.add_argument("--scaling-args", default="", help="extra arguments for bench_scaling.py, e.g. '--budget 2048'")
+    ap.add_argument("--scaling-args", default="--budget 2048 --batch-texts 64",
+                    help="extra arguments for bench_scaling.py (default: a ~25-minute sweep)")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     out = HERE / "results" / f"run-{datetime.datetime.now():%Y-%m-%d-%H%M}"

@@ -8,7 +8,7 @@ libullme (exact, and bf16 as ullme-bf16) vs Hugging Face transformers vs llama-c
 
 Sequence sweep: texts of exactly L tokens (a stream of real English text, the same source as
 bench_embed.py, cut into L-token pieces), about --budget tokens per point, batch min(32, 8192 / L).
-Batch sweep: 128 texts of 128 tokens at each batch size. Each point reports tokens/s and the latency
+Batch sweep: --batch-texts (128) texts of 128 tokens at each batch size. Each point reports tokens/s and the latency
 of one batch (median of the timed batches); llama.cpp holds n_ctx = max(L) + 64 and n_batch = 2048
 (its whole context per ubatch, so it runs long texts in one pass). At every length the embeddings of the
 first batch's first 8 texts give the min cosine of ullme and ullme-bf16 to transformers. Writes
@@ -125,6 +125,7 @@ def main():
     ap.add_argument("--lengths", default="32,64,128,256,512,1024,2048")
     ap.add_argument("--batches", default="1,8,32,128")
     ap.add_argument("--budget", type=int, default=4096, help="tokens per sequence-sweep point")
+    ap.add_argument("--batch-texts", type=int, default=128, help="texts of 128 tokens per batch-sweep point")
     ap.add_argument("--engines", default="ullme,ullme-bf16,hf,llamacpp")
     ap.add_argument("--model", type=Path, default=be.default_model())
     ap.add_argument("--out", type=Path, default=HERE / "results")
@@ -153,10 +154,10 @@ def main():
                 rows.append(dict(sweep="length", engine=name, threads=th, length=L, batch=batch, texts=n,
                                  tokens=ntok, seconds=sec, tokens_per_s=ntok / sec, batch_ms=ms))
                 print(f"  {name:9s} t={th} L={L:5d} batch={batch:3d}  {ntok / sec:8.1f} tok/s  batch {ms:8.1f} ms", flush=True)
-            texts = texts_of(tok, stream, 128, 128)
+            texts = texts_of(tok, stream, 128, a.batch_texts)
             for b in batches:
                 ntok, sec, ms = eng.run(texts, b)
-                rows.append(dict(sweep="batch", engine=name, threads=th, length=128, batch=b, texts=128,
+                rows.append(dict(sweep="batch", engine=name, threads=th, length=128, batch=b, texts=a.batch_texts,
                                  tokens=ntok, seconds=sec, tokens_per_s=ntok / sec, batch_ms=ms))
                 print(f"  {name:9s} t={th} L=  128 batch={b:3d}  {ntok / sec:8.1f} tok/s  batch {ms:8.1f} ms", flush=True)
             eng.close()
