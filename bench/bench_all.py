@@ -184,7 +184,7 @@ def main():
         run("bench_scaling.py", ["--threads", f"1,{t}" if a.threads > 1 else t,
                                  "--engines", "ullme,ullme-bf16,hf,llamacpp", *a.scaling_args.split()], out)
     if "grl" not in skip:
-        run("bench_grl.py", ["--threads", t, "--engines", "ullme,ullme-dense,peft"], out)
+        run("bench_grl.py", ["--threads", t, "--steps", "2", "--engines", "ullme,ullme-dense,peft"], out)
     if a.with_train:
         run("bench_train.py", ["--threads", t], out)
     text = summary(out, a.threads, peaks, newest(out, "embed"), newest(out, "scaling"), newest(out, "grl"),
