@@ -106,8 +106,10 @@ bench-all: lib
 	python3 bench/bench_all.py
 
 # Peak FP32 / BF16 arithmetic rate of one core (the roofline of bench/README.md).
+# clang keeps the 12 accumulators in registers (gcc -O2 spills them and reports under half the peak).
+PEAK_CC ?= $(shell command -v clang 2>/dev/null || echo cc)
 bench-peak:
-	cc -O2 bench/peak_flops.c -o $(BUILD)/peak_flops && $(BUILD)/peak_flops
+	mkdir -p $(BUILD) && $(PEAK_CC) -O2 bench/peak_flops.c -o $(BUILD)/peak_flops && $(BUILD)/peak_flops
 
 # Dense vs stored (QLoRA-style) base weights: memory and inference speed.
 bench-storage:
