@@ -16,7 +16,12 @@ public enum Precision: String, Sendable {
     /// The precision a load gets when none is asked for: ULLME_PRECISION=exact|bf16, else exact.
     public static var defaultPrecision: Precision {
         guard let v = getenv("ULLME_PRECISION") else { return .exact }
-        return Precision(rawValue: String(cString: v)) ?? .exact
+        let name = String(cString: v)
+        guard let p = Precision(rawValue: name) else {
+            if !name.isEmpty { fputs("ullme: ULLME_PRECISION=\(name) is neither exact nor bf16; using exact\n", stderr) }
+            return .exact
+        }
+        return p
     }
 
     /// Whether a model asking for this precision with this storage gets bfloat16 weights on this CPU.
