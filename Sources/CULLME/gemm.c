@@ -18,6 +18,7 @@
 #pragma clang fp contract(off)
 
 #include "cullme_gemm.h"
+#include "gemm_driver.h"
 #include <math.h>
 #include <string.h>
 #include <cpuid.h>
@@ -28,9 +29,6 @@
 // Cache blocking (results do not depend on these).
 #ifndef KC_MAX
 #define KC_MAX 576          // k-block: the x tile (MR x kc, 27 KB) stays in L1
-#endif
-#ifndef L2_W_BYTES
-#define L2_W_BYTES (640 * 1024)  // W block (nc columns x kc) kept in L2 while all rows stream by
 #endif
 #define MR_MAX 12           // tallest micro-kernel (AVX-512)
 
@@ -59,22 +57,21 @@ void cullme_gemm_pack(const float *w, int64_t N, int64_t K, float *packed) {
 // XS (not a multiple of 4 KiB: rows land in different L1 sets) lets the kernels address row r with
 // a constant displacement from one pointer.
 #define XS (KC_MAX + 16)
-static void pack_x(const float *x, int64_t K, int64_t m0, int mr, int64_t k0, int64_t kc, float *xp) {
+static void pack_x(const float *x, int64_t K, int64_t m0, int mr, int64_t k0, int64_t kc, void *tile) {
+    float *xp = tile;
     for (int r = 0; r < mr; r++) memcpy(xp + r * XS, x + (m0 + r) * K + k0, (size_t)kc * sizeof(float));
 }
 
-// One micro-tile: rows [0, mr) of the packed x tile times panels [0, nv) of W (starting at column
-// `col` relative to out/bias), ncols valid columns (<= nv * 16, > (nv - 1) * 16).
-typedef void (*tile_fn)(int mr, int nv, const float *xp, const float *w, int64_t pstride,
-                        int64_t kc, float *out, int64_t ldo, int64_t ncols, const float *bias,
-                        int first, int last);
+// One micro-tile (gemm_kernel.tile): rows [0, mr) of the packed x tile times panels [0, nv) of W,
+// ncols valid columns (<= nv * 16, > (nv - 1) * 16) of out/bias.
 
 // ---------------------------------------------------------------------------------------------
 // Generic C (fmaf): MR 4, one panel.
 #define G_MR 4
-static void tile_generic(int mr, int nv, const float *xp, const float *w, int64_t pstride,
+static void tile_generic(int mr, int nv, const void *tile, const uint32_t *panels, int64_t pstride,
                          int64_t kc, float *out, int64_t ldo, int64_t ncols, const float *bias,
                          int first, int last) {
+    const float *xp = tile, *w = (const float *)panels;
     (void)nv; (void)pstride;
     float acc[G_MR][PANEL];
     for (int r = 0; r < mr; r++)
@@ -155,10 +152,11 @@ k_avx2(const int MR, const float *xp, const float *w, int64_t kc, float *out, in
     }
 }
 
-static A2_TARGET void tile_avx2(int mr, int nv, const float *xp, const float *w, int64_t pstride,
+static A2_TARGET void tile_avx2(int mr, int nv, const void *tile, const uint32_t *panels, int64_t pstride,
                                 int64_t kc, float *out, int64_t ldo, int64_t ncols,
                                 const float *bias, int first, int last) {
     (void)nv; (void)pstride;
+    const float *xp = tile, *w = (const float *)panels;
 #define A2_CASE(R) case R: k_avx2(R, xp, w, kc, out, ldo, ncols, bias, first, last); break;
     switch (mr) {
         A2_CASE(1) A2_CASE(2) A2_CASE(3) A2_CASE(4) A2_CASE(5) A2_CASE(6)
@@ -211,9 +209,10 @@ k_avx512(const int MR, const int NV, const float *xp, const float *w, int64_t ps
         for (int j = 0; j < NV; j++) _mm512_mask_storeu_ps(out + r * ldo + 16 * j, mk[j], acc[r][j]);
 }
 
-static A5_TARGET void tile_avx512(int mr, int nv, const float *xp, const float *w, int64_t pstride,
+static A5_TARGET void tile_avx512(int mr, int nv, const void *tile, const uint32_t *panels, int64_t pstride,
                                   int64_t kc, float *out, int64_t ldo, int64_t ncols,
                                   const float *bias, int first, int last) {
+    const float *xp = tile, *w = (const float *)panels;
 #define A5_CASE(R)                                                                              \
     case R:                                                                                     \
         if (nv == 2) k_avx512(R, 2, xp, w, pstride, kc, out, ldo, ncols, bias, first, last);   \
@@ -281,70 +280,21 @@ void cullme_gemm_force_path(const char *name) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Driver: k-blocks (kc <= KC_MAX) > column blocks (nc, W block in L2) > row tiles (mr, packed x
-// tile in L1) > panel groups (nv panels) > micro-kernel over kc.
+// The blocking loop is gemm_driver.h's (shared with the bf16 GEMM), k-blocks of at most KC_MAX floats.
 void cullme_gemm(const float *x, int64_t M, int64_t K, const float *packed, int64_t N,
                  int64_t n_begin, int64_t n_end, float *out, int64_t ldo, const float *bias) {
     (void)N;
     if (M <= 0 || n_end <= n_begin) return;
-    int path = current_path();
-    tile_fn tile;
-    int MR, NV;
-    switch (path) {
-    case PATH_AVX512: tile = tile_avx512; MR = A5_MR; NV = A5_NV; break;
-    case PATH_AVX2: tile = tile_avx2; MR = A2_MR; NV = 1; break;
-    default: tile = tile_generic; MR = G_MR; NV = 1; break;
-    }
-    float xp[MR_MAX * XS] __attribute__((aligned(64)));
-
+    static const gemm_kernel kernels[] = {
+        [PATH_GENERIC] = {G_MR, 1, 1, KC_MAX, pack_x, tile_generic},
+        [PATH_AVX2] = {A2_MR, 1, 1, KC_MAX, pack_x, tile_avx2},
+        [PATH_AVX512] = {A5_MR, A5_NV, 1, KC_MAX, pack_x, tile_avx512},
+    };
     if (K <= 0) {  // empty sum: 0 (+ bias)
         for (int64_t m = 0; m < M; m++)
             for (int64_t n = n_begin; n < n_end; n++) out[m * ldo + n] = bias ? 0.0f + bias[n] : 0.0f;
         return;
     }
-    const int64_t nkb = (K + KC_MAX - 1) / KC_MAX;
-    const int64_t kcb = (K + nkb - 1) / nkb;
-    const int64_t group = (int64_t)NV * PANEL;
-    const int64_t pstride = (int64_t)PANEL * K;
-
-    for (int64_t k0 = 0; k0 < K; k0 += kcb) {
-        const int64_t kc = K - k0 < kcb ? K - k0 : kcb;
-        const int first = k0 == 0, last = k0 + kc == K;
-        // Column blocks: W block (nc x kc) fits L2_W_BYTES; blocks balanced (no narrow last block,
-        // which would re-read every x tile for little work).
-        const int64_t ngroups = (n_end - n_begin + group - 1) / group;
-        int64_t gmax = L2_W_BYTES / (kc * (int64_t)sizeof(float) * group);
-        if (gmax < 1) gmax = 1;
-        const int64_t nnb = (ngroups + gmax - 1) / gmax;
-        const int64_t nc = (ngroups + nnb - 1) / nnb * group;
-        const int64_t xlines = kc * (int64_t)sizeof(float) / 64;  // cache lines per x tile row
-        for (int64_t nb = n_begin; nb < n_end; nb += nc) {
-            const int64_t ne = nb + nc < n_end ? nb + nc : n_end;
-            const int64_t gcount = (ne - nb + group - 1) / group;
-            for (int64_t m0 = 0; m0 < M; m0 += MR) {
-                const int mr = (int)(M - m0 < MR ? M - m0 : MR);
-                const int64_t m1 = m0 + MR;  // next tile, prefetched into L2 while this one runs
-                const int mr1 = (int)(M - m1 < MR ? (M - m1 > 0 ? M - m1 : 0) : MR);
-                const int64_t pf_total = (int64_t)mr1 * (xlines + 1);
-                const int64_t pf_per_group = (pf_total + gcount - 1) / gcount;
-                int64_t pf = 0;
-                pack_x(x, K, m0, mr, k0, kc, xp);
-                for (int64_t n0 = nb; n0 < ne; n0 += group) {
-                    const int64_t ncols = ne - n0 < group ? ne - n0 : group;
-                    const int nv = (int)((ncols + PANEL - 1) / PANEL);
-                    const float *wp = packed + (n0 / PANEL) * pstride + k0 * PANEL;
-                    for (int64_t e = pf + pf_per_group; pf < e && pf < pf_total; pf++) {
-                        const int64_t r = pf / (xlines + 1), l = pf % (xlines + 1);
-                        _mm_prefetch((const char *)(x + (m1 + r) * K + k0) + 64 * l, _MM_HINT_T1);
-                    }
-                    if (!first && n0 + group < ne)  // next tile's partial sums
-                        for (int r = 0; r < mr; r++)
-                            for (int j = 0; j < nv; j++)
-                                _mm_prefetch((const char *)(out + (m0 + r) * ldo + n0 + group + 16 * j), _MM_HINT_T0);
-                    tile(mr, nv, xp, wp, pstride, kc, out + m0 * ldo + n0, ldo, ncols,
-                         bias ? bias + n0 : NULL, first, last);
-                }
-            }
-        }
-    }
+    float xp[MR_MAX * XS] __attribute__((aligned(64)));
+    gemm_drive(&kernels[current_path()], x, M, K, (const uint32_t *)packed, n_begin, n_end, out, ldo, bias, xp);
 }

@@ -1,14 +1,15 @@
 // BF16 GEMM for the opt-in fast inference mode: out[M, N] = x[M, K] · W[N, K]ᵀ (+ bias), operands
 // rounded to bfloat16, products summed in float32 by VDPBF16PS. See include/cullme_gemm_bf16.h.
 //
-// Same structure as gemm.c (k-blocks > column blocks in L2 > row tiles in L1 > 12 x 32 micro-tiles)
-// with k counted in pairs: one 32-bit word of a packed panel holds W[n, 2q], W[n, 2q+1]; one word of
+// The same blocking loop as gemm.c (gemm_driver.h: k-blocks > column blocks in L2 > row tiles in L1 >
+// 12 x 32 micro-tiles) with k counted in pairs: one 32-bit word of a packed panel holds W[n, 2q], W[n, 2q+1]; one word of
 // the x tile holds x[m, 2q], x[m, 2q+1] (converted from float32 once per tile). Lanes run along n and
 // every element has one accumulation chain over q, so a row's bits depend on that row only.
 #pragma STDC FP_CONTRACT OFF
 #pragma clang fp contract(off)
 
 #include "cullme_gemm_bf16.h"
+#include "gemm_driver.h"
 #include <cpuid.h>
 #include <immintrin.h>
 #include <stdlib.h>
@@ -16,7 +17,6 @@
 
 #define PANEL 16
 #define KP_MAX 576                // k pairs per block: the x tile (12 x 576 words, 27 KB) stays in L1
-#define L2_W_BYTES (640 * 1024)   // W block (nc columns x kp words) kept in L2 while all rows stream by
 #define MR 12                     // rows per micro-tile
 #define NV 2                      // panels per micro-tile (32 columns): 24 zmm accumulators
 #define XS (KP_MAX + 16)          // x tile row stride in words (not a multiple of 4 KiB)
@@ -147,7 +147,8 @@ static inline __attribute__((always_inline)) BF_TARGET __mmask16 mask16(int64_t 
 // x tile: words xp[r * XS + q] = (bf16 x[m0 + r, k0 + 2q], bf16 x[m0 + r, k0 + 2q + 1]) for q < kcp,
 // from kc = min(2 kcp, K - k0) floats (an odd tail gets a zero high half).
 static BF_TARGET void pack_x(const float *x, int64_t K, int64_t m0, int mr, int64_t k0, int64_t kc,
-                             uint32_t *xp) {
+                             void *tile) {
+    uint32_t *xp = tile;
     for (int r = 0; r < mr; r++) {
         const float *src = x + (m0 + r) * K + k0;
         uint16_t *dst = (uint16_t *)(xp + r * XS);
@@ -193,9 +194,10 @@ k_bf16(const int R, const int V, const uint32_t *xp, const uint32_t *w, int64_t 
         for (int j = 0; j < V; j++) _mm512_mask_storeu_ps(out + r * ldo + 16 * j, mk[j], acc[r][j]);
 }
 
-static BF_TARGET void tile(int mr, int nv, const uint32_t *xp, const uint32_t *w, int64_t pstride,
+static BF_TARGET void tile(int mr, int nv, const void *xtile, const uint32_t *w, int64_t pstride,
                            int64_t kcp, float *out, int64_t ldo, int64_t ncols, const float *bias,
                            int first, int last) {
+    const uint32_t *xp = xtile;
 #define BF_CASE(R)                                                                            \
     case R:                                                                                   \
         if (nv == 2) k_bf16(R, 2, xp, w, pstride, kcp, out, ldo, ncols, bias, first, last);  \
@@ -208,59 +210,6 @@ static BF_TARGET void tile(int mr, int nv, const uint32_t *xp, const uint32_t *w
 #undef BF_CASE
 }
 
-// Driver: k-blocks (kcp <= KP_MAX pairs) > column blocks (W block in L2) > row tiles (x tile in L1)
-// > panel pairs > micro-kernel over kcp. Block sizes never change a result (exact fp32 store/reload).
-static BF_TARGET void gemm_avx512_bf16(const float *x, int64_t M, int64_t K, const uint32_t *packed,
-                                       int64_t n_begin, int64_t n_end, float *out, int64_t ldo,
-                                       const float *bias) {
-    uint32_t xp[MR * XS] __attribute__((aligned(64)));
-    const int64_t KP = (K + 1) / 2;
-    const int64_t nkb = (KP + KP_MAX - 1) / KP_MAX;
-    const int64_t kpb = (KP + nkb - 1) / nkb;
-    const int64_t group = (int64_t)NV * PANEL;
-    const int64_t pstride = (int64_t)PANEL * KP;
-
-    for (int64_t q0 = 0; q0 < KP; q0 += kpb) {
-        const int64_t kcp = KP - q0 < kpb ? KP - q0 : kpb;
-        const int64_t k0 = 2 * q0, kc = K - k0 < 2 * kcp ? K - k0 : 2 * kcp;
-        const int first = q0 == 0, last = q0 + kcp == KP;
-        const int64_t ngroups = (n_end - n_begin + group - 1) / group;
-        int64_t gmax = L2_W_BYTES / (kcp * (int64_t)sizeof(uint32_t) * group);
-        if (gmax < 1) gmax = 1;
-        const int64_t nnb = (ngroups + gmax - 1) / gmax;
-        const int64_t nc = (ngroups + nnb - 1) / nnb * group;
-        const int64_t xlines = kc * (int64_t)sizeof(float) / 64;  // cache lines per float x row
-        for (int64_t nb = n_begin; nb < n_end; nb += nc) {
-            const int64_t ne = nb + nc < n_end ? nb + nc : n_end;
-            const int64_t gcount = (ne - nb + group - 1) / group;
-            for (int64_t m0 = 0; m0 < M; m0 += MR) {
-                const int mr = (int)(M - m0 < MR ? M - m0 : MR);
-                const int64_t m1 = m0 + MR;  // next tile, prefetched into L2 while this one runs
-                const int mr1 = (int)(M - m1 < MR ? (M - m1 > 0 ? M - m1 : 0) : MR);
-                const int64_t pf_total = (int64_t)mr1 * (xlines + 1);
-                const int64_t pf_per_group = (pf_total + gcount - 1) / gcount;
-                int64_t pf = 0;
-                pack_x(x, K, m0, mr, k0, kc, xp);
-                for (int64_t n0 = nb; n0 < ne; n0 += group) {
-                    const int64_t ncols = ne - n0 < group ? ne - n0 : group;
-                    const int nv = (int)((ncols + PANEL - 1) / PANEL);
-                    const uint32_t *wp = packed + (n0 / PANEL) * pstride + q0 * PANEL;
-                    for (int64_t e = pf + pf_per_group; pf < e && pf < pf_total; pf++) {
-                        const int64_t r = pf / (xlines + 1), l = pf % (xlines + 1);
-                        _mm_prefetch((const char *)(x + (m1 + r) * K + k0) + 64 * l, _MM_HINT_T1);
-                    }
-                    if (!first && n0 + group < ne)  // next tile's partial sums
-                        for (int r = 0; r < mr; r++)
-                            for (int j = 0; j < nv; j++)
-                                _mm_prefetch((const char *)(out + (m0 + r) * ldo + n0 + group + 16 * j), _MM_HINT_T0);
-                    tile(mr, nv, xp, wp, pstride, kcp, out + m0 * ldo + n0, ldo, ncols,
-                         bias ? bias + n0 : NULL, first, last);
-                }
-            }
-        }
-    }
-}
-
 void cullme_gemm_bf16(const float *x, int64_t M, int64_t K, const uint32_t *packed, int64_t N,
                       int64_t n_begin, int64_t n_end, float *out, int64_t ldo, const float *bias) {
     (void)N;
@@ -270,6 +219,11 @@ void cullme_gemm_bf16(const float *x, int64_t M, int64_t K, const uint32_t *pack
             for (int64_t n = n_begin; n < n_end; n++) out[m * ldo + n] = bias ? 0.0f + bias[n] : 0.0f;
         return;
     }
-    if (cullme_gemm_bf16_available()) gemm_avx512_bf16(x, M, K, packed, n_begin, n_end, out, ldo, bias);
-    else gemm_emulated(x, M, K, packed, n_begin, n_end, out, ldo, bias);
+    if (!cullme_gemm_bf16_available()) {
+        gemm_emulated(x, M, K, packed, n_begin, n_end, out, ldo, bias);
+        return;
+    }
+    static const gemm_kernel kernel = {MR, NV, 2, KP_MAX, pack_x, tile};
+    uint32_t xp[MR * XS] __attribute__((aligned(64)));
+    gemm_drive(&kernel, x, M, K, packed, n_begin, n_end, out, ldo, bias, xp);
 }
