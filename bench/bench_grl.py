@@ -44,8 +44,6 @@ import json
 import os
 import platform
 import resource
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_embed import cpu_name, default_model  # noqa: E402  (shared with the embedding bench)
+from bench_train import run_step_worker  # noqa: E402  (the same child-process protocol as the LoRA bench)
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 INSTRUCTION = "Given a sentence, retrieve the definition of the sense in which its word is used."  # the demo's
@@ -415,31 +414,17 @@ def main():
           f"{args.batch} x {P + N} generation sequences ({n_gen} tokens) = {ntok} tokens/step; GradCache chunk "
           f"{args.chunk}; {args.threads} threads; median of {args.steps} steps after 1 warm-up; {cpu_name()}",
           flush=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
-               MKL_NUM_THREADS=str(args.threads))
     results = {}
     for engine in args.engines.split(","):
         job = dict(engine=engine, examples=examples, cons_ids=cons, gen_ids=gen, threads=args.threads,
                    steps=args.steps, chunk=args.chunk, max_len=args.max_len, model=str(model))
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump(job, f)
         try:
-            p = subprocess.run([sys.executable, __file__, "--worker", f.name], env=env, capture_output=True, text=True)
-            line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
-            if p.returncode != 0 or not line:
-                tail = (p.stderr or p.stdout).strip().splitlines()
-                raise RuntimeError(tail[-1] if tail else f"exit {p.returncode}")
-            r = json.loads(line[-1][7:])
-            r["seconds_per_step"] = statistics.median(r["step_seconds"])
-            r["tokens_per_s"] = ntok / r["seconds_per_step"]
-            results[engine] = r
+            r = results[engine] = run_step_worker(__file__, job, args.threads, ntok)
             print(f"  {engine:12s} {r['tokens_per_s']:8.1f} tokens/s  {r['seconds_per_step']:8.2f} s/step  "
                   f"peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
         except Exception as ex:  # keep going: report which engine failed and why
             results[engine] = {"error": f"{type(ex).__name__}: {ex}"}
             print(f"  {engine:12s} FAILED: {results[engine]['error']}", flush=True)
-        finally:
-            os.unlink(f.name)
 
     ok = [e for e in results if "tokens_per_s" in results[e]]
     print("\nstep 1 (LoRA B = 0, same head: the base model's terms)")

@@ -149,6 +149,27 @@ def texts_ids(model, n, tokens):
     return [(s * 2)[:tokens] for s in ids]
 
 
+def run_step_worker(script, job, threads, ntok):
+    """Runs `script --worker JOB.json` in a child process with `threads` threads (its own peak RSS) and returns
+    the dict of its last "RESULT {json}" line plus seconds_per_step (median of step_seconds) and tokens_per_s
+    (ntok per step). Raises with the child's last output line when it fails."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+    try:
+        p = subprocess.run([sys.executable, str(script), "--worker", f.name], env=env, capture_output=True, text=True)
+    finally:
+        os.unlink(f.name)
+    line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+    if p.returncode != 0 or not line:
+        tail = (p.stderr or p.stdout).strip().splitlines()
+        raise RuntimeError(tail[-1] if tail else f"exit {p.returncode}")
+    r = json.loads(line[-1][7:])
+    r["seconds_per_step"] = statistics.median(r["step_seconds"])
+    r["tokens_per_s"] = ntok / r["seconds_per_step"]
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser(description="libullme vs PyTorch + PEFT LoRA training throughput")
     ap.add_argument("--threads", type=int, default=2)
@@ -172,33 +193,19 @@ def main():
     ntok = args.batch * args.tokens
     print(f"{args.batch} texts x {args.tokens} tokens per step, {args.threads} threads, median of {args.steps} steps; "
           f"{cpu_name()}", flush=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
-               MKL_NUM_THREADS=str(args.threads))
     results = {}
     for objective in args.objectives.split(","):
         for engine in args.engines.split(","):
             job = dict(engine=engine, objective=objective, ids=ids, threads=args.threads, steps=args.steps,
                        model=str(model))
-            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-                json.dump(job, f)
             key = f"{objective}/{engine}"
             try:
-                p = subprocess.run([sys.executable, __file__, "--worker", f.name], env=env, capture_output=True, text=True)
-                line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
-                if p.returncode != 0 or not line:
-                    raise RuntimeError((p.stderr or p.stdout).strip().splitlines()[-1] if (p.stderr or p.stdout).strip()
-                                       else f"exit {p.returncode}")
-                r = json.loads(line[-1][7:])
-                r["seconds_per_step"] = statistics.median(r["step_seconds"])
-                r["tokens_per_s"] = ntok / r["seconds_per_step"]
-                results[key] = r
+                r = results[key] = run_step_worker(__file__, job, args.threads, ntok)
                 print(f"  {key:18s} {r['tokens_per_s']:8.1f} tokens/s  {r['seconds_per_step']:7.2f} s/step  "
                       f"peak RSS {r['peak_rss_mb']:7.0f} MB  losses {[round(x, 4) for x in r['losses']]}", flush=True)
             except Exception as ex:  # keep going: report which engine failed and why
                 results[key] = {"error": f"{type(ex).__name__}: {ex}"}
                 print(f"  {key:18s} FAILED: {results[key]['error']}", flush=True)
-            finally:
-                os.unlink(f.name)
     ratios = {}
     for objective in args.objectives.split(","):
         for a, b in (("ullme", "peft"), ("ullme-stored", "peft"), ("ullme-ckpt", "peft-ckpt")):
