@@ -196,7 +196,7 @@ ULLME_API int ullme_detokenize(const ullme_model *model, const int32_t *ids, siz
 /* ---- Embedding ---------------------------------------------------------------------------- */
 typedef struct {
     uint32_t struct_size;      /* set by ullme_embed_default_params() */
-    const char *instruction;   /* may be NULL or "" for no instruction */
+    const char *instruction;   /* NULL (with instruction_len 0 or the default) or "" for no instruction */
     size_t instruction_len;    /* bytes, or ULLME_NUL_TERMINATED (default) */
     int is_query;              /* 1 (default): "{instruction}\n{text}";
                                 * 0: "{instruction}\nCandidate:\n{text}". With no instruction the

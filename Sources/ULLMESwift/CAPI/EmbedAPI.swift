@@ -34,8 +34,16 @@ public func capi_embed(_ model: OpaquePointer?, _ texts: UnsafePointer<UnsafePoi
             list.append(try bytes(texts[i], len, what: "texts[\(i)]"))
         }
         var options = EmbedOptions()
-        // A NULL instruction means "none", whatever its length field says (the default is NUL_TERMINATED).
-        options.instruction = p.instruction == nil ? [] : try bytes(p.instruction, p.instruction_len, what: "instruction")
+        // A NULL instruction means "none" with the default length (NUL_TERMINATED) or 0; with any other length the
+        // caller meant bytes it did not pass.
+        if p.instruction == nil {
+            guard p.instruction_len == 0 || p.instruction_len == Int(bitPattern: ULLME_NUL_TERMINATED_VALUE) else {
+                throw argError("ullme_embed_params.instruction is NULL but instruction_len is \(p.instruction_len)")
+            }
+            options.instruction = []
+        } else {
+            options.instruction = try bytes(p.instruction, p.instruction_len, what: "instruction")
+        }
         options.isQuery = p.is_query != 0
         options.normalize = p.normalize != 0
         options.pooling = Pooling(rawValue: Int32(h.params.pooling.rawValue))!
