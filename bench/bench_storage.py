@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Dense vs stored base weights in libullme: memory and inference speed, same run.
+"""Dense vs stored vs quantized base weights in libullme: memory and inference speed, same run.
 
     python3 bench/bench_storage.py [--threads 2] [--n 64] [--tokens 128]
 
 For each storage (`dense`: dequantised to float32 and packed at load; `stored`: the GGUF's Q4_1 rows kept,
-dequantised panel by panel inside every product) a fresh process loads SmolLM2-135M-Instruct.Q4_1.gguf,
+dequantised panel by panel inside every product; `quantized` (the default): the Q4_1 values re-laid out at
+load as int8 panels with group scales, dequantised block by block inside every product) a fresh process
+loads SmolLM2-135M-Instruct.Q4_1.gguf,
 embeds --n passages of --tokens tokens (batch 32, as bench_embed.py) and one 17-token query, and reports
 load seconds, RSS after load, peak RSS, tokens/s and the query latency. The embeddings must be identical
-(bit for bit) between the two. Writes bench/results/storage-<date>.json.
+(bit for bit) between the three. Writes bench/results/storage-<date>.json.
 """
 import argparse
 import datetime
@@ -69,7 +71,7 @@ def main():
     texts, query = passages(tok, args.n, args.tokens), query_text(tok)
     results, embs = {}, {}
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    for weights in ("dense", "stored"):
+    for weights in ("dense", "stored", "quantized"):
         job = tmp / f"bench_storage_{os.getpid()}_{weights}.json"
         out = tmp / f"bench_storage_{os.getpid()}_{weights}.npy"
         json.dump(dict(model=str(model), threads=args.threads, weights=weights, texts=texts, query=query, out=str(out)),
@@ -82,10 +84,10 @@ def main():
         embs[weights] = np.load(out)
         job.unlink(); out.unlink()
         r = results[weights]
-        print(f"  {weights:7s} load {r['load_seconds']:5.2f} s  RSS after load {r['rss_after_load_mb']:6.0f} MB  "
+        print(f"  {weights:9s} load {r['load_seconds']:5.2f} s  RSS after load {r['rss_after_load_mb']:6.0f} MB  "
               f"peak {r['peak_rss_mb']:6.0f} MB  {r['tokens_per_s']:7.1f} tokens/s  query {r['query_latency_ms']:.1f} ms",
               flush=True)
-    identical = bool(np.array_equal(embs["dense"], embs["stored"]))
+    identical = all(np.array_equal(embs["dense"], embs[w]) for w in ("stored", "quantized"))
     print(f"  embeddings bit-identical: {identical}")
     now = datetime.datetime.now()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,7 @@ def main():
                "identical": identical, "load_average_at_end": os.getloadavg()}, open(path, "w"), indent=2)
     print(f"wrote {path}")
     if not identical:
-        raise SystemExit("dense and stored embeddings differ")
+        raise SystemExit("the storages' embeddings differ")
 
 
 if __name__ == "__main__":

@@ -79,14 +79,20 @@ typedef enum {
     ULLME_ATTENTION_CAUSAL = 1         /* ordinary decoder attention */
 } ullme_attention;
 
-/* How a loaded model keeps its linear weights (both give bit-identical results). */
+/* How a loaded model keeps its linear weights (all give bit-identical results). */
 typedef enum {
-    ULLME_WEIGHTS_DEFAULT = 0, /* ULLME_WEIGHTS_DENSE, or what the ULLME_WEIGHTS environment variable
-                                * ("dense" | "stored") says */
-    ULLME_WEIGHTS_DENSE = 1,   /* dequantised to float32 and packed at load: the fastest products */
-    ULLME_WEIGHTS_STORED = 2   /* as stored in the file (GGUF quantised blocks, f16/bf16), dequantised
-                                * panel by panel inside each product: no float32 copy of the weights
-                                * (QLoRA-style frozen base; far less memory, somewhat slower) */
+    ULLME_WEIGHTS_DEFAULT = 0,  /* what the ULLME_WEIGHTS environment variable ("dense" | "stored" |
+                                 * "quantized") says, else ULLME_WEIGHTS_QUANTIZED */
+    ULLME_WEIGHTS_DENSE = 1,    /* dequantised to float32 and packed at load: 4 bytes a weight; the
+                                 * fewest instructions per product */
+    ULLME_WEIGHTS_STORED = 2,   /* as stored in the file (GGUF quantised blocks, f16/bf16), dequantised
+                                 * panel by panel inside each product: no copy of the weights at all
+                                 * (QLoRA-style frozen base; least memory, slower) */
+    ULLME_WEIGHTS_QUANTIZED = 3 /* the file's integer quantisation (GGUF Q4_0 ... Q8_0, Q4_K ... Q6_K)
+                                 * re-laid out at load in the kernels' panel order (int8 values, float32
+                                 * group scales: 1.25 bytes a weight), dequantised one cache-sized block at
+                                 * a time inside each product: the speed of dense at a third of its memory.
+                                 * Weights of other types (f16, bf16, f32: safetensors models) are dense. */
 } ullme_weight_storage;
 
 /* The arithmetic of a model's linear layers at inference (attention, norms, softmax and LoRA adapters are

@@ -225,5 +225,5 @@ void cullme_gemm_bf16(const float *x, int64_t M, int64_t K, const uint32_t *pack
     }
     static const gemm_kernel kernel = {MR, NV, 2, KP_MAX, pack_x, tile};
     uint32_t xp[MR * XS] __attribute__((aligned(64)));
-    gemm_drive(&kernel, x, M, K, packed, n_begin, n_end, out, ldo, bias, xp);
+    gemm_drive(&kernel, x, M, K, packed, NULL, n_begin, n_end, out, ldo, bias, xp);
 }

@@ -4,9 +4,9 @@ import XCTest
 @testable import ULLMESwift
 
 /// Stored weights (QLoRA-style frozen base: the file's rows, dequantised panel by panel inside every product)
-/// give bit-identical forward outputs and LoRA gradients to dense float32 weights, for every family, the
-/// real Q4_1 SmolLM2 GGUF (llama rotary permutation, Q8_0 embedding) and gemma-3's K-quants, while the
-/// model holds no float32 copy of its weights.
+/// and quantized weights (int8 panels with group scales) give bit-identical forward outputs and LoRA
+/// gradients to dense float32 weights, for every family, the real Q4_1 SmolLM2 GGUF (llama rotary
+/// permutation, Q8_0 embedding) and gemma-3's K-quants, while a stored model holds no copy of its weights.
 final class WeightStorageTests: XCTestCase {
     let sequences: [[Int32]] = [[5, 17, 200, 3, 44, 90, 12], [9, 8, 7, 6, 5, 4, 3, 100, 101, 102, 103, 104], [250, 1, 60]]
 
@@ -19,20 +19,23 @@ final class WeightStorageTests: XCTestCase {
         return TrainingModel(model: model, lora: lora, head: ProjectionHead(dim: model.config.hiddenSize, seed: 3))
     }
 
-    /// Forward (both attentions, logits) and both objectives' gradients, dense vs stored, bit for bit.
+    /// Forward (both attentions, logits) and both objectives' gradients, dense vs stored vs quantized, bit for bit.
     func assertSameResults(_ name: String, path: String, sequences: [[Int32]], file: StaticString = #filePath, line: UInt = #line) throws {
         let dense = try Model.load(path: path, storage: .dense), stored = try Model.load(path: path, storage: .stored)
+        let quantized = try Model.load(path: path, storage: .quantized)
         XCTAssertEqual(dense.weightStorage, .dense); XCTAssertEqual(stored.weightStorage, .stored)
         XCTAssertEqual(stored.weightBytes, 0, "\(name): stored weights hold no float32 copy", file: file, line: line)
         XCTAssertGreaterThan(dense.weightBytes, 4 * dense.parameterCount / 2, file: file, line: line)
         for attention in [AttentionMode.causal, .bidirectional] {
             let a = try dense.forward(sequences, attention: attention, wantLogits: true)
-            let b = try stored.forward(sequences, attention: attention, wantLogits: true)
-            XCTAssertEqual(a.hidden, b.hidden, "\(name) \(attention) hidden", file: file, line: line)
-            XCTAssertEqual(a.logits, b.logits, "\(name) \(attention) logits", file: file, line: line)
+            for other in [stored, quantized] {
+                let b = try other.forward(sequences, attention: attention, wantLogits: true)
+                XCTAssertEqual(a.hidden, b.hidden, "\(name) \(other.weightStorage) \(attention) hidden", file: file, line: line)
+                XCTAssertEqual(a.logits, b.logits, "\(name) \(other.weightStorage) \(attention) logits", file: file, line: line)
+            }
         }
         var grads: [TrainingModel.Gradients] = []
-        for m in [dense, stored] {
+        for m in [dense, stored, quantized] {
             let tm = trainingModel(m)
             var g = tm.zeroGradients()
             let G = (0..<(sequences.count * tm.head.dim)).map { Float(sin(Double($0) * 0.37)) }
@@ -40,9 +43,11 @@ final class WeightStorageTests: XCTestCase {
             _ = try tm.causalLMBackward(sequences, labels: sequences, examples: Array(sequences.indices), grads: &g)
             grads.append(g)
         }
-        XCTAssertEqual(grads[0].lora.dA, grads[1].lora.dA, "\(name) dA", file: file, line: line)
-        XCTAssertEqual(grads[0].lora.dB, grads[1].lora.dB, "\(name) dB", file: file, line: line)
-        XCTAssertEqual(grads[0].head.w1, grads[1].head.w1, "\(name) head", file: file, line: line)
+        for i in 1...2 {
+            XCTAssertEqual(grads[0].lora.dA, grads[i].lora.dA, "\(name) dA (\(i))", file: file, line: line)
+            XCTAssertEqual(grads[0].lora.dB, grads[i].lora.dB, "\(name) dB (\(i))", file: file, line: line)
+            XCTAssertEqual(grads[0].head.w1, grads[i].head.w1, "\(name) head (\(i))", file: file, line: line)
+        }
         XCTAssertTrue(grads[0].lora.dA.joined().joined().contains { $0 != 0 }, name, file: file, line: line)
     }
 
@@ -107,6 +112,8 @@ final class WeightStorageTests: XCTestCase {
         XCTAssertEqual(load(&p), .stored)
         p.weight_storage = 1
         XCTAssertEqual(load(&p), .dense)
+        p.weight_storage = 3
+        XCTAssertEqual(load(&p), .quantized)
         p.weight_storage = 7
         XCTAssertNil(load(&p))
         p.weight_storage = 2; p.struct_size = modelParamsSizeV2   // built against the header with adapter_path

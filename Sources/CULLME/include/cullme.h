@@ -11,6 +11,19 @@
 extern "C" {
 #endif
 
+// ---- Worker threads (pool.c) -----------------------------------------------------------------
+typedef void (*cullme_task_fn)(void *ctx, int64_t index);
+// Runs fn(ctx, i) for every i in [0, n) on the calling thread and up to threads - 1 persistent workers
+// (started on first need), each task once, and returns when all are done. Tasks must not depend on which
+// thread runs them. One region runs at a time; a call made while another runs (from another thread or
+// from inside a task) runs its tasks inline, in order.
+void cullme_pool_run(int64_t n, int threads, cullme_task_fn fn, void *ctx);
+
+// ---- Weight memory (alloc.c) ----------------------------------------------------------------
+// `bytes` (at least 1) 64-byte aligned, free with free(); 2 MB and larger: 2 MB aligned and offered to
+// transparent huge pages. NULL when out of memory.
+void *cullme_alloc(size_t bytes);
+
 // ---- Dequantisation (dequant.c) -------------------------------------------------------------
 // Each function converts stored elements to float32 exactly as ggml's reference
 // dequantize_row_* (ggml-quants.c) and gguf-py's gguf.quants.dequantize do, bit for bit.

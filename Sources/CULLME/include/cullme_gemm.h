@@ -52,6 +52,39 @@ const char *cullme_gemm_path(void);
 /// automatic choice. A path the CPU/OS does not support is ignored (check cullme_gemm_path()).
 void cullme_gemm_force_path(const char *name);
 
+/// ---- Group-quantised panels (qpanels.c) ----
+/// W[n, k] = scale[n, k / group] * q[n, k] + offset[n, k / group] (a float32 product, then a float32 sum;
+/// q int8), stored in cullme_gemm_pack's panel order: q[p][k][16], scale and offset [p][k / group][16].
+/// The integer GGUF types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) are exactly of this form, so
+/// cullme_gemm_q over these panels gives cullme_gemm's results on the dequantised weights bit for bit, with
+/// 1.25 bytes a weight (group 32) to read instead of 4.
+typedef struct {
+    int64_t rows, cols;  /* N, K */
+    int32_t group;       /* 16 or 32; divides cols */
+    int8_t *q;
+    float *scale, *offset;
+} cullme_qpanels;
+
+/// The group (32, or 16 for Q6_K) of a ggml type id with an integer form; 0 for any other type.
+int cullme_qpanels_group(uint32_t ggml_type);
+/// Zeroed panels for W[rows, cols] (NULL for bad sizes or out of memory); free with cullme_qpanels_free.
+cullme_qpanels *cullme_qpanels_new(int64_t rows, int64_t cols, int32_t group);
+void cullme_qpanels_free(cullme_qpanels *w);
+/// Bytes the panels hold.
+size_t cullme_qpanels_bytes(const cullme_qpanels *w);
+/// Sets row n from a stored row of `cols` elements of ggml type `ggml_type`. Returns 1 when every value
+/// equals the reference dequantisation (ullme_dequant_*) bit for bit, 0 otherwise (unsupported type, a
+/// group that does not divide the type's, or a value that differs): the panels are then not to be used.
+/// `scratch` holds 2 * cols floats.
+int cullme_qpanels_set_row(cullme_qpanels *w, int64_t n, uint32_t ggml_type, const void *row, float *scratch);
+/// Row n's values for columns c0 ..< c1 into dst.
+void cullme_qpanels_row(const cullme_qpanels *w, int64_t n, int64_t c0, int64_t c1, float *dst);
+/// cullme_gemm with W given as panels (same contract and results). Each W block is dequantised into a
+/// per-thread buffer (kept for the thread's life) right before the kernels use it. Returns 0, or -1 if that
+/// buffer could not be allocated (nothing written).
+int cullme_gemm_q(const float *x, int64_t M, int64_t K, const cullme_qpanels *w, int64_t n_begin, int64_t n_end,
+                  float *out, int64_t ldo, const float *bias);
+
 #ifdef __cplusplus
 }
 #endif

@@ -69,7 +69,7 @@ func validated(_ p: ullme_model_params) throws -> ullme_model_params {
     guard AttentionMode(rawValue: Int32(truncatingIfNeeded: p.attention.rawValue)) != nil else {
         throw argError("unknown attention value \(Int32(truncatingIfNeeded: p.attention.rawValue))")
     }
-    guard (0...2).contains(p.weight_storage) else { throw argError("unknown weight_storage value \(p.weight_storage)") }
+    guard (0...3).contains(p.weight_storage) else { throw argError("unknown weight_storage value \(p.weight_storage)") }
     guard (0...2).contains(p.precision) else { throw argError("unknown precision value \(p.precision)") }
     guard p.reserved0 == 0 else { throw argError("ullme_model_params.reserved0 must be 0") }
     guard p.max_length >= 1 else { throw argError("max_length must be >= 1 (got \(p.max_length))") }
@@ -88,7 +88,7 @@ public func capi_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePoint
         if p.n_threads > 0 { setBLASThreads(Int(p.n_threads)) }
         let adapter = p.adapter_path.map { String(cString: $0) }
         if adapter?.isEmpty == true { throw argError("adapter_path is empty (use NULL for no adapter)") }
-        let storage: WeightStorage? = p.weight_storage == 1 ? .dense : p.weight_storage == 2 ? .stored : nil
+        let storage: WeightStorage? = [1: .dense, 2: .stored, 3: .quantized][p.weight_storage]
         let precision: Precision? = p.precision == 1 ? .exact : p.precision == 2 ? .bf16 : nil
         let model = try Model.load(path: String(cString: path), adapter: adapter, storage: storage, precision: precision)
         let h = ModelHandle(model: model, params: p, adapterPath: adapter)

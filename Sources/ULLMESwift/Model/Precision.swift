@@ -26,14 +26,14 @@ public enum Precision: String, Sendable {
 
     /// Whether a model asking for this precision with this storage gets bfloat16 weights on this CPU.
     func usesBF16(storage: WeightStorage) -> Bool {
-        self == .bf16 && storage == .dense && cullme_gemm_bf16_available() != 0
+        self == .bf16 && storage != .stored && cullme_gemm_bf16_available() != 0
     }
 
     /// Which products a model loaded with this precision and storage runs: "exact", "avx512_bf16", or
     /// "exact fallback: ..." with the reason.
     func path(storage: WeightStorage) -> String {
         guard self == .bf16 else { return "exact" }
-        guard storage == .dense else { return "exact fallback: stored weights run the float32 kernels" }
+        guard storage != .stored else { return "exact fallback: stored weights run the float32 kernels" }
         return String(cString: cullme_gemm_bf16_path())
     }
 }

