@@ -6,7 +6,7 @@
 Runs, one after another on this machine (run it when nothing else does):
   1. bench/peak_flops.c   the core's FP32 (AVX-512, AVX2) and BF16 peak, for the roofline;
   2. bench_embed.py       256 passages x 128 tokens: tokens/s, GFLOP/s, query latency, peak RSS, cosine to HF,
-                          for libullme exact and bf16, transformers and llama-cpp-python;
+                          for libullme exact (quantized and dense weights) and bf16, transformers and llama-cpp-python;
   3. bench_scaling.py     sequence lengths 32-2048 and batch sizes 1-128 at 1 and 2 threads, PNG plot;
   4. bench_grl.py         one GRL step (CL + DPO + KL, GradCache) vs a PyTorch + PEFT baseline;
   5. bench_train.py       (--with-train) LoRA steps vs PyTorch + PEFT.
@@ -151,7 +151,7 @@ def summary(out, threads, peaks, embed, scaling, grl, train):
         for name, r in eng.items():
             if "tokens_per_s" in r:
                 lines.append(f"| {name} | {r['tokens_per_s']:.1f} | {r['seconds_per_step']:.2f} | {fmt(r.get('peak_rss_mb'))} |")
-        for ours in ("ullme", "ullme-dense"):
+        for ours in ("ullme", "ullme-dense", "ullme-quantized"):
             if "tokens_per_s" in eng.get(ours, {}) and "tokens_per_s" in eng.get("peft", {}):
                 ratio = eng[ours]["tokens_per_s"] / eng["peft"]["tokens_per_s"]
                 goals.append((f"GRL step >= 1.5x PyTorch + PEFT ({ours})", ratio >= 1.5, f"{ratio:.2f}x"))
@@ -179,12 +179,12 @@ def main():
     t = str(a.threads)
     peaks = {} if "peak" in skip else peak_flops(out)
     if "embed" not in skip:
-        run("bench_embed.py", ["--threads", t, "--engines", "ullme,ullme-bf16,hf,llamacpp"], out)
+        run("bench_embed.py", ["--threads", t, "--engines", "ullme,ullme-dense,ullme-bf16,hf,llamacpp"], out)
     if "scaling" not in skip:
         run("bench_scaling.py", ["--threads", f"1,{t}" if a.threads > 1 else t,
                                  "--engines", "ullme,ullme-bf16,hf,llamacpp", *a.scaling_args.split()], out)
     if "grl" not in skip:
-        run("bench_grl.py", ["--threads", t, "--steps", "2", "--engines", "ullme,ullme-dense,peft"], out)
+        run("bench_grl.py", ["--threads", t, "--steps", "2", "--engines", "ullme,ullme-dense,ullme-quantized,peft"], out)
     if a.with_train:
         run("bench_train.py", ["--threads", t], out)
     text = summary(out, a.threads, peaks, newest(out, "embed"), newest(out, "scaling"), newest(out, "grl"),

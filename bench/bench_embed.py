@@ -6,7 +6,9 @@
 256 passages of ~128 tokens of real English text (paragraphs of /usr/share/common-licenses/*, files
 in sorted order, then /usr/share/doc/*/copyright; paragraphs of >= 60 words, deduplicated, cut to
 --tokens tokens with the model's tokenizer) are embedded with SmolLM2-135M-Instruct.Q4_1.gguf by
-  ullme     the Python binding (bidirectional attention, mean pooling, batch 32)
+  ullme     the Python binding (bidirectional attention, mean pooling, batch 32), default weights
+            (quantized: the Q4_1 values as int8 panels, dequantised block by block inside each product)
+  ullme-dense  the same with Model(weights="dense") (float32 weights packed at load; bit-identical results)
   ullme-bf16  the same with Model(precision="bf16") (AVX512_BF16 products; its path is recorded, and
             on a CPU without AVX512_BF16 it says it ran the exact kernels)
   hf        transformers, the same GGUF dequantised to float32, torch.set_num_threads(N), batch 32,
@@ -98,10 +100,10 @@ def rss_mb():
     return 0.0
 
 
-def bench_ullme(model, texts, query, threads, batch, precision="exact"):
+def bench_ullme(model, texts, query, threads, batch, precision="exact", weights=None):
     import ullme
     baseline = rss_mb()
-    m = ullme.Model(str(model), threads=threads, batch_size=batch, precision=precision)
+    m = ullme.Model(str(model), threads=threads, batch_size=batch, precision=precision, weights=weights)
     loaded = rss_mb()
     m.encode(texts[:batch])  # warm-up
     t = time.perf_counter()
@@ -173,7 +175,8 @@ def bench_llamacpp(model, texts, query, threads, batch):
                 llama_cpp_python=llama_cpp.__version__), np.concatenate(outs)
 
 
-RUNNERS = {"ullme": bench_ullme, "ullme-bf16": partial(bench_ullme, precision="bf16"), "hf": bench_hf,
+RUNNERS = {"ullme": bench_ullme, "ullme-dense": partial(bench_ullme, weights="dense"),
+           "ullme-bf16": partial(bench_ullme, precision="bf16"), "hf": bench_hf,
            "llamacpp": bench_llamacpp}
 
 
@@ -288,7 +291,7 @@ def main():
             cos = np.sum(e * embs["hf"], axis=1)
             results[name]["cosine_to_hf"] = {"mean": float(np.mean(cos)), "min": float(np.min(cos))}
     ratios = {}
-    for ours in ("ullme", "ullme-bf16"):
+    for ours in ("ullme", "ullme-dense", "ullme-bf16"):
         if "tokens_per_s" not in results.get(ours, {}):
             continue
         for other in ("ullme", "hf", "llamacpp"):
@@ -296,7 +299,8 @@ def main():
                 ratios[f"{ours}/{other} throughput"] = results[ours]["tokens_per_s"] / results[other]["tokens_per_s"]
                 ratios[f"{other}/{ours} query latency"] = results[other]["query_latency_ms"] / results[ours]["query_latency_ms"]
     agreement = {}
-    for a, b in (("ullme", "hf"), ("ullme-bf16", "hf"), ("ullme-bf16", "ullme"), ("ullme", "llamacpp"), ("hf", "llamacpp")):
+    for a, b in (("ullme", "hf"), ("ullme-dense", "ullme"), ("ullme-bf16", "hf"), ("ullme-bf16", "ullme"), ("ullme", "llamacpp"),
+                 ("hf", "llamacpp")):
         if a in embs and b in embs and embs[a].shape == embs[b].shape:
             cos = np.sum(embs[a] * embs[b], axis=1)
             agreement[f"{a}~{b} mean cosine"] = float(np.mean(cos))

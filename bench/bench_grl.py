@@ -23,6 +23,7 @@ Engines (each in its own subprocess, so its peak RSS is its own):
           (stored, QLoRA-style). Step time = the library's own per-step `seconds` (tokenise + GradCache step
           + clip/AdamW; not model/data load, not the final checkpoint/adapter write).
   ullme-dense  the same with `weight_storage: dense` (float32 base packed at load).
+  ullme-quantized  the same with `weight_storage: quantized` (int8 panels with group scales, made at load).
   peft    transformers + peft + pytorch-metric-learning, CPU, float32 (the GGUF dequantised), a re-implementation
           of the reference's GradCacheTrainer.train_step (ullme/trainer/gradcache_trainer.py) without
           torch.distributed: (1) no-grad encode of every chunk (bidirectional 4-D mask, mean pooling,
@@ -164,7 +165,7 @@ threads: {threads}
 
 def worker_ullme(job):
     import ullme
-    storage = "dense" if job["engine"] == "ullme-dense" else "stored"
+    storage = {"ullme-dense": "dense", "ullme-quantized": "quantized"}.get(job["engine"], "stored")
     with tempfile.TemporaryDirectory(prefix="bench-grl-") as tmp:
         data = Path(tmp) / "batch.jsonl"
         with open(data, "w") as f:
@@ -385,7 +386,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16, help="global batch (queries per step)")
     ap.add_argument("--chunk", type=int, default=4, help="GradCache chunk size (queries)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
-    ap.add_argument("--engines", default="ullme,peft", help="ullme, ullme-dense, peft")
+    ap.add_argument("--engines", default="ullme,peft", help="ullme, ullme-dense, ullme-quantized, peft")
     ap.add_argument("--max-len", type=int, default=128, help="max_seq_length")
     ap.add_argument("--data", type=Path, default=None, help="GRL JSONL (default: WordNet train, else wordnet-tiny)")
     ap.add_argument("--offset", type=int, default=0, help="first line of the batch in --data")

@@ -52,8 +52,8 @@ fi
 
 if want sanitizers; then
 step "sanitizers (subset)"
-check scripts/sanitize.sh asan 'FuzzRegressionTests|FormatsTests.testGGUF|FormatsTests.testSafetensors|FormatsTests.testHFDirectory|CAPITests|ConcurrencyTests'
-check scripts/sanitize.sh tsan 'ConcurrencyTests'
+check scripts/sanitize.sh asan 'FuzzRegressionTests|FormatsTests|CAPITests|ConcurrencyTests|WorkerPoolTests|QuantizedPanelsTests'
+check scripts/sanitize.sh tsan 'ConcurrencyTests|WorkerPoolTests'
 fi
 
 echo

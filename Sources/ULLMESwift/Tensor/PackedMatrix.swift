@@ -180,11 +180,18 @@ func allocateWords(_ n: Int) -> UnsafeMutablePointer<UInt32> {
 /// Threads used by the matrix products of one call (set from ullme_model_params.n_threads / --threads).
 /// Our kernels and per-head tasks are parallel here, so OpenBLAS (only used for small per-head and LoRA
 /// products) runs single-threaded: its spinning worker threads otherwise fight ours for the cores.
+/// Atomic: one thread may load a model with n_threads while another embeds.
 public enum ComputeThreads {
-    nonisolated(unsafe) public static var count: Int = {
+    private static let value = Atomic<Int>(coresPinningOpenBLAS())
+    public static var count: Int {
+        get { value.load(ordering: .relaxed) }
+        set { value.store(newValue, ordering: .relaxed) }
+    }
+
+    private static func coresPinningOpenBLAS() -> Int {
         openblas_set_num_threads(1)
         return max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-    }()
+    }
 }
 
 /// Runs body(i) for every i in 0..<n on up to ComputeThreads.count threads: the caller and the engine's

@@ -83,7 +83,8 @@ import FoundationEssentials
 //                             memory for about one more forward pass; gradients are bit-identical   (false)
 //   weight_storage            the frozen base's linear weights: stored (the file's quantised rows,
 //                             dequantised inside each product: QLoRA-style, no float32 copy) | dense
-//                             (float32 at load) | auto (stored for a .gguf base, dense otherwise)   (auto)
+//                             (float32 at load) | quantized (int8 panels + group scales made at load)
+//                             | auto (stored for a .gguf base, dense otherwise)                    (auto)
 
 /// What a training step with a non-finite loss, gradient norm or updated parameter does (YAML
 /// `nonfinite_policy`).
