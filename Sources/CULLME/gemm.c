@@ -287,8 +287,8 @@ static const gemm_kernel kernels[] = {
     [PATH_AVX512] = {A5_MR, A5_NV, 1, KC_MAX, pack_x, tile_avx512},
 };
 
-static void gemm_run(const float *x, int64_t M, int64_t K, const float *packed, const gemm_wsource *ws,
-                     int64_t n_begin, int64_t n_end, float *out, int64_t ldo, const float *bias) {
+static void gemm_run(const gemm_kernel *kern, const float *x, int64_t M, int64_t K, const float *packed,
+                     const gemm_wsource *ws, int64_t n_begin, int64_t n_end, float *out, int64_t ldo, const float *bias) {
     if (M <= 0 || n_end <= n_begin) return;
     if (K <= 0) {  // empty sum: 0 (+ bias)
         for (int64_t m = 0; m < M; m++)
@@ -296,13 +296,13 @@ static void gemm_run(const float *x, int64_t M, int64_t K, const float *packed, 
         return;
     }
     float xp[MR_MAX * XS] __attribute__((aligned(64)));
-    gemm_drive(&kernels[current_path()], x, M, K, (const uint32_t *)packed, ws, n_begin, n_end, out, ldo, bias, xp);
+    gemm_drive(kern, x, M, K, (const uint32_t *)packed, ws, n_begin, n_end, out, ldo, bias, xp);
 }
 
 void cullme_gemm(const float *x, int64_t M, int64_t K, const float *packed, int64_t N,
                  int64_t n_begin, int64_t n_end, float *out, int64_t ldo, const float *bias) {
     (void)N;
-    gemm_run(x, M, K, packed, NULL, n_begin, n_end, out, ldo, bias);
+    gemm_run(&kernels[current_path()], x, M, K, packed, NULL, n_begin, n_end, out, ldo, bias);
 }
 
 int cullme_gemm_path_index(void) { return current_path(); }
@@ -311,5 +311,5 @@ int64_t cullme_gemm_block_words(int64_t K) { return gemm_block_words(&kernels[cu
 
 void cullme_gemm_from_blocks(const float *x, int64_t M, int64_t K, const gemm_wsource *ws,
                              int64_t n_begin, int64_t n_end, float *out, int64_t ldo, const float *bias) {
-    gemm_run(x, M, K, NULL, ws, n_begin, n_end, out, ldo, bias);
+    gemm_run(&kernels[current_path()], x, M, K, NULL, ws, n_begin, n_end, out, ldo, bias);
 }

@@ -242,8 +242,6 @@ __attribute__((target("avx2"))) static void fill_avx2(const void *ctx, int64_t p
                                                       uint32_t *buf) {
     const cullme_qpanels *w = ctx;
     const int64_t K = w->cols, NG = K / w->group;
-    // The driver asks for the next np panels next: fetch their q into L2 while this block is made and used.
-    const int64_t ahead = np * PANEL * K;
     float *out = (float *)buf;
     for (int64_t p = p0; p < p0 + np; p++) {
         const int8_t *q = w->q + p * PANEL * K;
@@ -253,7 +251,6 @@ __attribute__((target("avx2"))) static void fill_avx2(const void *ctx, int64_t p
             const __m256 d0 = _mm256_loadu_ps(sc + g * PANEL), d1 = _mm256_loadu_ps(sc + g * PANEL + 8);
             const __m256 m0 = _mm256_loadu_ps(of + g * PANEL), m1 = _mm256_loadu_ps(of + g * PANEL + 8);
             for (; s < end; s++, out += PANEL) {
-                if (s % 4 == 0) _mm_prefetch((const char *)(q + ahead + s * PANEL), _MM_HINT_T1);
                 const __m128i v = _mm_loadu_si128((const __m128i *)(q + s * PANEL));
                 const __m256 a = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
                 const __m256 b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
@@ -268,8 +265,6 @@ __attribute__((target("avx512f"))) static void fill_avx512(const void *ctx, int6
                                                            int64_t ks, uint32_t *buf) {
     const cullme_qpanels *w = ctx;
     const int64_t K = w->cols, NG = K / w->group;
-    // The driver asks for the next np panels next: fetch their q into L2 while this block is made and used.
-    const int64_t ahead = np * PANEL * K;
     float *out = (float *)buf;
     for (int64_t p = p0; p < p0 + np; p++) {
         const int8_t *q = w->q + p * PANEL * K;
@@ -278,7 +273,6 @@ __attribute__((target("avx512f"))) static void fill_avx512(const void *ctx, int6
             const int64_t g = s / w->group, end = (g + 1) * w->group < s0 + ks ? (g + 1) * w->group : s0 + ks;
             const __m512 d = _mm512_loadu_ps(sc + g * PANEL), m = _mm512_loadu_ps(of + g * PANEL);
             for (; s < end; s++, out += PANEL) {
-                if (s % 4 == 0) _mm_prefetch((const char *)(q + ahead + s * PANEL), _MM_HINT_T1);
                 const __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + s * PANEL))));
                 _mm512_storeu_ps(out, _mm512_add_ps(_mm512_mul_ps(a, d), m));
             }

@@ -1,5 +1,4 @@
 import CULLME
-import Dispatch
 import Glibc
 import Synchronization
 
