@@ -59,13 +59,7 @@ public final class Model: @unchecked Sendable {
     /// (dense's speed at a third of its memory; dense wherever a weight has no integer quantisation; training
     /// runs that load their own model ask for stored, see GRLTrainer).
     public static var defaultWeightStorage: WeightStorage {
-        guard let v = getenv("ULLME_WEIGHTS") else { return .quantized }
-        let name = String(cString: v)
-        guard let s = WeightStorage(rawValue: name) else {
-            if !name.isEmpty { fputs("ullme: ULLME_WEIGHTS=\(name) is not dense, stored or quantized; using quantized\n", stderr) }
-            return .quantized
-        }
-        return s
+        environmentChoice("ULLME_WEIGHTS", default: .quantized, expected: "dense, stored or quantized")
     }
 
     /// Loads a model (as `load(path:)`) with a PEFT LoRA adapter directory applied (see AdapterIO).

@@ -15,13 +15,7 @@ public enum Precision: String, Sendable {
 
     /// The precision a load gets when none is asked for: ULLME_PRECISION=exact|bf16, else exact.
     public static var defaultPrecision: Precision {
-        guard let v = getenv("ULLME_PRECISION") else { return .exact }
-        let name = String(cString: v)
-        guard let p = Precision(rawValue: name) else {
-            if !name.isEmpty { fputs("ullme: ULLME_PRECISION=\(name) is neither exact nor bf16; using exact\n", stderr) }
-            return .exact
-        }
-        return p
+        environmentChoice("ULLME_PRECISION", default: .exact, expected: "exact or bf16")
     }
 
     /// Whether a model asking for this precision with this storage gets bfloat16 weights on this CPU.
