@@ -221,61 +221,58 @@ void cullme_qpanels_row(const cullme_qpanels *w, int64_t n, int64_t c0, int64_t 
     }
 }
 
-// ---- Block fill (gemm_wsource.fill): the float32 panels of one W block, one implementation per path ----------
-// Integer to float conversion is exact and the product and the sum round once each on every path.
+// ---- Block fill (gemm_wsource.fill): the float32 panels of one W block ----------------------------------
+// One walker over panels and groups; per path only the steps of one group of one panel differ. Integer to
+// float conversion is exact and the product and the sum round once each on every path.
 
-static void fill_generic(const void *ctx, int64_t p0, int64_t np, int64_t s0, int64_t ks, uint32_t *buf) {
-    const cullme_qpanels *w = ctx;
-    const int64_t K = w->cols, NG = K / w->group;
-    float *out = (float *)buf;
-    for (int64_t p = p0; p < p0 + np; p++) {
-        const int8_t *q = w->q + p * PANEL * K;
-        const float *sc = w->scale + p * PANEL * NG, *of = w->offset + p * PANEL * NG;
-        for (int64_t s = s0; s < s0 + ks; s++, out += PANEL) {
-            const int64_t g = s / w->group;
-            for (int j = 0; j < PANEL; j++) out[j] = (float)q[s * PANEL + j] * sc[g * PANEL + j] + of[g * PANEL + j];
-        }
+// `steps` k steps of one panel within one group: out[s][j] = q[s][j] * scale[j] + offset[j].
+typedef void (*group_fill_fn)(const int8_t *q, const float *scale, const float *offset, int64_t steps, float *out);
+
+static void group_generic(const int8_t *q, const float *scale, const float *offset, int64_t steps, float *out) {
+    for (int64_t s = 0; s < steps; s++, q += PANEL, out += PANEL)
+        for (int j = 0; j < PANEL; j++) out[j] = (float)q[j] * scale[j] + offset[j];
+}
+
+__attribute__((target("avx2"))) static void group_avx2(const int8_t *q, const float *scale, const float *offset,
+                                                       int64_t steps, float *out) {
+    const __m256 d0 = _mm256_loadu_ps(scale), d1 = _mm256_loadu_ps(scale + 8);
+    const __m256 m0 = _mm256_loadu_ps(offset), m1 = _mm256_loadu_ps(offset + 8);
+    for (int64_t s = 0; s < steps; s++, q += PANEL, out += PANEL) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)q);
+        const __m256 a = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+        const __m256 b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
+        _mm256_storeu_ps(out, _mm256_add_ps(_mm256_mul_ps(a, d0), m0));
+        _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_mul_ps(b, d1), m1));
     }
 }
 
-__attribute__((target("avx2"))) static void fill_avx2(const void *ctx, int64_t p0, int64_t np, int64_t s0, int64_t ks,
-                                                      uint32_t *buf) {
-    const cullme_qpanels *w = ctx;
-    const int64_t K = w->cols, NG = K / w->group;
+__attribute__((target("avx512f"))) static void group_avx512(const int8_t *q, const float *scale, const float *offset,
+                                                             int64_t steps, float *out) {
+    const __m512 d = _mm512_loadu_ps(scale), m = _mm512_loadu_ps(offset);
+    for (int64_t s = 0; s < steps; s++, q += PANEL, out += PANEL) {
+        const __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q)));
+        _mm512_storeu_ps(out, _mm512_add_ps(_mm512_mul_ps(a, d), m));
+    }
+}
+
+typedef struct {
+    const cullme_qpanels *w;
+    group_fill_fn group;
+} fill_context;
+
+static void fill_block(const void *ctx, int64_t p0, int64_t np, int64_t s0, int64_t ks, uint32_t *buf) {
+    const fill_context *c = ctx;
+    const cullme_qpanels *w = c->w;
+    const int64_t K = w->cols, G = w->group, NG = K / G;
     float *out = (float *)buf;
     for (int64_t p = p0; p < p0 + np; p++) {
         const int8_t *q = w->q + p * PANEL * K;
         const float *sc = w->scale + p * PANEL * NG, *of = w->offset + p * PANEL * NG;
         for (int64_t s = s0; s < s0 + ks;) {
-            const int64_t g = s / w->group, end = (g + 1) * w->group < s0 + ks ? (g + 1) * w->group : s0 + ks;
-            const __m256 d0 = _mm256_loadu_ps(sc + g * PANEL), d1 = _mm256_loadu_ps(sc + g * PANEL + 8);
-            const __m256 m0 = _mm256_loadu_ps(of + g * PANEL), m1 = _mm256_loadu_ps(of + g * PANEL + 8);
-            for (; s < end; s++, out += PANEL) {
-                const __m128i v = _mm_loadu_si128((const __m128i *)(q + s * PANEL));
-                const __m256 a = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
-                const __m256 b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
-                _mm256_storeu_ps(out, _mm256_add_ps(_mm256_mul_ps(a, d0), m0));
-                _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_mul_ps(b, d1), m1));
-            }
-        }
-    }
-}
-
-__attribute__((target("avx512f"))) static void fill_avx512(const void *ctx, int64_t p0, int64_t np, int64_t s0,
-                                                           int64_t ks, uint32_t *buf) {
-    const cullme_qpanels *w = ctx;
-    const int64_t K = w->cols, NG = K / w->group;
-    float *out = (float *)buf;
-    for (int64_t p = p0; p < p0 + np; p++) {
-        const int8_t *q = w->q + p * PANEL * K;
-        const float *sc = w->scale + p * PANEL * NG, *of = w->offset + p * PANEL * NG;
-        for (int64_t s = s0; s < s0 + ks;) {
-            const int64_t g = s / w->group, end = (g + 1) * w->group < s0 + ks ? (g + 1) * w->group : s0 + ks;
-            const __m512 d = _mm512_loadu_ps(sc + g * PANEL), m = _mm512_loadu_ps(of + g * PANEL);
-            for (; s < end; s++, out += PANEL) {
-                const __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + s * PANEL))));
-                _mm512_storeu_ps(out, _mm512_add_ps(_mm512_mul_ps(a, d), m));
-            }
+            const int64_t g = s / G, end = (g + 1) * G < s0 + ks ? (g + 1) * G : s0 + ks;
+            c->group(q + s * PANEL, sc + g * PANEL, of + g * PANEL, end - s, out);
+            out += (end - s) * PANEL;
+            s = end;
         }
     }
 }
@@ -311,9 +308,9 @@ static uint32_t *thread_block_buffer(int64_t words) {
 
 int cullme_gemm_q(const float *x, int64_t M, int64_t K, const cullme_qpanels *w, int64_t n_begin, int64_t n_end,
                   float *out, int64_t ldo, const float *bias) {
-    static void (*const fills[])(const void *, int64_t, int64_t, int64_t, int64_t, uint32_t *) = {
-        fill_generic, fill_avx2, fill_avx512};
-    gemm_wsource ws = {fills[cullme_gemm_path_index()], w, thread_block_buffer(cullme_gemm_block_words(K))};
+    static const group_fill_fn groups[] = {group_generic, group_avx2, group_avx512};  // by cullme_gemm's path
+    const fill_context ctx = {w, groups[cullme_gemm_path_index()]};
+    gemm_wsource ws = {fill_block, &ctx, thread_block_buffer(cullme_gemm_block_words(K))};
     if (!ws.buf) return -1;
     cullme_gemm_from_blocks(x, M, K, &ws, n_begin, n_end, out, ldo, bias);
     return 0;
