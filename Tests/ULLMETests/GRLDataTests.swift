@@ -208,6 +208,8 @@ final class GRLDataTests: XCTestCase {
         let x = GRLBatchExample(query: "q", positives: ["p"], negatives: ["n1", "n2"], instruction: "I",
                                 alignmentInstruction: "A", dataset: 0, index: 3, label: 3)
         XCTAssertEqual(x.contrastiveTexts, ["I\nq", "I\np", "I\nn1", "I\nn2"])
+        XCTAssertEqual(x.contrastiveTexts(passageFormat: .candidate),
+                       ["I\nq", "I\nCandidate:\np", "I\nCandidate:\nn1", "I\nCandidate:\nn2"])
         XCTAssertEqual(x.generationTexts, ["A. Query:\nq\n\np\n", "A. Query:\nq\n\nn1\n", "A. Query:\nq\n\nn2\n"])
     }
 
@@ -239,6 +241,10 @@ final class GRLDataTests: XCTestCase {
         XCTAssertEqual(d.globalBatchSize, 16); XCTAssertEqual(d.gcChunkSize, 1); XCTAssertEqual(d.temperature, 0.05)
         XCTAssertEqual(d.warmupProportion, 0.05); XCTAssertEqual(d.minLearningRate, 1e-7); XCTAssertNil(d.maxSteps)
         XCTAssertFalse(d.useGen); XCTAssertFalse(d.useKL); XCTAssertEqual(d.posPerSample, 1); XCTAssertEqual(d.negPerSample, 1)
+        XCTAssertEqual(d.passageFormat, .query)
+        let cand = try TrainConfig.parse(yaml: "data:\n  - {file: a.jsonl, instruction: I}\npassage_format: candidate\n")
+        XCTAssertEqual(cand.passageFormat, .candidate)
+        XCTAssertThrowsError(try TrainConfig.parse(yaml: "data:\n  - {file: a.jsonl, instruction: I}\npassage_format: doc\n"))
         // The reference's phi.yaml (its keys, as written there) plus our data: reads, with warnings for
         // the keys that mean nothing here.
         let phi = """

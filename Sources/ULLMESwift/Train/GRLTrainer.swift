@@ -31,6 +31,7 @@ public struct GRLRunSettings: Sendable {
     public var skipMalformedLines = false
     public var dropLast = false              // drop leftover partial batches (strictly single-dataset batches)
     public var sampleWithReplacement = false // fill pos/neg per sample with replacement instead of the batch minimum
+    public var passageFormat = PassageFormat.query // positives/negatives: query format (reference) or candidate format
     public var nonfinitePolicy = NonFinitePolicy.stop
     public var maxConsecutiveNonFinite = 10     // skip policy: stop after this many non-finite steps in a row (0: never)
     public var injectNonFiniteSteps: Set<Int> = []  // testing hook: steps (1-based) given a NaN loss and gradient
@@ -57,7 +58,7 @@ public struct GRLRunSettings: Sendable {
         loraTargets = c.loraTargetModules.map(Set.init)
         pooling = c.pooling; attention = c.attention
         checkpointInterval = c.checkpointInterval; skipMalformedLines = c.skipMalformedLines
-        dropLast = c.dropLast; sampleWithReplacement = c.sampleWithReplacement
+        dropLast = c.dropLast; sampleWithReplacement = c.sampleWithReplacement; passageFormat = c.passageFormat
         nonfinitePolicy = c.nonfinitePolicy; maxConsecutiveNonFinite = c.maxConsecutiveNonFinite
         injectNonFiniteSteps = Set(c.injectNonFiniteSteps)
         activationCheckpointing = c.activationCheckpointing; threads = c.threads
@@ -196,7 +197,7 @@ public final class GRLTrainer {
         }
         return try batch.examples.map { ex in
             let gen = try ex.generationTexts.map(ids)
-            return GRLTokenizedExample(sequences: try ex.contrastiveTexts.map(ids), generation: gen, generationLabels: gen,
+            return GRLTokenizedExample(sequences: try ex.contrastiveTexts(passageFormat: settings.passageFormat).map(ids), generation: gen, generationLabels: gen,
                                        index: ex.index, label: ex.label)
         }
     }

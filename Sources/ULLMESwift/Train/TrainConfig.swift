@@ -58,6 +58,9 @@ import FoundationEssentials
 //                             batches as the reference's sampler (drop_last: False) does   (false)
 //   sample_with_replacement   always pos/neg_per_sample per example, with replacement where an
 //                             example has fewer, instead of the reference's batch minimum   (false)
+//   passage_format            how positives and negatives are formatted in the contrastive pass: query
+//                             (`{instruction}\n{text}`, the reference) | candidate (`{instruction}\nCandidate:\n{text}`,
+//                             the format encode_corpus uses for documents)   (query)
 //   cl_weight / gen_weight / kl_weight   weights of the three loss terms (the paper's lambdas)   (1 / 1 / 1)
 //   gc_reference_weighting    add each GradCache chunk's gen/KL mean unweighted as the reference does,
 //                             instead of weighting by chunk size / batch size (METHOD §5)   (false)
@@ -123,6 +126,7 @@ public struct TrainConfig: Sendable, Equatable {
     public var skipMalformedLines: Bool = false
     public var dropLast: Bool = false
     public var sampleWithReplacement: Bool = false
+    public var passageFormat: PassageFormat = .query
     public var clWeight: Double = 1
     public var genWeight: Double = 1
     public var klWeight: Double = 1
@@ -212,6 +216,10 @@ public struct TrainConfig: Sendable, Equatable {
         if let v = try r.bool(["skip_malformed_lines"]) { c.skipMalformedLines = v }
         if let v = try r.bool(["drop_last"]) { c.dropLast = v }
         if let v = try r.bool(["sample_with_replacement"]) { c.sampleWithReplacement = v }
+        if let (v, e) = try r.stringWithEntry(["passage_format"]) {
+            guard let f = PassageFormat(rawValue: v) else { throw r.typeError(e, "query or candidate") }
+            c.passageFormat = f
+        }
         if let v = try r.double(["cl_weight"], min: 0) { c.clWeight = v }
         if let v = try r.double(["gen_weight"], min: 0) { c.genWeight = v }
         if let v = try r.double(["kl_weight"], min: 0) { c.klWeight = v }
@@ -368,7 +376,7 @@ private struct Reader {
     static let allKeys: [String] = [
         "model", "encoder_name_or_path", "data", "output_dir", "checkpoint_dir", "checkpoint_file", "only_load_model",
         "pooling", "attention", "log_every", "log_interval", "skip_malformed_lines", "drop_last",
-        "sample_with_replacement", "cl_weight", "gen_weight", "kl_weight", "gc_reference_weighting",
+        "sample_with_replacement", "passage_format", "cl_weight", "gen_weight", "kl_weight", "gc_reference_weighting",
         "nonfinite_policy", "inject_nonfinite_steps",
         "activation_checkpointing", "gradient_checkpointing", "weight_storage",
         "learning_rate", "min_learning_rate", "warmpup_proportion", "warmup_proportion", "is_cosine_annealing",

@@ -55,13 +55,27 @@ public enum GRLTextFormat {
     }
 }
 
+/// How positives and negatives are formatted for the contrastive pass (YAML `passage_format`).
+public enum PassageFormat: String, Sendable, Equatable {
+    /// `{instruction}\n{text}` like the query: the reference's training format.
+    case query
+    /// `{instruction}\nCandidate:\n{text}`: the format `encode_corpus` embeds documents in, so a model
+    /// trained this way sees its documents at evaluation exactly as in training.
+    case candidate
+}
+
 extension GRLBatchExample {
     /// The formatted contrastive texts of this example in the reference's row order:
     /// query, the P positives, the N negatives (all in the query format).
-    public var contrastiveTexts: [String] {
-        [GRLTextFormat.training(instruction: instruction, text: query)]
-            + positives.map { GRLTextFormat.training(instruction: instruction, text: $0) }
-            + negatives.map { GRLTextFormat.training(instruction: instruction, text: $0) }
+    public var contrastiveTexts: [String] { contrastiveTexts(passageFormat: .query) }
+
+    /// The contrastive texts with the passages (positives, negatives) in `passageFormat`.
+    public func contrastiveTexts(passageFormat: PassageFormat) -> [String] {
+        let passage: (String) -> String = passageFormat == .query
+            ? { GRLTextFormat.training(instruction: instruction, text: $0) }
+            : { GRLTextFormat.candidate(instruction: instruction, text: $0) }
+        return [GRLTextFormat.training(instruction: instruction, text: query)]
+            + positives.map(passage) + negatives.map(passage)
     }
 
     /// The generation examples of this example: the P positives' then the N negatives'.
