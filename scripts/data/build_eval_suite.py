@@ -10,7 +10,8 @@ qrels.tsv, meta.json with the task's instruction from scripts/data/instructions.
   info-manuals     "{manual}: {node}" -> node text of the held-out GNU info manuals
   debian-faq       question -> answer of the Debian FAQ (never in training; instruction never trained)
 STS task (pairs.tsv: sentence1, sentence2, score, as data/eval/lee):
-  wordnet-sts      pairs of definitions of held-out WordNet noun synsets; score = Wu-Palmer similarity of
+  wordnet-sts      pairs of definitions of held-out WordNet noun synsets (those whose definition the WordNet
+                   training split never shows, not even as another sense's negative); score = Wu-Palmer similarity of
                    the two synsets in the noun hierarchy (2·depth(lcs) / (depth(a) + depth(b)), depths of
                    the shortest hypernym paths, as NLTK computes it); pairs drawn as siblings, near
                    relatives and random pairs so that scores spread over [0, 1]
@@ -28,7 +29,7 @@ from collections import deque
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from build_mixture import dedupe, doc_text  # noqa: E402
+from build_mixture import dedupe, doc_text, norm  # noqa: E402
 from instructions import INSTRUCTIONS  # noqa: E402
 from splits import in_eval  # noqa: E402
 from sources import debian_faq, debian_packages, info_manuals  # noqa: E402
@@ -51,7 +52,10 @@ def write_meta(out, meta):
 
 def build_retrieval(name, out):
     make, n_queries = RETRIEVAL[name]
-    recs = dedupe([r for r in make() if in_eval(r["source"], r["key"])])
+    every = list(make())
+    # Text shared across the split (the readline manual is also a chapter of bash's) stays on the training side.
+    trained = {norm(doc_text(r)) for r in every if not in_eval(r["source"], r["key"])}
+    recs = dedupe([r for r in every if in_eval(r["source"], r["key"]) and norm(doc_text(r)) not in trained])
     if not recs:
         sys.exit(f"build_eval_suite: {name}: no held-out records")
     queries = recs
@@ -67,16 +71,25 @@ def build_retrieval(name, out):
             f.write(f"q:{r['id']}\t{r['id']}\t1\n")
     keys = sorted({r["key"] for r in recs})
     meta = {"name": name, "task": "retrieval", "instruction": INSTRUCTIONS[name],
-            "counts": {"corpus": len(recs), "queries": len(queries), "qrels": len(queries), "held_out_keys": len(keys)},
+            "counts": {"corpus": len(recs), "dropped_duplicates_or_shared": sum(in_eval(r["source"], r["key"]) for r in every) - len(recs), "queries": len(queries), "qrels": len(queries), "held_out_keys": len(keys)},
             "held_out_keys": keys if len(keys) <= 50 else keys[:50] + ["..."],
             "split": "scripts/data/splits.py", "builder": "scripts/data/build_eval_suite.py"}
     write_meta(out, meta)
     print(f"build_eval_suite: {name}: {meta['counts']}", flush=True)
 
 
+def trained_wordnet_definitions(path="data/grl/wordnet/train.jsonl"):
+    """Every definition in WordNet's training split, as positive or negative (other senses of a word)."""
+    if not os.path.exists(path):
+        sys.exit(f"build_eval_suite: {path} missing: run `make wordnet-data` first")
+    with open(path, encoding="utf-8") as f:
+        return {t for l in f for e in [json.loads(l)] for t in e["positive"] + e["negative"]}
+
+
 def build_wordnet_sts(out, wordnet_dir="/usr/share/wordnet"):
     import build_wordnet_grl as wn
     synsets = {s.offset: s for s in wn.parse_data_file(os.path.join(wordnet_dir, "data.noun"), "n", [])}
+    trained = trained_wordnet_definitions()
     hyper = {o: [p[1][1] for p in s.pointers if p[0] in ("@", "@i") and p[1][0] == "n"] for o, s in synsets.items()}
 
     def ancestors(o):  # hypernym -> shortest distance from o
@@ -105,7 +118,8 @@ def build_wordnet_sts(out, wordnet_dir="/usr/share/wordnet"):
         d = depth(lcs)
         return 2 * d / (d + da[lcs] + d + db[lcs])
 
-    held = sorted(o for o, s in synsets.items() if in_eval("wordnet", f"n:{o}") and s.definition)
+    held = sorted(o for o, s in synsets.items()
+                  if in_eval("wordnet", f"n:{o}") and s.definition and s.definition not in trained)
     held_set = set(held)
     children = {}
     for o in synsets:
