@@ -58,7 +58,8 @@ def main(argv=None):
     results, values, replicates = runner.evaluate(systems, tasks, cache, a.resamples, a.seed, a.threads)
     means = runner.retrieval_mean(systems, tasks, results, replicates)
     comparisons = runner.compare(pairs, tasks, results, replicates, means)
-    settings = {"command": " ".join(shlex.quote(x) for x in [sys.argv[0]] + (sys.argv[1:] if argv is None else argv)),
+    args = sys.argv[1:] if argv is None else argv
+    settings = {"command": " ".join(shlex.quote(x) for x in ["experiments/eval_suite.py", *args]),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "resamples": a.resamples, "seed": a.seed,
                 "ci_level": bootstrap.LEVEL, "limit_queries": a.limit_queries, "limit_docs": a.limit_docs,
                 "cache": {"hits": cache.hits, "misses": cache.misses}, "seconds": round(time.time() - t0, 1)}
