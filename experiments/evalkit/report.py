@@ -1,4 +1,4 @@
-"""Outputs: results.json, per-query arrays (per_query/<task>/<system>.npz) and table.md."""
+"""Outputs: results.json, per-query arrays (per_query/<task>/<system>.npz), table.md and gap_closed.png."""
 import json
 import os
 
@@ -32,8 +32,7 @@ def save_per_query(out, tasks, values):
 
 
 def results_json(settings, tasks, systems, results, means, comparisons, gap, per_query_paths):
-    doc = {"settings": settings, "tasks": {}, "retrieval_mean_ndcg@10": {}, "comparisons": comparisons,
-           "gap_closed": gap}
+    doc = {"settings": settings, "tasks": {}, "comparisons": comparisons, "gap_closed": gap}
     for t in tasks:
         doc["tasks"][t.name] = {**t.describe(), "primary": PRIMARY[t.kind], "systems": {
             s: {**r, "per_query": per_query_paths[(t.name, s)]} for s, r in results[t.name].items()}}
@@ -105,6 +104,30 @@ def _num(x):
     return "-" if x is None else f"{x:.3f}"
 
 
+def plot_gap(gap, path):
+    """Bars of the gap closed per retrieval task and their mean, one colour per model; lines at 0 and 1."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    models = list(gap["models"])
+    labels = list(dict.fromkeys(t for g in gap["models"].values() for t in g["tasks"])) + ["mean"]
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(labels), 3.6))
+    for i, m in enumerate(models):
+        g = gap["models"][m]
+        ys = [g["tasks"].get(t) for t in labels[:-1]] + [g["mean"]]
+        ax.bar(np.arange(len(labels)) + (i - (len(models) - 1) / 2) * width,
+               [np.nan if y is None else y for y in ys], width, label=m)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.axhline(1, color="gray", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(labels)), labels)
+    ax.set_ylabel(f"gap closed ({gap['base']} = 0, {gap['reference']} = 1)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def write(out, settings, tasks, systems, results, values, means, comparisons, gap):
     os.makedirs(out, exist_ok=True)
     paths = save_per_query(out, tasks, values)
@@ -114,4 +137,6 @@ def write(out, settings, tasks, systems, results, values, means, comparisons, ga
     table = markdown(settings, tasks, systems, results, means, comparisons, gap)
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(table)
+    if gap:
+        plot_gap(gap, os.path.join(out, "gap_closed.png"))
     return doc, table

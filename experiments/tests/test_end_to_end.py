@@ -115,7 +115,8 @@ def test_every_ci_contains_its_mean(suite):
 
 
 def test_comparisons_and_gap(suite):
-    _, (res, _), _ = suite
+    tmp, (res, _), _ = suite
+    assert (tmp / "out" / "gap_closed.png").stat().st_size > 1000
     tasks = res["tasks"]
     for c in res["comparisons"]:
         allowed = VERDICTS | {f"{c['a']} better", f"{c['b']} better"}
