@@ -56,7 +56,7 @@ def evaluate(systems, tasks, cache, resamples=bootstrap.RESAMPLES, seed=0, threa
     """Runs every system on every task it supports. Returns (results, values, replicates):
     results[task][system] = {"seeds": labels, "metrics": {metric: {mean, ci, per_seed}}};
     values[(task, system)] = {name: (n_seeds, n_units)}; replicates[(task, system)] = {metric: (resamples,)}."""
-    results, values, replicates = {}, {}, {}
+    results, values, replicates = {t.name: {} for t in tasks}, {}, {}
     for system in systems:
         encoders = system.encoders(threads)
         draws = bootstrap.seed_draws(len(encoders), resamples, seed, system.name)
@@ -68,7 +68,7 @@ def evaluate(systems, tasks, cache, resamples=bootstrap.RESAMPLES, seed=0, threa
             v = {k: np.stack([p[k] for p in per_seed]) for k in per_seed[0]}
             units = bootstrap.unit_draws(task.n_units, resamples, seed, task.name)
             summary, reps = estimate(task, v, units, draws)
-            results.setdefault(task.name, {})[system.name] = {"seeds": system.seed_labels, "metrics": summary}
+            results[task.name][system.name] = {"seeds": system.seed_labels, "metrics": summary}
             values[(task.name, system.name)], replicates[(task.name, system.name)] = v, reps
             m = PRIMARY[task.kind]
             print(f"eval_suite: {system.name:>12} on {task.name}: {m} {summary[m]['mean']:.4f} "
@@ -98,7 +98,7 @@ def compare(pairs, tasks, results, replicates, means):
     for a, b in pairs:
         row = {"a": a, "b": b, "tasks": {}}
         for t in tasks:
-            if a in results.get(t.name, {}) and b in results[t.name]:
+            if a in results[t.name] and b in results[t.name]:
                 row["tasks"][t.name] = {
                     m: bootstrap.paired(results[t.name][a]["metrics"][m]["mean"], replicates[(t.name, a)][m],
                                         results[t.name][b]["metrics"][m]["mean"], replicates[(t.name, b)][m], (a, b))
