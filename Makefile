@@ -56,7 +56,7 @@ test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python
 # record of a run is docs/results/grl-wordnet-demo/.
 GRL_DEMO_OUT := $(BUILD)/runs/grl-wordnet-demo
 grl-demo: lib wordnet-data
-	rm -rf $(GRL_DEMO_OUT) && mkdir -p $(GRL_DEMO_OUT)
+	rm -rf $(GRL_DEMO_OUT) && mkdir -p $(dir $(GRL_DEMO_OUT))
 	sed 's|^output_dir: .*|output_dir: $(GRL_DEMO_OUT)|' examples/grl-wordnet-demo.yaml > $(GRL_DEMO_OUT).yaml
 	$(BUILD)/bin/ullme train $(GRL_DEMO_OUT).yaml --quiet
 	python3 scripts/check_grl_demo.py $(GRL_DEMO_OUT)/log.jsonl
