@@ -11,7 +11,7 @@ import PackageDescription
 // - `-static-stdlib` given to the link (SwiftPM's `--static-swift-stdlib` cannot link a dynamic library).
 // - FoundationEssentials' own static dependencies are not autolinked: without them the library has an
 //   undefined `_FoundationCollections` symbol that fails at load time.
-// - lld: gold leaves the local Swift type metadata of the engine (and, with static libdispatch,
+// - lld (the toolchain ships ld.lld): gold leaves the local Swift type metadata of the engine (and, with static libdispatch,
 //   `__dispatch_tsd`) in `.dynsym` despite the version script; lld leaves only `ullme_*`.
 // Only these two products get the flags: the test runner links XCTest, which brings the dynamic runtime.
 let staticSwiftRuntime: [LinkerSetting] = [
