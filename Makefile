@@ -106,8 +106,8 @@ test-mpi: lib
 	python3 scripts/check_mpi_grl.py --bin $(BINDIR)/ullme --out $(BUILD)/mpi-check
 
 # The shipped binaries are self-contained: exports only ullme_*, no Swift library needed; the installed
-# wheel, the C example and the CLI run with the Swift toolchain hidden (mount namespace; needs root).
-test-standalone: wheel
+# wheel, the C and Go examples and the CLI run with the Swift toolchain hidden (mount namespace; needs root).
+test-standalone: wheel test-go
 	MODEL=$(MODEL) tests/packaging/check_standalone.sh
 
 test-go:

@@ -11,8 +11,8 @@ import PackageDescription
 // - `-static-stdlib` given to the link (SwiftPM's `--static-swift-stdlib` cannot link a dynamic library).
 // - FoundationEssentials' own static dependencies are not autolinked: without them the library has an
 //   undefined `_FoundationCollections` symbol that fails at load time.
-// - lld (the toolchain ships ld.lld): gold leaves the local Swift type metadata of the engine (and, with static libdispatch,
-//   `__dispatch_tsd`) in `.dynsym` despite the version script; lld leaves only `ullme_*`.
+// - lld (the toolchain's own ld.lld): gold leaves the engine's local Swift type metadata (and, with static
+//   libdispatch, `__dispatch_tsd`) in `.dynsym` despite the version script; lld leaves only `ullme_*`.
 // Only these two products get the flags: the test runner links XCTest, which brings the dynamic runtime.
 let staticSwiftRuntime: [LinkerSetting] = [
     .unsafeFlags(["-static-stdlib", "-use-ld=lld"]),

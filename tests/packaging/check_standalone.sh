@@ -8,7 +8,8 @@
 #      looks it up (never a made-up one).
 #   3. With the Swift toolchain hidden (a mount namespace with a tmpfs over /opt/swift), from a directory
 #      outside the checkout: the installed wheel's embed, the C example (built against build/include and
-#      build/lib) and the CLI run, and the wheel's vectors equal the C example's.
+#      build/lib), the Go example (build/bin/ullme-example-go, `make test-go`) and the CLI run, and the
+#      wheel's vectors equal the C example's and the CLI's.
 # Needs root for unshare -m (as CI runs); every failure is an error, nothing is skipped.
 set -euo pipefail
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -22,7 +23,8 @@ fail() { echo "test-standalone: FAIL: $*" >&2; exit 1; }
 
 LIB="$BUILD/lib/libullme.so"
 CLI="$BUILD/bin/ullme"
-for f in "$LIB" "$CLI" "$BUILD/include/ullme.h"; do [ -f "$f" ] || fail "$f missing (make lib)"; done
+GO_EXAMPLE="$BUILD/bin/ullme-example-go"
+for f in "$LIB" "$CLI" "$BUILD/include/ullme.h" "$GO_EXAMPLE"; do [ -f "$f" ] || fail "$f missing (make lib test-go)"; done
 [ -s "$MODEL" ] || fail "$MODEL missing (scripts/fetch_models.sh)"
 [ -d "$SWIFT_ROOT/usr/lib/swift" ] || fail "$SWIFT_ROOT is not a Swift toolchain (set SWIFT_ROOT): nothing to hide"
 wheels=("$BUILD"/wheel/ullme-*.whl)
@@ -65,15 +67,16 @@ echo "== with $SWIFT_ROOT hidden"
 cc -O2 -Wall -Wextra -I"$BUILD/include" bindings/c/example.c -L"$BUILD/lib" -lullme -Wl,-rpath,"$BUILD/lib" -o "$OUT/ullme-example"
 printf '%s\n' "The lighthouse keeper lit the lamp." "Ships use charts at night." > "$OUT/texts.txt"
 mkdir -p "$OUT/elsewhere"
-export OUT MODEL LIB CLI SWIFT_ROOT
+export OUT MODEL LIB CLI GO_EXAMPLE SWIFT_ROOT
 unshare -m sh -euc '
     mount -t tmpfs none "$SWIFT_ROOT"
     [ -z "$(ls -A "$SWIFT_ROOT")" ] || { echo "toolchain still visible" >&2; exit 1; }
     cd "$OUT/elsewhere"
-    for bin in "$LIB" "$CLI" "$OUT/ullme-example"; do
+    for bin in "$LIB" "$CLI" "$OUT/ullme-example" "$GO_EXAMPLE"; do
         if ldd "$bin" | grep -E "not found|swift"; then echo "$bin: unresolved or Swift libraries" >&2; exit 1; fi
     done
     "$OUT/ullme-example" "$MODEL" >/dev/null
+    "$GO_EXAMPLE" "$MODEL" >/dev/null
     "$OUT/ullme-example" "$MODEL" --dump "$OUT/texts.txt" "$OUT/c.bin"
     "$CLI" embed "The lighthouse keeper lit the lamp." > "$OUT/cli.json"
     env -u ULLME_LIB PYTHONPATH="$OUT/site-wheel" python3 - <<"PY"
@@ -90,7 +93,7 @@ assert e.shape == (2, 576) and np.all(np.isfinite(e)), e.shape
 assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
 assert np.array_equal(e, c), f"wheel vs C example: max diff {np.abs(e - c).max()}"
 assert np.allclose(e[0], cli, atol=1e-6), f"wheel vs CLI: max diff {np.abs(e[0] - cli).max()}"
-print(f"wheel ({ullme.library_path()}), C example and CLI: same {e.shape[1]}-d vectors")
+print(f"wheel ({ullme.library_path()}), C example and CLI: same {e.shape[1]}-d vectors; Go example ran")
 PY
 '
 echo "test-standalone: OK"
