@@ -14,10 +14,11 @@ import PackageDescription
 // - lld (the toolchain's own ld.lld): gold leaves the engine's local Swift type metadata (and, with static
 //   libdispatch, `__dispatch_tsd`) in `.dynsym` despite the version script; lld leaves only `ullme_*`.
 // Only these two products get the flags: the test runner links XCTest, which brings the dynamic runtime.
+// Linux only (Apple platforms have the Swift runtime in the OS and no static one).
 let staticSwiftRuntime: [LinkerSetting] = [
-    .unsafeFlags(["-static-stdlib", "-use-ld=lld"]),
-    .linkedLibrary("_FoundationCollections"),
-    .linkedLibrary("_FoundationCShims"),
+    .unsafeFlags(["-static-stdlib", "-use-ld=lld"], .when(platforms: [.linux])),
+    .linkedLibrary("_FoundationCollections", .when(platforms: [.linux])),
+    .linkedLibrary("_FoundationCShims", .when(platforms: [.linux])),
 ]
 
 let package = Package(
