@@ -152,4 +152,4 @@ install: lib
 		install -m 644 $(BUILD)/$(ADAPTER_DIR)/* $(DESTDIR)$(PREFIX)/$(ADAPTER_DIR)/; fi
 
 clean:
-	rm -rf .build $(BUILD)
+	rm -rf .build $(BUILD) bindings/python/build bindings/python/*.egg-info
