@@ -5,9 +5,13 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-experiments test-c test-go test-mpi test-reliability bench bench-all bench-peak bench-train bench-grl bench-storage install clean
+.PHONY: all lib wheel test-standalone models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-experiments test-c test-go test-mpi test-reliability bench bench-all bench-peak bench-train bench-grl bench-storage install clean
 
 all: lib
+
+# build/ is laid out as an installed prefix: lib/libullme.so finds the default LoRA adapter (adapters/default,
+# when the checkout has one) at ../share/ullme/adapters/default, here, after `make install` and in the wheel.
+ADAPTER_DIR := share/ullme/adapters/default
 
 lib:
 	$(SWIFT) build -c release --product ullme
@@ -16,6 +20,13 @@ lib:
 	cp $(REL)/libullme.so $(BUILD)/lib/libullme.so
 	cp $(REL)/ullme-cli $(BUILD)/bin/ullme
 	cp include/ullme.h $(BUILD)/include/ullme.h
+	rm -rf $(BUILD)/$(ADAPTER_DIR)
+	if [ -d adapters/default ]; then mkdir -p $(dir $(BUILD)/$(ADAPTER_DIR)) && cp -R adapters/default $(BUILD)/$(ADAPTER_DIR); fi
+
+# The Python package as a wheel carrying libullme.so (and the default adapter): build/wheel/ullme-*.whl.
+wheel: lib
+	rm -rf $(BUILD)/wheel
+	python3 -m pip wheel -q --no-deps --no-build-isolation -w $(BUILD)/wheel ./bindings/python
 
 models:
 	scripts/fetch_models.sh --gemma3
@@ -37,14 +48,18 @@ check-wordnet-determinism:
 	diff -r $(BUILD)/wn-tiny data/grl/wordnet-tiny
 
 # test-swift runs before test-python: the Swift adapter test exports what the PEFT test loads.
-test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-experiments test-c test-go test-mpi test-reliability grl-demo experiment-tiny
+test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-experiments test-c test-go test-standalone test-mpi test-reliability grl-demo experiment-tiny
 
 # The GRL acceptance run: 40 steps of CL + DPO + KL with GradCache on SmolLM2 + WordNet (~8-15 min on 2 cores);
 # checks every loss term is logged and the contrastive loss falls to <= 80 % (last 20 vs first 20 steps).
+# Runs in build/ (the example's output_dir replaced), so `make test` rewrites no tracked file; the committed
+# record of a run is docs/results/grl-wordnet-demo/.
+GRL_DEMO_OUT := $(BUILD)/runs/grl-wordnet-demo
 grl-demo: lib wordnet-data
-	rm -rf runs/grl-wordnet-demo
-	$(BUILD)/bin/ullme train examples/grl-wordnet-demo.yaml --quiet
-	python3 scripts/check_grl_demo.py runs/grl-wordnet-demo/log.jsonl
+	rm -rf $(GRL_DEMO_OUT) && mkdir -p $(dir $(GRL_DEMO_OUT))
+	sed 's|^output_dir: .*|output_dir: $(GRL_DEMO_OUT)|' examples/grl-wordnet-demo.yaml > $(GRL_DEMO_OUT).yaml
+	$(BUILD)/bin/ullme train $(GRL_DEMO_OUT).yaml --quiet
+	python3 scripts/check_grl_demo.py $(GRL_DEMO_OUT)/log.jsonl
 
 # The quality experiment (README "Results"): base causal / base bidirectional / CL / CL+SFT / GRL on SmolLM2,
 # man-page retrieval + Lee STS, one table in results/experiment/table.md (~1.5-2 h on 2 cores).
@@ -99,6 +114,11 @@ test-c:
 test-mpi: lib
 	python3 scripts/check_mpi_grl.py --bin $(BINDIR)/ullme --out $(BUILD)/mpi-check
 
+# The shipped binaries are self-contained: exports only ullme_*, no Swift library needed; the installed
+# wheel, the C and Go examples and the CLI run with the Swift toolchain hidden (mount namespace; needs root).
+test-standalone: wheel test-go
+	MODEL=$(MODEL) tests/packaging/check_standalone.sh
+
 test-go:
 	mkdir -p $(BINDIR)
 	cd bindings/go && $(GOENV) go vet . && $(GOENV) go build -o $(abspath $(BINDIR))/ullme-example-go .
@@ -136,6 +156,9 @@ install: lib
 	install -m 644 include/ullme.h $(DESTDIR)$(PREFIX)/include/ullme.h
 	install -m 755 $(BUILD)/bin/ullme $(DESTDIR)$(PREFIX)/bin/ullme
 	sed 's|@PREFIX@|$(PREFIX)|g' bindings/c/ullme.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ullme.pc
+	rm -rf $(DESTDIR)$(PREFIX)/$(ADAPTER_DIR)
+	if [ -d $(BUILD)/$(ADAPTER_DIR) ]; then install -d $(DESTDIR)$(PREFIX)/$(ADAPTER_DIR) && \
+		install -m 644 $(BUILD)/$(ADAPTER_DIR)/* $(DESTDIR)$(PREFIX)/$(ADAPTER_DIR)/; fi
 
 clean:
-	rm -rf .build $(BUILD)
+	rm -rf .build $(BUILD) bindings/python/build bindings/python/*.egg-info

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks a GRL run's JSONL log (ullme train): every loss term logged and finite, and the mean contrastive loss
 of the last 20 steps at most `--ratio` (0.8) of the first 20 steps'. Prints the figures.
-Usage: scripts/check_grl_demo.py runs/grl-wordnet-demo/log.jsonl"""
+Usage: scripts/check_grl_demo.py build/runs/grl-wordnet-demo/log.jsonl (make grl-demo)
+       scripts/check_grl_demo.py docs/results/grl-wordnet-demo/log.jsonl (the committed record)"""
 import argparse
 import json
 import math

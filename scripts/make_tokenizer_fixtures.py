@@ -11,6 +11,7 @@
    tests/fixtures/tokenizer/expected-<name>.json:
      {"source": ..., "ids": [[...] per corpus line, add_special_tokens=False],
       "ids_special": [[...] per line, add_special_tokens=True]}
+   (plus expected-vocab-starcoder-digits.json: see DIGITS_FIRST).
    Invalid UTF-8 is given to HF as bytes.decode("utf-8", errors="replace"), which is
    exactly what libullme does with raw bytes.
    The tokenizer.json HF makes of each llama.cpp vocab goes to $ULLME_CACHE/vocab/hf/<name>/.
@@ -88,6 +89,24 @@ CORPUS = [
 ]
 
 
+def number_class_lines(per_line=96):
+    """Every character of Unicode's number classes Nd, Nl and No (Python's unicodedata), in lines of
+    `per_line`, each chunk three ways: after a space ("x ½ ² ...": not at the line start, where llama.cpp's
+    and transformers' SentencePiece prefixes differ), in one run ("½²...": digit grouping such as
+    \\p{N}{1,3}), and after a letter ("a½a²..."). Where pre-tokenizers differ (Digits, \\p{N}, \\d)."""
+    import unicodedata
+    lines = []
+    for cat in ("Nd", "Nl", "No"):
+        chars = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == cat]
+        for i in range(0, len(chars), per_line):
+            chunk = chars[i:i + per_line]
+            lines += [("x " + " ".join(chunk)).encode(), "".join(chunk).encode(), ("a" + "a".join(chunk)).encode()]
+    return lines
+
+
+CORPUS += number_class_lines()
+
+
 def ensure_vocabs():
     os.makedirs(VOCAB, exist_ok=True)
     missing = [v for v in VOCABS if not os.path.exists(os.path.join(VOCAB, f"ggml-vocab-{v}.gguf"))]
@@ -116,6 +135,23 @@ def write_corpus():
     with open(os.path.join(FIX, "corpus.jsonl"), "w") as f:
         for b in CORPUS:
             f.write(json.dumps({"b64": base64.b64encode(b).decode()}) + "\n")
+
+
+# The pre-tokenizer of SmolLM2's and StarCoder's own tokenizer.json (each digit isolated, then GPT-2's
+# ByteLevel split), which llama.cpp's `tokenizer.ggml.pre` "smollm" / "starcoder" stand for. transformers'
+# GGUF conversion ignores tokenizer.ggml.pre and keeps only the ByteLevel step, so after a space a number
+# other than 0-9 (" ½", " ²", " ٣") is split differently by it: expected-smollm2-gguf / expected-vocab-starcoder
+# are that conversion, expected-smollm2-digits / expected-vocab-starcoder-digits the model's own tokenizer.
+DIGITS_FIRST = {"type": "Sequence", "pretokenizers": [
+    {"type": "Digits", "individual_digits": True},
+    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
+DIGITS_FIRST_VOCABS = ["starcoder"]
+
+
+def fast(tokenizer_json):
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(tokenizer_json)))
 
 
 def expected(tok, source):
@@ -151,18 +187,14 @@ def main():
     with open(os.path.join(d, "tokenizer.json"), "w") as f:
         json.dump(j, f, ensure_ascii=False, separators=(",", ":"))
     # Variant with SmolLM2's original pre-tokenizer (Digits individual + ByteLevel).
-    j["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
-        {"type": "Digits", "individual_digits": True},
-        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
+    j["pre_tokenizer"] = DIGITS_FIRST
     j["post_processor"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True}
     d2 = os.path.join(FIX, "tokenizer-smollm2-digits")
     os.makedirs(d2, exist_ok=True)
     # Only the diff to tokenizer-smollm2 is committed (keeps the repo small); the test patches it in.
     json.dump({"pre_tokenizer": j["pre_tokenizer"], "post_processor": j["post_processor"]},
               open(os.path.join(d2, "patch.json"), "w"), indent=1)
-    from tokenizers import Tokenizer
-    t2 = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(j)))
-    dump("smollm2-digits", expected(t2, f"{ver}, tokenizer-smollm2 + patch.json"))
+    dump("smollm2-digits", expected(fast(j), f"{ver}, tokenizer-smollm2 + patch.json"))
     # Gemma 3 (SentencePiece "llama" GGUF, 262k tokens), when fetched (scripts/fetch_models.sh --gemma3).
     if os.path.exists(os.path.join(MODELS, "gemma-3-270m-q4_k_m.gguf")):
         t = AutoTokenizer.from_pretrained(MODELS, gguf_file="gemma-3-270m-q4_k_m.gguf")
@@ -173,13 +205,18 @@ def main():
         try:
             t = AutoTokenizer.from_pretrained(VOCAB, gguf_file=f"ggml-vocab-{v}.gguf")
             dump(f"vocab-{v}", expected(t, f"{ver}, llama.cpp ggml-vocab-{v}.gguf"))
+            if v in DIGITS_FIRST_VOCABS:
+                jv = json.loads(t.backend_tokenizer.to_str())
+                jv["pre_tokenizer"] = DIGITS_FIRST
+                dump(f"vocab-{v}-digits", expected(fast(jv), f"{ver}, llama.cpp ggml-vocab-{v}.gguf, "
+                                                             "pre-tokenizer Digits(individual) + ByteLevel"))
             # HF's tokenizer.json of it (not committed; in the cache) to test the tokenizer.json path too.
             t.save_pretrained(os.path.join(VOCAB, "hf", v))
             print(f"vocab {v}: ok", file=sys.stderr)
         except Exception as e:  # noqa: BLE001
             print(f"vocab {v}: transformers cannot load it ({type(e).__name__}: {str(e)[:200]})", file=sys.stderr)
-            p = os.path.join(FIX, f"expected-vocab-{v}.json")
-            if os.path.exists(p):
+            for p in glob.glob(os.path.join(FIX, f"expected-vocab-{v}.json")) + \
+                    glob.glob(os.path.join(FIX, f"expected-vocab-{v}-digits.json")):
                 os.remove(p)
 
 

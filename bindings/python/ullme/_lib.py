@@ -130,17 +130,20 @@ _lock = threading.Lock()
 
 
 def candidate_paths():
-    """Where libullme.so is looked for, in order."""
+    """Where libullme.so is looked for, in order: $ULLME_LIB, the copy an installed package carries
+    (ullme/_native/lib, laid out as build/ and `make install`), and, for the package used from a checkout
+    (source or `pip install -e`), that checkout's build trees."""
     out = []
     env = os.environ.get("ULLME_LIB")
     if env:
         p = Path(env)
         out.append(p / "libullme.so" if p.is_dir() else p)
     pkg = Path(__file__).resolve().parent
-    out.append(pkg / "libullme.so")
+    out.append(pkg / "_native" / "lib" / "libullme.so")
     repo = pkg.parent.parent.parent  # bindings/python/ullme -> repo root
-    for sub in ("build/lib", ".build/release", ".build/debug"):
-        out.append(repo / sub / "libullme.so")
+    if (repo / "include" / "ullme.h").is_file():
+        for sub in ("build/lib", ".build/release", ".build/debug"):
+            out.append(repo / sub / "libullme.so")
     return out
 
 
@@ -175,7 +178,8 @@ def lib():
             else:
                 tried.append("system library path (ctypes.util.find_library('ullme'): none)")
         if handle is None:
-            raise Error("libullme.so not found; build it with `make lib` or set ULLME_LIB to its path. "
+            raise Error("libullme.so not found; build it with `make lib` (an installed package carries it: "
+                        "`make && pip install ./bindings/python`, or `make wheel`) or set ULLME_LIB to its path. "
                         "Looked in:\n  " + "\n  ".join(tried), E_IO)
         missing = []
         for name, (res, args) in _SIGNATURES.items():
