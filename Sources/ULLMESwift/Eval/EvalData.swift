@@ -76,7 +76,10 @@ func readEvalFile(_ path: String) throws -> [UInt8] {
     if stat(dir, &st) != 0 || (st.st_mode & S_IFMT) != S_IFDIR {
         throw ULLMEError.io("\(dir): no such directory; build the evaluation sets with the scripts in data/README.md")
     }
-    do { return Array(try MappedFile(path: path).bytes) }
+    do {
+        let file = try MappedFile(path: path)
+        return withExtendedLifetime(file) { Array(file.bytes) }   // copied before the file is unmapped
+    }
     catch ULLMEError.io(let m) { throw ULLMEError.io("\(m); see data/README.md for the layout and the builders") }
 }
 
