@@ -20,7 +20,7 @@ struct Command {
 
     var usage: String {
         var s = "usage: ullme \(name)\(synopsis.isEmpty ? "" : " " + synopsis)\n\n\(summary)\n"
-        if !options.isEmpty { s += "\noptions:\n" + formatOptions(options) }
+        s += "\noptions:\n" + formatOptions(options + [helpOption])
         if !details.isEmpty { s += "\n" + details + "\n" }
         return s
     }
