@@ -3,29 +3,32 @@
 import Glibc
 import ULLMESwift
 
-/// Options only `eval` uses (main.swift adds them to the common parser's valued options).
-let evalValuedOptions: Set<String> = ["--task", "--data", "--limit-queries"]
-
 let defaultRetrievalInstruction = "Given a one-line summary of a Linux manual page, retrieve the page's description"
 let defaultSTSInstruction = "Retrieve semantically similar text."
 
-let evalUsage = """
-usage: ullme eval --task retrieval|sts --data DIR [options]
+/// The options only `eval` has (main.swift's command table adds the model and progress options).
+let evalOptions: [Option] = [
+    Option(name: "--task", metavar: "NAME", help: """
+        retrieval: DIR holds queries.jsonl, corpus.jsonl, qrels.tsv (BEIR layout), e.g. data/eval/manpages
+        sts: DIR holds pairs.tsv (sentence1, sentence2, score), e.g. data/eval/lee
+        """),
+    Option(name: "--data", metavar: "DIR", help: "the evaluation set's directory"),
+    Option(name: "--instruction", metavar: "TEXT", help: """
+        retrieval: the query instruction, default
+          "\(defaultRetrievalInstruction)"
+        sts: the instruction of both texts, default "\(defaultSTSInstruction)"
+        (--instruction "" embeds the texts alone)
+        """),
+    Option(name: "--corpus-instruction", metavar: "TEXT", help: """
+        retrieval: instruction of the documents, embedded as candidates
+        ("{T}\\nCandidate:\\n{title} {text}"); default none (the document text alone)
+        """),
+    Option(name: "--limit-queries", metavar: "N", help: "retrieval: evaluate the first N judged queries (all documents are kept)"),
+    Option(name: "-k", metavar: "N", help: "retrieval: search depth per query (default 1000; MAP is computed over it)"),
+    Option(name: "--output", metavar: "FILE", help: "also write the results as one JSON object (whatever the file's name)"),
+]
 
-  --task retrieval        DIR holds queries.jsonl, corpus.jsonl, qrels.tsv (BEIR layout), e.g. data/eval/manpages
-  --task sts              DIR holds pairs.tsv (sentence1, sentence2, score), e.g. data/eval/lee
-  --model PATH            default: the cached SmolLM2-135M-Instruct
-  --instruction TEXT      retrieval: the query instruction, default
-                            "\(defaultRetrievalInstruction)"
-                          sts: the instruction of both texts, default "\(defaultSTSInstruction)"
-                          (--instruction "" embeds the texts alone)
-  --corpus-instruction T  retrieval: instruction of the documents, embedded as candidates
-                          ("{T}\\nCandidate:\\n{title} {text}"); default none (the document text alone)
-  --limit-queries N       retrieval: evaluate the first N judged queries (all documents are kept)
-  -k N                    retrieval: search depth per query (default 1000; MAP is computed over it)
-  --output FILE           also write the results as JSON
-  --pooling, --attention, --max-length, --batch-size, --threads, --progress, --quiet as for embed
-
+let evalDetails = """
 Metrics (trec_eval / BEIR definitions): nDCG@10 (gain = grade), MRR@10, Recall@1/10/100, MAP; exact
 search by cosine of L2-normalised embeddings. STS: Spearman and Pearson of the cosine with the gold scores.
 """
@@ -57,8 +60,8 @@ func utcNow() -> String {
 }
 
 func runEval(_ args: Arguments) throws {
-    guard let task = args.value("--task") else { throw CLIError(message: "eval needs --task retrieval|sts\n\(evalUsage)") }
-    guard let data = args.value("--data") else { throw CLIError(message: "eval needs --data DIR\n\(evalUsage)") }
+    guard let task = args.value("--task") else { throw CLIError(message: "eval needs --task retrieval|sts (ullme eval --help)") }
+    guard let data = args.value("--data") else { throw CLIError(message: "eval needs --data DIR (ullme eval --help)") }
     guard task == "retrieval" || task == "sts" else { throw CLIError(message: "--task must be retrieval or sts (got \"\(task)\")") }
     var options = try embedOptions(args)
     let instruction = args.value("--instruction") ?? (task == "retrieval" ? defaultRetrievalInstruction : defaultSTSInstruction)
@@ -75,13 +78,16 @@ func runEval(_ args: Arguments) throws {
     ]
     var table: [(String, String)] = []
     let total = EvalTimer()
+    // The data first: a wrong --data fails before the model loads.
+    let retrievalSet = task == "retrieval" ? try RetrievalDataset.load(directory: data) : nil
+    let stsSet = task == "sts" ? try STSDataset.load(directory: data) : nil
     let model = try loadModel(args)
     let C = model.config.hiddenSize
     fields.append(("precision", jsonString(Array(model.precision.rawValue.utf8))))
     fields.append(("precision_path", jsonString(Array(model.precisionPath.utf8))))
 
     if task == "retrieval" {
-        var ds = try RetrievalDataset.load(directory: data)
+        var ds = retrievalSet!
         let limit = try args.int("--limit-queries", 0)
         if limit > 0 && limit < ds.queries.count { ds.queries = Array(ds.queries.prefix(limit)) }
         let depth = try args.int("-k", 1000)
@@ -110,7 +116,7 @@ func runEval(_ args: Arguments) throws {
         fields.append(("metrics", "{" + RetrievalMetrics.names.map { "\"\($0)\": \(metrics[$0] ?? 0)" }.joined(separator: ", ") + "}"))
         table = RetrievalMetrics.names.map { ($0, fmt(metrics[$0] ?? 0)) }
     } else {
-        let ds = try STSDataset.load(directory: data)
+        let ds = stsSet!
         // Embed each distinct text once (the Lee pairs reuse 50 documents).
         var index: [String: Int] = [:]
         var texts: [[UInt8]] = []

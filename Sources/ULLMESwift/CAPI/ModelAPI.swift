@@ -61,7 +61,7 @@ func validated(_ p: ullme_model_params) throws -> ullme_model_params {
     guard p.struct_size == modelParamsSize else {
         throw argError("ullme_model_params.struct_size is \(p.struct_size), expected \(modelParamsSize): start from ullme_model_default_params()")
     }
-    guard p.n_threads >= 0 && p.n_threads <= 1024 else { throw argError("n_threads must be in [0, 1024] (got \(p.n_threads))") }
+    guard p.n_threads >= 0 && p.n_threads <= maxComputeThreads else { throw argError("n_threads must be in [0, \(maxComputeThreads)] (got \(p.n_threads))") }
     // C enums arrive as UInt32 here; convert without trapping on values a caller may have forged.
     guard Pooling(rawValue: Int32(truncatingIfNeeded: p.pooling.rawValue)) != nil else {
         throw argError("unknown pooling value \(Int32(truncatingIfNeeded: p.pooling.rawValue))")

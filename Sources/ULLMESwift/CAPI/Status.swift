@@ -45,7 +45,8 @@ let ULLME_NUL_TERMINATED_VALUE = UInt.max
 
 @_cdecl("ullme_version")
 public func capi_version() -> UnsafePointer<CChar> { libraryVersionCString }
-let libraryVersion = "0.1.0"
+/// The library version (ullme_version(), `ullme --version`).
+public let libraryVersion = "0.1.0"
 let libraryVersionCString: UnsafePointer<CChar> = {
     let s = strdup(libraryVersion)!
     return UnsafePointer(s)

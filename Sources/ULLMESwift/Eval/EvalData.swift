@@ -1,4 +1,7 @@
 import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A retrieval set in BEIR's layout: queries.jsonl {"_id","text"}, corpus.jsonl {"_id","title","text"},
 /// qrels.tsv "query-id<TAB>corpus-id<TAB>score" (header line). See data/README.md.
@@ -65,9 +68,19 @@ public struct STSDataset: Sendable {
     }
 }
 
+/// The bytes of one file of an evaluation set; a missing directory or file is an `.io` error naming it and
+/// the builders (not a Foundation error's description).
 func readEvalFile(_ path: String) throws -> [UInt8] {
-    do { return Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
-    catch { throw ULLMEError.io("\(path): cannot read (\(error)); see data/README.md for the builders") }
+    let dir = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+    var st = stat()
+    if stat(dir, &st) != 0 || (st.st_mode & S_IFMT) != S_IFDIR {
+        throw ULLMEError.io("\(dir): no such directory; build the evaluation sets with the scripts in data/README.md")
+    }
+    do {
+        let file = try MappedFile(path: path)
+        return withExtendedLifetime(file) { Array(file.bytes) }   // copied before the file is unmapped
+    }
+    catch ULLMEError.io(let m) { throw ULLMEError.io("\(m); see data/README.md for the layout and the builders") }
 }
 
 func jsonLines(_ path: String) throws -> [JSONValue] {

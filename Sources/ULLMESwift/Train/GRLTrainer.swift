@@ -44,6 +44,20 @@ public struct GRLRunSettings: Sendable {
         self.modelPath = modelPath; self.data = data; self.outputDir = outputDir
     }
 
+    // What a run writes into outputDir.
+    /// The JSONL log (one GRLLogRecord.json per step; appended to when resuming).
+    public var logPath: String { outputDir + "/log.jsonl" }
+    /// The atomic checkpoint (LoRA, head, AdamW state, step) that resuming reads.
+    public var checkpointPath: String { outputDir + "/checkpoint.safetensors" }
+    /// The PEFT adapter exported at the end.
+    public var adapterDir: String { outputDir + "/adapter" }
+    /// The loss curve `ullme train` draws from the log.
+    public var lossPlotPath: String { outputDir + "/losses.png" }
+    /// The files of an earlier run in outputDir (checkpoint, log, adapter) that starting afresh replaces.
+    public var existingRunFiles: [String] {
+        [checkpointPath, logPath, adapterDir].filter { access($0, F_OK) == 0 }
+    }
+
     /// From a YAML training config (TrainConfig: the reference's keys plus ours).
     public init(config c: TrainConfig) throws {
         // No model: the embedded default (SmolLM2-135M-Instruct), as `ullme embed` does.
@@ -202,8 +216,7 @@ public final class GRLTrainer {
         }
     }
 
-    /// The JSONL log of the run (one GRLLogRecord.json per step; appended to when resuming).
-    public var logPath: String { settings.outputDir + "/log.jsonl" }
+    public var logPath: String { settings.logPath }
 
     /// Runs from the current step to the end. `log` receives every step; returning false stops after it
     /// (with a checkpoint). Returns the records of the steps run.
@@ -304,13 +317,13 @@ public final class GRLTrainer {
         }
         guard isWriter else { return records }
         try AdapterIO.export(session.model.lora, head: session.model.head, config: model.config,
-                             to: settings.outputDir + "/adapter", baseModelNameOrPath: settings.modelPath)
+                             to: settings.adapterDir, baseModelNameOrPath: settings.modelPath)
         return records
     }
 
     // MARK: - Checkpoints
 
-    var checkpointPath: String { settings.outputDir + "/checkpoint.safetensors" }
+    var checkpointPath: String { settings.checkpointPath }
 
     /// Writes LoRA A/B, the head, AdamW's moments and the step into one safetensors file, atomically
     /// (temp file + fsync + rename): an interrupted write leaves the previous checkpoint intact. Refuses
@@ -390,7 +403,7 @@ extension GRLTrainer {
     /// `trimLog` on resume) and of the adapter export: they are never read, and a checkpoint's holds a
     /// checkpoint's worth of disk.
     func removeStaleCheckpointTemporaries() {
-        for dir in [settings.outputDir, settings.outputDir + "/adapter"] {
+        for dir in [settings.outputDir, settings.adapterDir] {
             guard let d = opendir(dir) else { continue }
             defer { closedir(d) }
             while let e = readdir(d) {

@@ -243,7 +243,7 @@ public struct TrainConfig: Sendable, Equatable {
             }
         }
         if let v = try r.bool(["activation_checkpointing", "gradient_checkpointing"]) { c.activationCheckpointing = v }
-        if let v = try r.int(["threads"], min: 0) { c.threads = v }
+        if let v = try r.int(["threads"], min: 0, max: maxComputeThreads) { c.threads = v }
         if let (v, e) = try r.stringWithEntry(["weight_storage"]) {
             if v == "auto" { c.weightStorage = nil }
             else if let s = WeightStorage(rawValue: v) { c.weightStorage = s }
@@ -435,9 +435,11 @@ private struct Reader {
         return v
     }
 
-    mutating func int(_ keys: [String], min: Int) throws -> Int? {
+    mutating func int(_ keys: [String], min: Int, max: Int? = nil) throws -> Int? {
         guard let e = try take(keys) else { return nil }
-        return try intValue(e, min: min)
+        let v = try intValue(e, min: min)
+        if let max, v > max { throw typeError(e, "an integer in [\(min), \(max)]") }
+        return v
     }
 
     mutating func double(_ keys: [String], min: Double, max: Double? = nil, exclusive: Bool = false) throws -> Double? {

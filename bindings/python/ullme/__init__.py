@@ -7,13 +7,14 @@
     scores, idx = ullme.search(q, d, top_k=10)
 """
 from ._lib import ABI_VERSION, Error
-from .model import (Model, cache_dir, cosine_similarity, default_model_path, fetch_default_model,
-                    search)
+from .model import (Model, cache_dir, cosine_similarity, cosine_similarity_pairwise, default_model_path,
+                    fetch_default_model, quantize_embeddings, search)
 from .trainer import Trainer, train
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "Trainer", "train", "Error", "search", "cosine_similarity", "fetch_default_model", "default_model_path",
+__all__ = ["Model", "Trainer", "train", "Error", "search", "cosine_similarity", "cosine_similarity_pairwise",
+           "quantize_embeddings", "fetch_default_model", "default_model_path",
            "cache_dir", "library_version", "library_path", "ABI_VERSION", "__version__"]
 
 

@@ -240,28 +240,80 @@ class Model:
         d["library_path"] = L.library_path()
         return d
 
+    # ---- sentence-transformers' names ---------------------------------------------------------
+    similarity_fn_name = "cosine"  # what `similarity` computes (sentence-transformers' attribute)
+
+    def get_sentence_embedding_dimension(self):
+        """The embedding size (the model's hidden size), as sentence-transformers names it."""
+        return self.dim
+
+    @property
+    def max_seq_length(self):
+        """Tokens per text, special tokens included (longer texts are truncated): `Model(max_length=...)`."""
+        return int(self._params["max_length"])
+
+    @max_seq_length.setter
+    def max_seq_length(self, value):
+        raise Error(f"max_seq_length is fixed when the model loads: use ullme.Model(..., max_length={value!r})",
+                    L.E_STATE)
+
+    @property
+    def device(self):
+        """Always "cpu": libullme runs on the CPU."""
+        return "cpu"
+
     # ---- embedding ---------------------------------------------------------------------------
     def encode(self, sentences, is_query=True, instruction="", batch_size=None, normalize=True,
-               show_progress_bar=None, *, task_metadata=None, **mteb_kwargs):
+               show_progress_bar=None, *, normalize_embeddings=None, convert_to_numpy=True,
+               convert_to_tensor=False, device=None, precision="float32", output_value="sentence_embedding",
+               task_metadata=None, **mteb_kwargs):
         """Embed texts: (n, dim) float32 array (a single str/bytes gives a (dim,) array).
-
-        Called by mteb 2.x (with task_metadata=, hf_split=, hf_subset=, prompt_type= and a DataLoader
-        of batches as `sentences`), the model acts as an mteb encoder: see `mteb_encoder`.
 
         is_query: format "{instruction}\\n{text}" (True) or "{instruction}\\nCandidate:\\n{text}" (False);
         with no instruction a text is embedded alone. Texts may be str or bytes (invalid UTF-8 is
-        replaced by U+FFFD, as bytes.decode(errors="replace")). batch_size: texts per library call
-        (default: the model's); texts are sorted by length first, results come back in input order and
-        do not depend on the batching. show_progress_bar None = tqdm if installed and n >= 256.
+        replaced by U+FFFD, as bytes.decode(errors="replace")); anything else (a number, a dict, None)
+        is an `ullme.Error`. batch_size: texts per library call (default: the model's); texts are sorted
+        by length first, results come back in input order and do not depend on the batching.
+        show_progress_bar None = tqdm if installed and n >= 256.
+
+        sentence-transformers' keywords, with its meanings (so code written for
+        `SentenceTransformer.encode` runs unchanged):
+          normalize_embeddings  the same as `normalize` (None: use `normalize`, default True)
+          convert_to_numpy      True: one array; False: a list of 1-D arrays
+          convert_to_tensor     True: a torch tensor (needs torch; without it an `ullme.Error`)
+          device                None or "cpu" (libullme runs on the CPU; any other device is an `ullme.Error`)
+          precision             the output type: "float32", or sentence-transformers' quantisations "int8",
+                                "uint8" (per-dimension ranges from these embeddings), "binary", "ubinary"
+                                (sign bits packed 8 a byte). Not `Model(precision=...)`, the compute precision.
+          output_value          "sentence_embedding" only (token states: `hidden_states`)
+
+        Called by mteb 2.x (with task_metadata=, hf_split=, hf_subset=, prompt_type= and a DataLoader
+        of batches as `sentences`), the model acts as an mteb encoder: see `mteb_encoder`.
         """
         if task_metadata is not None:
             kw = dict(mteb_kwargs, batch_size=batch_size, show_progress_bar=show_progress_bar)
             return self.mteb_encoder().encode(sentences, task_metadata=task_metadata, **kw)
         if mteb_kwargs:
             raise TypeError(f"encode() got unexpected keyword arguments {sorted(mteb_kwargs)}")
-        single = isinstance(sentences, (str, bytes, bytearray, memoryview))
-        texts = [sentences] if single else list(sentences)
-        data = [_to_bytes(t) for t in texts]
+        if normalize_embeddings is not None:
+            if normalize is not True and bool(normalize) != bool(normalize_embeddings):
+                raise TypeError(f"encode(): normalize={normalize!r} and normalize_embeddings="
+                                f"{normalize_embeddings!r} disagree; pass one of them")
+            normalize = normalize_embeddings
+        _check_output_options(device, precision, output_value, convert_to_tensor)
+        single, data = _texts(sentences)
+        out = self._embed(data, is_query, instruction, batch_size, normalize, show_progress_bar)
+        out = quantize_embeddings(out, precision)
+        if single:
+            out = out[0]
+        if convert_to_tensor:
+            return _torch().from_numpy(out)
+        if not convert_to_numpy and not single:
+            return list(out)
+        return out
+
+    def _embed(self, data, is_query, instruction, batch_size, normalize, show_progress_bar):
+        """The library call: bytes texts -> (n, dim) float32 in input order (last_stats updated)."""
         n = len(data)
         bs = self.batch_size if batch_size is None else _int32(batch_size, "batch_size")
         if bs < 1:
@@ -316,7 +368,7 @@ class Model:
             if bar is not None:
                 bar.close()
         self.last_stats = stats_total
-        return out[0] if single else out
+        return out
 
     @staticmethod
     def _progress_bar(n, show):
@@ -346,14 +398,6 @@ class Model:
     @property
     def mteb_model_meta(self):
         return self.mteb_encoder().mteb_model_meta
-
-    def similarity(self, embeddings1, embeddings2):
-        from .mteb_adapter import UllmeMTEBEncoder
-        return UllmeMTEBEncoder.similarity(embeddings1, embeddings2)
-
-    def similarity_pairwise(self, embeddings1, embeddings2):
-        from .mteb_adapter import UllmeMTEBEncoder
-        return UllmeMTEBEncoder.similarity_pairwise(embeddings1, embeddings2)
 
     def encode_queries(self, queries, instruction="", **kw):
         """MTEB name: queries in the query format "{instruction}\\n{text}"."""
@@ -460,17 +504,102 @@ class Model:
         return float(out.value)
 
     @staticmethod
-    def similarity(a, b):
+    def similarity(embeddings1, embeddings2):
         """Cosine similarity matrix (len(a), len(b)) of embeddings (1-D inputs are single rows)."""
-        return cosine_similarity(a, b)
+        return cosine_similarity(embeddings1, embeddings2)
+
+    @staticmethod
+    def similarity_pairwise(embeddings1, embeddings2):
+        """Cosine similarity of each row of a with the same row of b: shape (n,)."""
+        return cosine_similarity_pairwise(embeddings1, embeddings2)
+
+
+def _unit_rows(a):
+    a = np.atleast_2d(np.asarray(a, dtype=np.float32))
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
 
 
 def cosine_similarity(a, b):
-    a = np.atleast_2d(np.asarray(a, dtype=np.float32))
-    b = np.atleast_2d(np.asarray(b, dtype=np.float32))
-    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return an @ bn.T
+    """(len(a), len(b)) cosine similarities (1-D inputs are single rows)."""
+    return _unit_rows(a) @ _unit_rows(b).T
+
+
+def cosine_similarity_pairwise(a, b):
+    """(n,) cosine similarity of row i of a with row i of b."""
+    a, b = _unit_rows(a), _unit_rows(b)
+    if a.shape != b.shape:
+        raise Error(f"similarity_pairwise needs two arrays of the same shape, got {a.shape} and {b.shape}", L.E_ARG)
+    return np.sum(a * b, axis=1)
+
+
+# ---- encode's input and output (sentence-transformers' conventions) ------------------------------
+_TEXT_TYPES = (str, bytes, bytearray, memoryview)
+PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
+
+
+def _texts(sentences):
+    """(single, [bytes]) of encode's input: a text, or an iterable of texts (str/bytes); else ullme.Error."""
+    if isinstance(sentences, _TEXT_TYPES):
+        return True, [_to_bytes(sentences)]
+    if isinstance(sentences, dict):
+        raise Error("sentences is a dict; pass a list of texts (encode_corpus takes documents as dicts "
+                    "with \"title\" and \"text\")", L.E_ARG)
+    if sentences is None or not hasattr(sentences, "__iter__"):
+        raise Error(f"sentences must be a str, bytes or an iterable of them, not {type(sentences).__name__}",
+                    L.E_ARG)
+    data = []
+    for i, t in enumerate(sentences):
+        if not isinstance(t, _TEXT_TYPES):
+            raise Error(f"sentences[{i}] must be str or bytes, not {type(t).__name__}", L.E_ARG)
+        data.append(_to_bytes(t))
+    return False, data
+
+
+def _check_output_options(device, precision, output_value, convert_to_tensor):
+    if device is not None and str(device) != "cpu":
+        raise Error(f"device={device!r}: libullme runs on the CPU only; pass device=None or \"cpu\"",
+                    L.E_UNSUPPORTED)
+    if precision not in PRECISIONS:
+        raise Error(f"precision={precision!r}: encode's precision is the output type, one of {PRECISIONS} "
+                    f"(the compute precision is ullme.Model(precision=\"exact\"|\"bf16\"))", L.E_ARG)
+    if output_value != "sentence_embedding":
+        raise Error(f"output_value={output_value!r}: only \"sentence_embedding\" is supported "
+                    "(per-token states: Model.hidden_states)", L.E_UNSUPPORTED)
+    if convert_to_tensor:
+        _torch()
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:
+        raise Error(f"convert_to_tensor=True needs torch, which is not importable ({e}); pip install torch, "
+                    "or use the numpy array (convert_to_tensor=False)", L.E_UNSUPPORTED) from None
+    return torch
+
+
+def quantize_embeddings(embeddings, precision):
+    """sentence-transformers' output quantisation of (n, dim) float32 embeddings: "float32" (as is), "int8" /
+    "uint8" (each dimension's [min, max] over these embeddings in 256 steps; needs >= 2 rows), "binary" /
+    "ubinary" (sign bits packed 8 a byte, int8 with -128 offset / uint8)."""
+    e = np.asarray(embeddings, dtype=np.float32)
+    if precision == "float32":
+        return e
+    if precision in ("int8", "uint8"):
+        if e.ndim == 2 and e.shape[0] == 0:
+            return np.zeros(e.shape, dtype=np.dtype(precision))
+        if e.ndim != 2 or e.shape[0] < 2:
+            raise Error(f"precision={precision!r} takes its ranges from the embeddings of the call: encode "
+                        "at least two texts together", L.E_ARG)
+        starts = e.min(axis=0)
+        steps = (e.max(axis=0) - starts) / 255
+        steps = np.where(steps == 0, 1, steps)
+        q = np.clip(np.floor((e - starts) / steps), 0, 255)
+        return q.astype(np.uint8) if precision == "uint8" else (q - 128).astype(np.int8)
+    if precision in ("binary", "ubinary"):
+        bits = np.packbits(e > 0, axis=-1)
+        return bits if precision == "ubinary" else (bits.astype(np.int16) - 128).astype(np.int8)
+    raise Error(f"precision must be one of {PRECISIONS}, got {precision!r}", L.E_ARG)
 
 
 def search(query_embs, corpus_embs, top_k=10, chunk=1024):

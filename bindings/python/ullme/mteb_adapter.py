@@ -89,21 +89,11 @@ class UllmeMTEBEncoder:
                                 normalize=True, show_progress_bar=show)
         return np.asarray(emb, dtype=np.float32).reshape(len(texts), -1)
 
-    @staticmethod
-    def similarity(embeddings1, embeddings2):
-        a = np.atleast_2d(np.asarray(embeddings1, dtype=np.float32))
-        b = np.atleast_2d(np.asarray(embeddings2, dtype=np.float32))
-        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-        return a @ b.T
+    def similarity(self, embeddings1, embeddings2):
+        return self.model.similarity(embeddings1, embeddings2)
 
-    @staticmethod
-    def similarity_pairwise(embeddings1, embeddings2):
-        a = np.atleast_2d(np.asarray(embeddings1, dtype=np.float32))
-        b = np.atleast_2d(np.asarray(embeddings2, dtype=np.float32))
-        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-        return np.sum(a * b, axis=1)
+    def similarity_pairwise(self, embeddings1, embeddings2):
+        return self.model.similarity_pairwise(embeddings1, embeddings2)
 
     @property
     def mteb_model_meta(self):
@@ -118,7 +108,7 @@ class UllmeMTEBEncoder:
             "n_parameters": info.get("n_parameters"),
             "embed_dim": info.get("hidden_size", getattr(self.model, "dim", None)),
             "max_tokens": params.get("max_length"),
-            "similarity_fn_name": "cosine",
+            "similarity_fn_name": getattr(self.model, "similarity_fn_name", "cosine"),
             "use_instructions": True,
             "open_weights": True,
             "reference": "https://arxiv.org/abs/2408.03402",
