@@ -40,7 +40,7 @@ final class DecoderParityTests: XCTestCase {
     /// Final hidden states and logits of a tiny random model of every family equal transformers' within
     /// 1e-4, for a padded batch of three sequences (one longer than the sliding windows), both attention modes.
     func testTinyLlamaParity() throws {
-        for name in ["tiny-llama", "tiny-llama-rope", "tiny-llama-linear", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa",
+        for name in ["tiny-llama", "tiny-llama-rope", "tiny-llama-linear", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa", "tiny-qwen3",
                      "tiny-phi", "tiny-phi3", "tiny-phi3-longrope", "tiny-gemma2", "tiny-gemma3"] {
             let model = try Model.load(path: ParityFixtures.root + "/" + name)
             let expected = try ParityFixtures.json(name + "/expected.json")

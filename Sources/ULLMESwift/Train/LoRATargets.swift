@@ -34,7 +34,7 @@ extension ModelConfig {
                     LoRATarget(name: "dense", site: .output, columns: 0..<C, inFeatures: q),
                     LoRATarget(name: "fc1", site: .up, columns: 0..<I, inFeatures: C),
                     LoRATarget(name: "fc2", site: .down, columns: 0..<C, inFeatures: I)]
-        case .llama, .mistral, .qwen2, .gemma2, .gemma3:
+        default:  // q, k, v, o, gate, up, down: every other family
             return [LoRATarget(name: "q_proj", site: .qkv, columns: 0..<q, inFeatures: C),
                     LoRATarget(name: "k_proj", site: .qkv, columns: q..<(q + kv), inFeatures: C),
                     LoRATarget(name: "v_proj", site: .qkv, columns: (q + kv)..<(q + 2 * kv), inFeatures: C),
