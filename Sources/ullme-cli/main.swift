@@ -16,9 +16,14 @@ commands:
 common options:
   --model PATH            .gguf file or Hugging Face directory (default: the cached SmolLM2-135M-Instruct)
   --adapter DIR           LoRA adapter directory (PEFT format, e.g. a training run's output_dir/adapter)
-  --pooling NAME          mean | weightedmean | cls | lasttoken (default mean)
-  --attention NAME        bidirectional | causal (default bidirectional)
-  --max-length N          tokens per text, default 512
+  --preset NAME           embedder format: ullme | genc-llama3 | genc-mistral | gritlm | llm2vec | e5-instruct |
+                          qwen3-embedding (default: the directory's sentence-transformers files, else ullme)
+  --pooling NAME          mean | weightedmean | cls | lasttoken (default: the model's metadata, else mean)
+  --attention NAME        bidirectional | causal (default: the model's metadata, else bidirectional)
+  --max-length N          tokens per text (default: the model's max_seq_length, else 512)
+  --prompt TEXT           sentence-transformers prompt prepended to every text (a template if it has {text})
+  --prompt-name NAME      one of the model's named prompts (config_sentence_transformers.json)
+  --exclude-prompt / --include-prompt   leave the prompt's tokens out of pooling or not (default: the model's)
   --batch-size N          texts per forward pass, default 32
   --threads N             BLAS threads, default all cores
   --precision NAME        exact | bf16 (embed, search, eval, score; default exact or $ULLME_PRECISION):
@@ -51,8 +56,9 @@ struct Arguments {
     var options: [String: [String]] = [:]
     var flags: Set<String> = []
     static let valued: Set<String> = (["--model", "--adapter", "--precision", "--pooling", "--attention", "--max-length", "--batch-size", "--threads",
+                                     "--preset", "--prompt", "--prompt-name",
                                      "--instruction", "--output", "--file", "--corpus", "--query", "-k", "--corpus-instruction"] as Set<String>).union(evalValuedOptions)
-    static let boolean: Set<String> = ["--candidate", "--no-normalize", "--progress", "--quiet", "--help", "-h", "--resume"]
+    static let boolean: Set<String> = ["--candidate", "--no-normalize", "--exclude-prompt", "--include-prompt", "--progress", "--quiet", "--help", "-h", "--resume"]
 
     init(_ argv: [String]) throws {
         var i = 0
@@ -179,7 +185,7 @@ func loadModel(_ args: Arguments) throws -> Model {
         guard let p = Precision(rawValue: name) else { throw CLIError(message: "--precision must be exact or bf16 (got \"\(name)\")") }
         precision = p
     }
-    let model = try Model.load(path: path, adapter: args.value("--adapter"), precision: precision)
+    let model = try Model.load(path: path, adapter: args.value("--adapter"), precision: precision, preset: args.value("--preset"))
     if model.precision == .bf16 && !args.flags.contains("--quiet") {
         fputs("ullme: precision bf16: \(model.precisionPath)\n", stderr)   // which kernels run, fallback included
     }
@@ -205,10 +211,14 @@ func embedOptions(_ args: Arguments) throws -> EmbedOptions {
     var o = EmbedOptions()
     o.instruction = Array((args.value("--instruction") ?? "").utf8)
     o.isQuery = !args.flags.contains("--candidate")
-    o.normalize = !args.flags.contains("--no-normalize")
-    o.pooling = try Pooling(name: args.value("--pooling") ?? "mean")
-    o.attention = try AttentionMode(name: args.value("--attention") ?? "bidirectional")
-    o.maxLength = try args.int("--max-length", 512)
+    if args.flags.contains("--no-normalize") { o.normalize = false }
+    o.pooling = try args.value("--pooling").map { try Pooling(name: $0) }
+    o.attention = try args.value("--attention").map { try AttentionMode(name: $0) }
+    if args.value("--max-length") != nil { o.maxLength = try args.int("--max-length", 512) }
+    o.prompt = args.value("--prompt").map { Array($0.utf8) }
+    o.promptName = args.value("--prompt-name")
+    if args.flags.contains("--exclude-prompt") { o.excludePrompt = true }
+    if args.flags.contains("--include-prompt") { o.excludePrompt = false }
     o.batchSize = try args.int("--batch-size", 32)
     return o
 }
@@ -221,7 +231,7 @@ func embedWithProgress(_ model: Model, _ texts: [[UInt8]], _ options: EmbedOptio
         try model.embed(texts, options: options, into: buf, progress: { done, _ in bar?.update(done); return true })
     }
     if stats.truncated > 0 {
-        fputs("ullme: \(stats.truncated) of \(stats.texts) texts were truncated to \(options.maxLength) tokens\n", stderr)
+        fputs("ullme: \(stats.truncated) of \(stats.texts) texts were truncated to \(options.maxLength(for: model)) tokens\n", stderr)
     }
     return out
 }
@@ -331,6 +341,7 @@ func runInfo(_ args: Arguments) throws {
     precision: \(model.precision.rawValue) (\(model.precisionPath))
     bos/eos/pad: \(model.tokenizer?.bosId.map(String.init) ?? "-")/\(model.tokenizer?.eosId.map(String.init) ?? "-")/\(model.padTokenId.map(String.init) ?? "-")
     \(c.knobsDescription)
+    embedder: \(model.embedder.json)
     """)
 }
 
