@@ -15,8 +15,10 @@ done
 [ "$fail" = 0 ] || exit 1
 echo "committed parity fixtures: present"
 # make_embedder_fixtures.py: tiny sentence-transformers and GenC-format models with reference embeddings
-# (needs torch, transformers, sentence-transformers; tests/fixtures/generated/embedders/, ~10 s).
-for s in scripts/make_dequant_fixtures.py scripts/make_tokenizer_fixtures.py scripts/make_embedder_fixtures.py; do
+# (needs torch, transformers, sentence-transformers; tests/fixtures/generated/embedders/, ~10 s);
+# make_family_gguf.py: tests/fixtures/tiny-qwen3 as a qwen3 GGUF (tests/fixtures/generated/tiny-qwen3.gguf).
+for s in scripts/make_dequant_fixtures.py scripts/make_tokenizer_fixtures.py scripts/make_embedder_fixtures.py \
+         scripts/make_family_gguf.py; do
     if [ -f "$s" ]; then
         echo "running $s" >&2
         python3 "$s"

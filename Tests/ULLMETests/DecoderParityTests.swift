@@ -71,6 +71,26 @@ final class DecoderParityTests: XCTestCase {
         }
     }
 
+    /// tiny-qwen3 converted to GGUF with llama.cpp's qwen3 names and keys (scripts/make_family_gguf.py) gives
+    /// transformers' hidden states and logits too.
+    func testQwen3GGUFParity() throws {
+        let model = try Model.load(path: ParityFixtures.root + "/generated/tiny-qwen3.gguf")
+        XCTAssertEqual(model.config.family, .qwen3)
+        XCTAssertTrue(model.config.qkNorm); XCTAssertFalse(model.config.qkvBias); XCTAssertEqual(model.config.headDim, 24)
+        let expected = try ParityFixtures.json("tiny-qwen3/expected.json")
+        let ids = (expected["ids"]?.array ?? []).map { ($0.array ?? []).map { Int32($0.int!) } }
+        let lengths = (expected["lengths"]?.array ?? []).map { $0.int! }
+        let sequences = zip(ids, lengths).map { Array($0.prefix($1)) }
+        for (mode, key) in [(AttentionMode.causal, "causal"), (.bidirectional, "bidirectional")] {
+            let out = try model.forward(sequences, attention: mode, wantLogits: true)
+            let dh = zip(out.hidden, floats(expected[key]?["hidden"])).map { abs($0 - $1) }.max() ?? .infinity
+            let dl = zip(out.logits ?? [], floats(expected[key]?["logits"])).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertEqual(out.hidden.count, floats(expected[key]?["hidden"]).count)
+            XCTAssertLessThanOrEqual(dh, 1e-4, "GGUF qwen3 \(key) hidden")
+            XCTAssertLessThanOrEqual(dl, 1e-4, "GGUF qwen3 \(key) logits")
+        }
+    }
+
     func testConfigErrors() throws {
         XCTAssertThrowsError(try ModelConfig.fromHF(.object(["model_type": .string("mamba")]))) { e in
             XCTAssertEqual((e as? ULLMEError).map { if case .unsupported = $0 { return true }; return false }, true)
