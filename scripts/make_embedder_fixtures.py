@@ -23,6 +23,16 @@ hieum98/GenC genc/data/base.py and genc/model/genc.py): the text is
                 <|eot_id|> <|end_of_text|>): bos/user_bos/eot/eos as GenC's SPECILA_TOKENS['llama']
   genc-mistral  Mistral with <s> </s> ("[INST]" is text, as in Mistral-7B-v0.1): SPECILA_TOKENS['mistral']
 
+Other presets, each on a tiny Mistral (BOS <s> added by the post-processor, eos </s>), with a reference written
+here from the upstream encode code's rules (run per text, unpadded):
+  e5-mistral  e5-mistral-7b-instruct's README: queries "Instruct: {task}\nQuery: {q}", documents bare;
+              tokenizer(max_length - 1, truncation) + [eos]; causal; last token; L2-normalised
+  gritlm      GritLM.encode: instruction + text (instruction "<|user|>\n{i}\n<|embed|>\n", "<|embed|>\n" without
+              one), tokenizer(..., add_special_tokens=True); bidirectional; mean with the first
+              len(tokenizer(instruction)["input_ids"]) positions masked; L2-normalised
+  llm2vec     LLM2Vec: "{instruction.strip()} {text}" (text alone without instruction) with BOS; bidirectional;
+              mean over the last len(tokenizer(text, add_special_tokens=False)) tokens (embed_mask); L2-normalised
+
 Every tokenizer is a byte-level BPE trained here (tokenizers' BpeTrainer, 320 tokens + the special ones) on the
 fixture texts, so words merge and prompt/text boundaries are real BPE boundaries.
 Usage: python3 scripts/make_embedder_fixtures.py
@@ -191,6 +201,48 @@ def genc(name, model_type, extra, specials, fmt, seed):
     return f"{name}: prompt lengths {[c['prompt_lengths'] for c in exp['cases']]}"
 
 
+def preset_reference(name, seed):
+    """A tiny Mistral and the reference embeddings of the e5 / gritlm / llm2vec rules (see the docstring)."""
+    tok = train_tokenizer(["<unk>", "<s>", "</s>"], bos="<s>")
+    hft = hf_tokenizer(tok, bos_token="<s>", eos_token="</s>", pad_token="</s>")
+    model = tiny_model("mistral", tok.get_vocab_size(), dict(rope_theta=10000.0, rms_norm_eps=1e-5, sliding_window=None,
+                                                           tie_word_embeddings=False), SEED + seed)
+    d = OUT / name
+    clean(d)
+    save_hf(model, hft, d)
+    max_length = 64
+    torch.set_num_threads(1)
+
+    def run(ids, bidirectional):
+        x = torch.tensor([ids])
+        mask = torch.zeros(1, 1, len(ids), len(ids)) if bidirectional else torch.ones(1, len(ids), dtype=torch.long)
+        with torch.no_grad():
+            return model.model(input_ids=x, attention_mask=mask).last_hidden_state[0]
+
+    exp = {"name": name, "max_length": max_length, "cases": []}
+    for instruction, texts, is_query in [(INSTRUCTION, QUERIES[:3], True), (INSTRUCTION, DOCS, False), ("", DOCS[:2], True)]:
+        reps = []
+        for t in texts:
+            if name == "e5-mistral":
+                s = f"Instruct: {instruction}\nQuery: {t}" if is_query else t
+                ids = hft(s, max_length=max_length - 1, truncation=True)["input_ids"] + [hft.eos_token_id]
+                r = run(ids, False)[-1]
+            elif name == "gritlm":
+                ins = f"<|user|>\n{instruction}\n<|embed|>\n" if instruction else "<|embed|>\n"
+                ids = hft(ins + t, max_length=max_length, truncation=True)["input_ids"]
+                p = len(hft(ins, max_length=max_length, truncation=True)["input_ids"])
+                r = run(ids, True)[p:].mean(0) if p < len(ids) else torch.zeros(64)
+            else:  # llm2vec
+                s = f"{instruction.strip()} {t}" if instruction else t
+                ids = hft(s, max_length=max_length, truncation=True)["input_ids"]
+                k = min(len(hft(t, add_special_tokens=False)["input_ids"]), len(ids))
+                r = run(ids, True)[len(ids) - k:].mean(0) if k else torch.zeros(64)
+            reps.append(f32list(torch.nn.functional.normalize(r, dim=-1)))
+        exp["cases"].append({"instruction": instruction, "texts": texts, "is_query": is_query, "embeddings": reps})
+    (d / "expected.json").write_text(json.dumps(exp) + "\n")
+    return f"{name}: {len(exp['cases'])} cases"
+
+
 def main():
     torch.set_num_threads(1)
     clean(OUT)
@@ -224,6 +276,8 @@ def main():
     summary.append(genc("genc-mistral", "mistral", dict(rope_theta=10000.0, rms_norm_eps=1e-5, sliding_window=None,
                                                          tie_word_embeddings=False),
                         ["<unk>", "<s>", "</s>"], {"bos": "<s>", "user_bos": "[INST]", "eot": "", "eos": "</s>"}, seed=5))
+    for i, name in enumerate(["e5-mistral", "gritlm", "llm2vec"]):
+        summary.append(preset_reference(name, 6 + i))
     print("fixtures written under", OUT)
     for s in summary:
         print("  " + s)

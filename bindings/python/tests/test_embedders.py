@@ -122,3 +122,14 @@ def test_presets_and_errors(repo_root, lib):
             assert m.embedder["name"] == preset
             v = m.encode(["hello world", ""], instruction="Represent it")
             assert np.isfinite(v).all()
+
+
+@pytest.mark.parametrize("name,preset", [("e5-mistral", "e5-instruct"), ("gritlm", "gritlm"), ("llm2vec", "llm2vec")])
+def test_preset_matches_its_reference_rules(name, preset, repo_root, lib):
+    """e5 (last token + EOS, causal), GritLM (mean without the instruction's tokens, bidirectional) and LLM2Vec
+    (mean over the text's own tokens) against references written from their encode code's rules."""
+    d, exp = fixture(repo_root, name)
+    with ullme.Model(str(d), preset=preset, max_length=exp["max_length"]) as m:
+        for case in exp["cases"]:
+            got = m.encode(case["texts"], is_query=case["is_query"], instruction=case["instruction"])
+            assert_close(got, case["embeddings"], (name, case["instruction"][:10], case["is_query"]))
