@@ -145,7 +145,9 @@ typedef struct {
                                 * (adapter_config.json + adapter_model.safetensors, as
                                 * PeftModel.save_pretrained writes it; optional projection_head.safetensors).
                                 * Its adapters are applied by every forward pass (embeddings, hidden
-                                * states, logits). Added after ABI 1's first release: a caller built
+                                * states, logits). Several directories separated by newlines ("\n") are
+                                * stacked in that order (LLM2Vec's MNTP then supervised adapters): their
+                                * updates add up, as merging each before loading the next does. Added after ABI 1's first release: a caller built
                                 * against the older header passes the smaller struct_size and gets no
                                 * adapter. The string is copied during ullme_model_load. */
     int32_t weight_storage;    /* an ullme_weight_storage; default ULLME_WEIGHTS_DEFAULT. Added after

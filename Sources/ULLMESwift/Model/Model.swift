@@ -73,8 +73,13 @@ public final class Model: @unchecked Sendable {
         let base = try load(path: path, storage: storage, precision: precision)
         if let preset { base.embedder = try EmbedderProfile.preset(named: preset) }
         guard let adapter else { return base }
-        let a = try AdapterIO.load(from: adapter, config: base.config)
-        return try base.withAdapter(a.lora, head: a.head)
+        // Several directories, one per line, are stacked in order (LLM2Vec: the MNTP adapter, then the supervised
+        // one): their updates add up, as merging each into the weights before loading the next does.
+        let dirs = adapter.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard !dirs.contains(where: \.isEmpty) else { throw ULLMEError.argument("adapter path list has an empty entry") }
+        let loaded = try dirs.map { try AdapterIO.load(from: $0, config: base.config) }
+        let lora = loaded.count == 1 ? loaded[0].lora : LoRAModel(stacking: loaded.map(\.lora), config: base.config)
+        return try base.withAdapter(lora, head: loaded.last { $0.head != nil }?.head)
     }
 
     /// Loads a .gguf file or a Hugging Face model directory. `precision` nil means

