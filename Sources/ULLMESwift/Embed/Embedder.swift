@@ -76,13 +76,11 @@ extension Model {
             }
             prompt = Array(p.utf8)
         }
-        if let prompt {
-            return Model.format(text, template: prompt, instruction: options.instruction, addSpecial: t.addSpecial, appendEOS: t.appendEOS)
-                ?? FormattedText(prefix: prompt, text: text, suffix: [], addSpecial: t.addSpecial, appendEOS: t.appendEOS)
-        }
-        let template = options.instruction.isEmpty && t.noInstruction != nil ? t.noInstruction! : options.isQuery ? t.query : t.document
-        return Model.format(text, template: Array(template.utf8), instruction: options.instruction, addSpecial: t.addSpecial,
-                            appendEOS: t.appendEOS)!
+        // The profile's templates all hold "{text}" (EmbedderProfileTests); a prompt without one is a prefix.
+        let side = options.isQuery ? t.query : t.document
+        let template = prompt ?? Array((options.instruction.isEmpty ? t.noInstruction ?? side : side).utf8)
+        return Model.format(text, template: template, instruction: options.instruction, addSpecial: t.addSpecial, appendEOS: t.appendEOS)
+            ?? FormattedText(prefix: template, text: text, suffix: [], addSpecial: t.addSpecial, appendEOS: t.appendEOS)
     }
 
     /// How many leading tokens of `ids` (the tokens of `f`) belong to the prompt, by `rule`.

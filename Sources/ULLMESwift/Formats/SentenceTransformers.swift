@@ -17,13 +17,9 @@ enum SentenceTransformersDirectory {
             name.isEmpty ? dir : (dir.hasSuffix("/") ? dir + name : dir + "/" + name)
         }
         func exists(_ p: String) -> Bool { access(p, F_OK) == 0 }
-        func readJSON(_ p: String) throws -> JSONValue {
-            let f = try MappedFile(path: p)
-            return try JSONValue.parse(f.bytes, what: p)
-        }
         let modulesPath = join(path, "modules.json")
         guard exists(modulesPath) else { return nil }
-        guard let modules = try readJSON(modulesPath).array else { throw ULLMEError.format("\(modulesPath): not a JSON list") }
+        guard let modules = try JSONValue.read(file: modulesPath).array else { throw ULLMEError.format("\(modulesPath): not a JSON list") }
 
         var profile = EmbedderProfile.ullme
         profile.name = "sentence-transformers"
@@ -46,7 +42,7 @@ enum SentenceTransformersDirectory {
                 modelPath = join(path, sub)
             case "Pooling":
                 let cfgPath = join(join(path, sub), "config.json")
-                let cfg = try readJSON(cfgPath)
+                let cfg = try JSONValue.read(file: cfgPath)
                 profile.pooling = try poolingMode(cfg, what: cfgPath)
                 profile.excludePrompt = !(cfg["include_prompt"]?.bool ?? true)
                 dimension = cfg["embedding_dimension"]?.int ?? cfg["word_embedding_dimension"]?.int
@@ -64,7 +60,7 @@ enum SentenceTransformersDirectory {
         for (name, key) in [("sentence_bert_config.json", "max_seq_length"), ("sentence_transformer_config.json", "max_seq_length"),
                             ("tokenizer_config.json", "model_max_length")] {
             let p = join(modelPath, name)
-            if exists(p), let v = try readJSON(p)[key]?.double, v < 1e9 {
+            if exists(p), let v = try JSONValue.read(file: p)[key]?.double, v < 1e9 {
                 guard v >= 1, v == v.rounded() else { throw ULLMEError.format("\(p): \(key) \(v) must be a positive integer") }
                 profile.maxLength = Int(v)
                 break
@@ -72,7 +68,7 @@ enum SentenceTransformersDirectory {
         }
         let stConfig = join(path, "config_sentence_transformers.json")
         if exists(stConfig) {
-            let c = try readJSON(stConfig)
+            let c = try JSONValue.read(file: stConfig)
             if let prompts = c["prompts"]?.object {
                 // sentence-transformers >= 6 may nest prompts per modality ({"query": {"text": ...}}).
                 profile.prompts = try prompts.map { name, v in
