@@ -16,8 +16,8 @@ commands:
 common options:
   --model PATH            .gguf file or Hugging Face directory (default: the cached SmolLM2-135M-Instruct)
   --adapter DIR           LoRA adapter directory (PEFT format, e.g. a training run's output_dir/adapter)
-  --preset NAME           embedder format: ullme | genc-llama3 | genc-mistral | gritlm | llm2vec | e5-instruct |
-                          qwen3-embedding (default: the directory's sentence-transformers files, else ullme)
+  --preset NAME           embedder format: \(EmbedderProfile.presets.map(\.name).joined(separator: " | "))
+                          (default: the directory's sentence-transformers files, else ullme)
   --pooling NAME          mean | weightedmean | cls | lasttoken (default: the model's metadata, else mean)
   --attention NAME        bidirectional | causal (default: the model's metadata, else bidirectional)
   --max-length N          tokens per text (default: the model's max_seq_length, else 512)
