@@ -55,6 +55,10 @@ enum SentenceTransformersDirectory {
         }
         guard let modelPath else { throw ULLMEError.format("\(modulesPath): no Transformer module") }
         if !sawPooling { profile.pooling = .mean }
+        let sbert = join(modelPath, "sentence_bert_config.json")
+        if exists(sbert), try JSONValue.read(file: sbert)["do_lower_case"]?.bool == true {
+            throw ULLMEError.unsupported("\(sbert): do_lower_case true (texts are never lower-cased here)")
+        }
         // max_seq_length: sentence_bert_config.json (sentence-transformers < 6), else the tokenizer's
         // model_max_length (>= 6 keeps it there; the "unset" value 1e30 is ignored).
         for (name, key) in [("sentence_bert_config.json", "max_seq_length"), ("sentence_transformer_config.json", "max_seq_length"),
