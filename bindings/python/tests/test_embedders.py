@@ -149,3 +149,25 @@ def test_custom_architectures_name_loads_by_model_type(repo_root, lib, tmp_path)
     with ullme.Model(str(src)) as a, ullme.Model(str(tmp_path)) as b:
         assert b.info["architecture"] == "llama"
         np.testing.assert_array_equal(a.encode(["hello world"]), b.encode(["hello world"]))
+
+
+def test_cli_prompt_name_and_preset(repo_root, lib, cli):
+    """`ullme embed --prompt-name` / `--prompt` / `--preset` give the library's (= sentence-transformers') vectors."""
+    import subprocess
+    d, exp = fixture(repo_root, "st-qwen3")
+    q = next(c for c in exp["cases"] if c.get("prompt_name") == "query")
+    p = next(c for c in exp["cases"] if "prompt" in c)
+    texts = q["texts"][:2]
+
+    def run(*args):
+        r = subprocess.run([str(cli), "embed", "--model", str(d), "--quiet", *args], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return [json.loads(line)["embedding"] for line in r.stdout.splitlines()]
+
+    assert_close(run("--prompt-name", "query", *texts), q["embeddings"][:2], "cli --prompt-name")
+    assert_close(run("--prompt", p["prompt"], *p["texts"]), p["embeddings"], "cli --prompt")
+    instr = "Given a web search query, retrieve relevant passages that answer the query"
+    assert_close(run("--preset", "qwen3-embedding", "--max-length", "48", "--instruction", instr, *texts),
+                 q["embeddings"][:2], "cli --preset")
+    r = subprocess.run([str(cli), "embed", "--model", str(d), "--prompt-name", "nope", "x"], capture_output=True, text=True)
+    assert r.returncode != 0 and "nope" in r.stderr
