@@ -228,7 +228,9 @@ typedef struct {
     size_t instruction_len;    /* bytes, or ULLME_NUL_TERMINATED (default) */
     int is_query;              /* 1 (default): "{instruction}\n{text}";
                                 * 0: "{instruction}\nCandidate:\n{text}". With no instruction the
-                                * text is embedded alone in both cases. */
+                                * text is embedded alone in both cases. These are the "ullme" profile's
+                                * templates; a preset's (genc-*, gritlm, e5-instruct, ...) apply instead
+                                * when the model was loaded with one (ullme_model_embedder shows them). */
     int normalize;             /* 1: L2-normalise each embedding; 0: do not; -1 (default): the model's metadata
                                * (a sentence-transformers Normalize module), else 1 */
     ullme_progress_fn progress;/* optional; called after each forward batch with texts done */
