@@ -9,6 +9,16 @@ public struct PromptTemplate: Sendable, Equatable {
     public var addSpecial = true
     /// Append EOS when the tokenizer does not add it (e5-mistral, Qwen3-Embedding: last-token pooling).
     public var appendEOS = false
+
+    /// One template for queries and documents alike.
+    public init(both: String, noInstruction: String? = nil, addSpecial: Bool = true) {
+        self.init(query: both, document: both, noInstruction: noInstruction, addSpecial: addSpecial)
+    }
+
+    public init(query: String, document: String, noInstruction: String? = nil, addSpecial: Bool = true, appendEOS: Bool = false) {
+        self.query = query; self.document = document; self.noInstruction = noInstruction
+        self.addSpecial = addSpecial; self.appendEOS = appendEOS
+    }
 }
 
 /// Which leading tokens pooling leaves out when the prompt is excluded.
@@ -69,26 +79,23 @@ extension EmbedderProfile {
         EmbedderProfile(
             name: "genc-llama3", pooling: .mean, attention: .bidirectional,
             template: PromptTemplate(
-                query: "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{instruction}\n{text}<|eot_id|>\n<|end_of_text|>",
-                document: "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{instruction}\n{text}<|eot_id|>\n<|end_of_text|>",
+                both: "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{instruction}\n{text}<|eot_id|>\n<|end_of_text|>",
                 addSpecial: false),
             excludePrompt: true),
         EmbedderProfile(
             name: "genc-mistral", pooling: .mean, attention: .bidirectional,
-            template: PromptTemplate(query: "<s>[INST]{instruction}\n{text}</s>", document: "<s>[INST]{instruction}\n{text}</s>",
-                                     addSpecial: false),
+            template: PromptTemplate(both: "<s>[INST]{instruction}\n{text}</s>", addSpecial: false),
             excludePrompt: true),
         // GritLM: "<|user|>\n{instruction}\n<|embed|>\n" (just "<|embed|>\n" without one) after the tokenizer's BOS;
         // bidirectional mean over the text's tokens.
         EmbedderProfile(
             name: "gritlm", pooling: .mean, attention: .bidirectional,
-            template: PromptTemplate(query: "<|user|>\n{instruction}\n<|embed|>\n{text}", document: "<|user|>\n{instruction}\n<|embed|>\n{text}",
-                                     noInstruction: "<|embed|>\n{text}"),
+            template: PromptTemplate(both: "<|user|>\n{instruction}\n<|embed|>\n{text}", noInstruction: "<|embed|>\n{text}"),
             excludePrompt: true),
         // LLM2Vec: "{instruction} {text}", bidirectional mean over the text's own tokens (embed_mask).
         EmbedderProfile(
             name: "llm2vec", pooling: .mean, attention: .bidirectional,
-            template: PromptTemplate(query: "{instruction} {text}", document: "{instruction} {text}", noInstruction: "{text}"),
+            template: PromptTemplate(both: "{instruction} {text}", noInstruction: "{text}"),
             excludePrompt: true, promptRule: .textTokens),
         // e5-mistral-7b-instruct, SFR-Embedding-Mistral: causal, last token with EOS appended; documents bare.
         EmbedderProfile(
