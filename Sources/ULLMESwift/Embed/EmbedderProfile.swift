@@ -49,8 +49,6 @@ public struct EmbedderProfile: Sendable, Equatable {
     public var prompts: [(name: String, text: String)] = []
     public var defaultPromptName: String? = nil
     public var similarity: String? = nil
-    /// How the profile was checked against its reference (the README's table).
-    public var note = ""
 
     public func prompt(named name: String) -> String? { prompts.first { $0.name == name }?.text }
 

@@ -25,7 +25,6 @@ enum SentenceTransformersDirectory {
         profile.name = "sentence-transformers"
         profile.attention = .causal      // AutoModel of a decoder config: ordinary causal attention
         profile.normalize = false        // only with a Normalize module
-        profile.note = "sentence-transformers files"
         var modelPath: String? = nil
         var sawPooling = false
         var dimension: Int? = nil
