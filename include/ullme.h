@@ -68,14 +68,19 @@ ULLME_API const char *ullme_status_name(int status);
 
 /* ---- Enumerations ------------------------------------------------------------------------- */
 typedef enum {
-    ULLME_POOLING_MEAN = 0,         /* average over non-padding tokens (default) */
+    ULLME_POOLING_AUTO = -1,        /* what the model's metadata says (sentence-transformers 1_Pooling, the preset),
+                                     * else ULLME_POOLING_MEAN: the default of ullme_model_default_params() */
+    ULLME_POOLING_MEAN = 0,         /* average over non-padding tokens */
     ULLME_POOLING_WEIGHTEDMEAN = 1, /* weight of the i-th real token is i (1-based) */
     ULLME_POOLING_CLS = 2,          /* first token */
     ULLME_POOLING_LASTTOKEN = 3     /* last non-padding token */
 } ullme_pooling;
 
 typedef enum {
-    ULLME_ATTENTION_BIDIRECTIONAL = 0, /* every real token sees every real token (embedding default) */
+    ULLME_ATTENTION_AUTO = -1,         /* model loads only: what the model's metadata says (causal for a
+                                        * sentence-transformers directory, the preset's), else bidirectional;
+                                        * the default of ullme_model_default_params() */
+    ULLME_ATTENTION_BIDIRECTIONAL = 0, /* every real token sees every real token (the ULLME default) */
     ULLME_ATTENTION_CAUSAL = 1         /* ordinary decoder attention */
 } ullme_attention;
 
@@ -114,9 +119,9 @@ typedef enum {
                                   * batch-invariant. A trainer refuses such a model (ULLME_E_STATE). */
 } ullme_precision;
 
-/* Parse "mean" | "weightedmean" | "cls" | "lasttoken"; ULLME_E_ARG with a message otherwise. */
+/* Parse "mean" | "weightedmean" | "cls" | "lasttoken" | "auto"; ULLME_E_ARG with a message otherwise. */
 ULLME_API int ullme_pooling_from_name(const char *name, ullme_pooling *out);
-/* Parse "bidirectional" | "causal"; ULLME_E_ARG with a message otherwise. */
+/* Parse "bidirectional" | "causal" | "auto"; ULLME_E_ARG with a message otherwise. */
 ULLME_API int ullme_attention_from_name(const char *name, ullme_attention *out);
 
 /* Progress callback for long calls: `done` of `total` units (texts for embedding). Return non-zero
@@ -130,15 +135,19 @@ typedef struct {
     uint32_t struct_size;      /* set by ullme_model_default_params() */
     int32_t n_threads;         /* threads for matrix products; 0 = all cores (default). The setting is
                                 * process-wide: a value > 0 applies to every model. */
-    ullme_pooling pooling;     /* default ULLME_POOLING_MEAN */
-    ullme_attention attention; /* default ULLME_ATTENTION_BIDIRECTIONAL, as the ULLME reference */
-    int32_t max_length;        /* tokens per text after formatting, BOS included; default 512; >= 1 */
+    ullme_pooling pooling;     /* default ULLME_POOLING_AUTO (the model's metadata, else mean) */
+    ullme_attention attention; /* default ULLME_ATTENTION_AUTO (the model's metadata, else bidirectional, as
+                                * the ULLME reference) */
+    int32_t max_length;        /* tokens per text after formatting, BOS included; >= 1, or 0 (default): the
+                                * model's metadata (sentence-transformers max_seq_length), else 512 */
     int32_t batch_size;        /* texts per forward pass inside ullme_embed; default 32; >= 1 */
     const char *adapter_path;  /* NULL (default) or a directory holding a PEFT LoRA adapter
                                 * (adapter_config.json + adapter_model.safetensors, as
                                 * PeftModel.save_pretrained writes it; optional projection_head.safetensors).
                                 * Its adapters are applied by every forward pass (embeddings, hidden
-                                * states, logits). Added after ABI 1's first release: a caller built
+                                * states, logits). Several directories separated by newlines ("\n") are
+                                * stacked in that order (LLM2Vec's MNTP then supervised adapters): their
+                                * updates add up, as merging each before loading the next does. Added after ABI 1's first release: a caller built
                                 * against the older header passes the smaller struct_size and gets no
                                 * adapter. The string is copied during ullme_model_load. */
     int32_t weight_storage;    /* an ullme_weight_storage; default ULLME_WEIGHTS_DEFAULT. Added after
@@ -146,6 +155,13 @@ typedef struct {
     int32_t precision;         /* an ullme_precision; default ULLME_PRECISION_DEFAULT. Added after
                                 * weight_storage (older struct sizes are accepted and get the default). */
     int32_t reserved0;         /* must be 0 */
+    const char *preset;        /* NULL (default): a directory's sentence-transformers files (modules.json,
+                                * 1_Pooling, 2_Normalize, sentence_bert_config.json,
+                                * config_sentence_transformers.json) say how to embed, else "ullme"; or a
+                                * named format: "ullme", "genc-llama3", "genc-mistral", "gritlm", "llm2vec",
+                                * "e5-instruct", "qwen3-embedding" (README "Supported embedders"). It sets the
+                                * AUTO values above, the prompt template, prompt exclusion and normalisation.
+                                * Added after precision (older struct sizes get NULL). Copied during the load. */
 } ullme_model_params;
 
 ULLME_API ullme_model_params ullme_model_default_params(void);
@@ -180,6 +196,12 @@ ULLME_API int ullme_model_get_info(const ullme_model *model, ullme_model_info *o
  * struct (without adapter_path), only that prefix is written. */
 ULLME_API int ullme_model_get_params(const ullme_model *model, ullme_model_params *out);
 
+/* How the model embeds when a call does not say (its sentence-transformers files or preset), as a JSON
+ * object: {"name", "pooling", "attention", "query_template", "document_template", "no_instruction_template",
+ * "add_special_tokens", "append_eos", "exclude_prompt", "prompt_rule", "normalize", "max_length", "prompts"
+ * {name: text}, "default_prompt_name", "similarity_fn_name"}. *out is valid until ullme_model_free. */
+ULLME_API int ullme_model_embedder(const ullme_model *model, const char **out);
+
 /* Which kernels the model's linear layers run, for logs and tests: "exact", "avx512_bf16", or
  * "exact fallback: <why>" when precision bf16 was asked for and cannot run ("CPU has no AVX512_BF16",
  * "stored weights run the float32 kernels"). *out points to a string valid until ullme_model_free. */
@@ -206,10 +228,28 @@ typedef struct {
     size_t instruction_len;    /* bytes, or ULLME_NUL_TERMINATED (default) */
     int is_query;              /* 1 (default): "{instruction}\n{text}";
                                 * 0: "{instruction}\nCandidate:\n{text}". With no instruction the
-                                * text is embedded alone in both cases. */
-    int normalize;             /* 1 (default): L2-normalise each embedding */
+                                * text is embedded alone in both cases. These are the "ullme" profile's
+                                * templates; a preset's (genc-*, gritlm, e5-instruct, ...) apply instead
+                                * when the model was loaded with one (ullme_model_embedder shows them). */
+    int normalize;             /* 1: L2-normalise each embedding; 0: do not; -1 (default): the model's metadata
+                               * (a sentence-transformers Normalize module), else 1 */
     ullme_progress_fn progress;/* optional; called after each forward batch with texts done */
     void *progress_user;
+    /* Fields below were added after ABI 1's first release; a caller built against the older header passes
+     * the older struct_size and gets their defaults. */
+    const char *prompt;        /* NULL (default) or sentence-transformers' prompt: prepended to every text as
+                                * it is (then `instruction` and `is_query` are not used). A prompt containing
+                                * "{text}" is a template: "{instruction}" in it becomes `instruction`. */
+    size_t prompt_len;         /* bytes, or ULLME_NUL_TERMINATED (default) */
+    const char *prompt_name;   /* NULL (default) or the name of one of the model's prompts
+                                * (config_sentence_transformers.json), used when `prompt` is NULL; unknown names
+                                * are ULLME_E_ARG. With neither and no instruction, the model's
+                                * default_prompt_name applies, if it has one. NUL-terminated. */
+    int32_t exclude_prompt;    /* -1 (default): the model's metadata (include_prompt: false, the preset);
+                                * 1: leave the prompt's tokens out of pooling (the prompt tokenised alone, BOS
+                                * included, a trailing special token not counted: sentence-transformers' rule;
+                                * a text that is all prompt embeds as zeros); 0: pool every token */
+    int32_t reserved0;         /* must be 0 */
 } ullme_embed_params;
 
 ULLME_API ullme_embed_params ullme_embed_default_params(void);

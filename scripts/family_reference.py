@@ -60,14 +60,14 @@ class Cfg:
         self.rot = int(self.hd * self.prf)
         # which layers slide
         sw = c.get("sliding_window")
-        if self.mt == "qwen2" and not c.get("use_sliding_window", False):
+        if self.mt in ("qwen2", "qwen3") and not c.get("use_sliding_window", False):
             sw = None
         self.window = sw
         lt = c.get("layer_types")
         if self.mt in ("mistral", "phi3"):
             lt = ["sliding_attention" if sw is not None else "full_attention"] * self.L
         elif lt is None:
-            if self.mt == "qwen2":
+            if self.mt in ("qwen2", "qwen3"):
                 lt = ["sliding_attention" if sw is not None and i >= c.get("max_window_layers", 28)
                       else "full_attention" for i in range(self.L)]
             elif self.mt == "gemma2":
@@ -144,9 +144,9 @@ def forward(cfg, W, ids, bidirectional):
         q = q.reshape(n, cfg.nh, cfg.hd).transpose(1, 0, 2)
         k = k.reshape(n, cfg.nkv, cfg.hd).transpose(1, 0, 2)
         v = v.reshape(n, cfg.nkv, cfg.hd).transpose(1, 0, 2)
-        if mt == "gemma3_text":
-            q = rms(q, W[a + "q_norm.weight"], cfg.eps, True)
-            k = rms(k, W[a + "k_norm.weight"], cfg.eps, True)
+        if mt in ("gemma3_text", "qwen3"):
+            q = rms(q, W[a + "q_norm.weight"], cfg.eps, cfg.gemma)
+            k = rms(k, W[a + "k_norm.weight"], cfg.eps, cfg.gemma)
         cos, sin = cfg.rope_tables(n, lt)
         q, k = apply_rope(q, cos, sin, cfg.rot), apply_rope(k, cos, sin, cfg.rot)
         rep = cfg.nh // cfg.nkv

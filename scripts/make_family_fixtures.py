@@ -13,6 +13,8 @@ and saved with save_pretrained (safetensors) under tests/fixtures/tiny-<family>/
                     carry a window that is NOT used): the window must be ignored
   tiny-qwen2-swa    Qwen2Config, use_sliding_window true, sliding_window 6, max_window_layers 1, 3 layers:
                     layer_types = [full, sliding, sliding] (layer i slides iff i >= max_window_layers), untied
+  tiny-qwen3        Qwen3Config: q_norm/k_norm (plain RMSNorm w * x over head_dim, before RoPE), head_dim 24
+                    (!= 64/4), no biases (attention_bias false), use_sliding_window false, untied
   tiny-phi          PhiConfig (Phi-1.5 style): partial_rotary_factor 0.5, LayerNorm (weight+bias), parallel
                     attention + MLP sharing one input LayerNorm, gelu_new, `dense` output projection, biases on
                     every Linear, final_layernorm, lm_head with bias, qk_layernorm false, GQA 4/2, untied
@@ -112,6 +114,12 @@ FAMILIES = [
          window=6,
          notes="layer_types [full, sliding, sliding]: layer i slides iff use_sliding_window and i >= "
                "max_window_layers"),
+    dict(name="tiny-qwen3", model_type="qwen3",
+         cfg=dict(head_dim=24, rope_theta=1000000.0, rms_norm_eps=1e-6, attention_bias=False, use_sliding_window=False,
+                  sliding_window=None, max_window_layers=2, tie_word_embeddings=False, hidden_act="silu"),
+         classic=dict(rope_theta=1000000.0, rope_scaling=None),
+         window=None,
+         notes="q_norm/k_norm RMSNorm (w * x) per head before RoPE; head_dim 24; no biases; untied"),
     dict(name="tiny-phi", model_type="phi",
          cfg=dict(rope_theta=10000.0, partial_rotary_factor=0.5, layer_norm_eps=1e-5, hidden_act="gelu_new",
                   qk_layernorm=False, tie_word_embeddings=False),

@@ -8,12 +8,17 @@ fail=0
 for f in tests/fixtures/tiny-llama/{config.json,model.safetensors,expected.json} \
          tests/fixtures/tiny-llama-rope/{config.json,model.safetensors,expected.json} \
          tests/fixtures/tiny-llama-linear/{config.json,model.safetensors,expected.json} \
+         tests/fixtures/tiny-qwen3/{config.json,model.safetensors,expected.json} \
          tests/fixtures/smollm2/expected.json; do
     if [ ! -s "$f" ]; then echo "missing committed fixture: $f (run scripts/make_parity_fixtures.py)" >&2; fail=1; fi
 done
 [ "$fail" = 0 ] || exit 1
 echo "committed parity fixtures: present"
-for s in scripts/make_dequant_fixtures.py scripts/make_tokenizer_fixtures.py; do
+# make_embedder_fixtures.py: tiny sentence-transformers and GenC-format models with reference embeddings
+# (needs torch, transformers, sentence-transformers; tests/fixtures/generated/embedders/, ~10 s);
+# make_family_gguf.py: tests/fixtures/tiny-qwen3 as a qwen3 GGUF (tests/fixtures/generated/tiny-qwen3.gguf).
+for s in scripts/make_dequant_fixtures.py scripts/make_tokenizer_fixtures.py scripts/make_embedder_fixtures.py \
+         scripts/make_family_gguf.py; do
     if [ -f "$s" ]; then
         echo "running $s" >&2
         python3 "$s"

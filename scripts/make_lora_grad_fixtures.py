@@ -4,7 +4,7 @@
 Deterministic: fixed seeds, torch.set_num_threads(1), eager attention, float32, model.eval() (no dropout anywhere).
 Reads the tiny models made by scripts/make_parity_fixtures.py and scripts/make_family_fixtures.py:
 
-  tiny-llama tiny-llama-rope tiny-mistral tiny-qwen2 tiny-qwen2-swa tiny-phi tiny-phi3 tiny-phi3-longrope
+  tiny-llama tiny-llama-rope tiny-mistral tiny-qwen2 tiny-qwen2-swa tiny-qwen3 tiny-phi tiny-phi3 tiny-phi3-longrope
   tiny-gemma2 tiny-gemma3          (tests/fixtures/<fixture>/{config.json, model.safetensors, expected.json})
 
 and writes, for each, tests/fixtures/lora-grads/<fixture>/:
@@ -39,7 +39,7 @@ LoRA (PEFT 0.21 lora.Linear, as Sources/ULLMESwift/Train/LoRA.swift):
   LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none", target_modules=<family's linears>), so
       y = W x (+ b) + scale * B (A x),   scale = lora_alpha / r = 8 / 4 = 2  (not rslora), dropout 0 (identity).
   Base weights (incl. every bias, norm, embedding, lm_head) are frozen; only A and B get gradients.
-  Targets:  llama, mistral, qwen2, gemma2, gemma3: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj
+  Targets:  llama, mistral, qwen2, qwen3, gemma2, gemma3: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj
             phi:  self_attn.{q_proj,k_proj,v_proj,dense}, mlp.{fc1,fc2}
             phi3: self_attn.{qkv_proj,o_proj}, mlp.{gate_up_proj,down_proj}. As PEFT does, ONE adapter sits on the
                   FUSED Linear: qkv_proj has A [r, hidden], B [nh*hd + 2*nkv*hd, r] (= [4,64] and [128,4] here) and
@@ -111,10 +111,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_parity_fixtures import FIX, dump, f32list  # noqa: E402
 
 OUT = FIX / "lora-grads"
-FIXTURES = ["tiny-llama", "tiny-llama-rope", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa", "tiny-phi", "tiny-phi3",
+FIXTURES = ["tiny-llama", "tiny-llama-rope", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa", "tiny-qwen3", "tiny-phi", "tiny-phi3",
             "tiny-phi3-longrope", "tiny-gemma2", "tiny-gemma3"]
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-TARGETS = {"llama": LLAMA_TARGETS, "mistral": LLAMA_TARGETS, "qwen2": LLAMA_TARGETS, "gemma2": LLAMA_TARGETS,
+TARGETS = {"llama": LLAMA_TARGETS, "mistral": LLAMA_TARGETS, "qwen2": LLAMA_TARGETS, "qwen3": LLAMA_TARGETS, "gemma2": LLAMA_TARGETS,
            "gemma3_text": LLAMA_TARGETS,
            "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
            "phi": ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"]}

@@ -74,7 +74,7 @@ func runEval(_ args: Arguments) throws {
         ("adapter", args.value("--adapter").map { jsonString(Array($0.utf8)) } ?? "null"), ("date", jsonString(Array(utcNow().utf8))),
         ("pooling", jsonString(Array((args.value("--pooling") ?? "mean").utf8))),
         ("attention", jsonString(Array((args.value("--attention") ?? "bidirectional").utf8))),
-        ("max_length", "\(options.maxLength)"), ("instruction", jsonString(options.instruction)),
+        ("max_length", "\(options.maxLength ?? 512)"), ("instruction", jsonString(options.instruction)),
     ]
     var table: [(String, String)] = []
     let total = EvalTimer()

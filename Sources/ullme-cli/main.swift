@@ -44,6 +44,10 @@ let quietOption = Option(name: "--quiet", metavar: nil, help: "no progress bar o
 let modelOptions: [Option] = [
     Option(name: "--model", metavar: "PATH", help: ".gguf file or Hugging Face directory (default: the cached SmolLM2-135M-Instruct)"),
     Option(name: "--adapter", metavar: "DIR", help: "LoRA adapter directory (PEFT format, e.g. a training run's output_dir/adapter)"),
+    Option(name: "--preset", metavar: "NAME", help: """
+        embedder format: \(EmbedderProfile.presets.map(\.name).joined(separator: " | "))
+        (default: the directory's sentence-transformers files, else ullme)
+        """),
     threadsOption,
     Option(name: "--precision", metavar: "NAME", help: """
         exact | bf16 (default exact or $ULLME_PRECISION): bf16 runs the linear layers
@@ -53,9 +57,13 @@ let modelOptions: [Option] = [
 ]
 /// Options of every command that embeds texts.
 let embeddingOptions: [Option] = modelOptions + [
-    Option(name: "--pooling", metavar: "NAME", help: "mean | weightedmean | cls | lasttoken (default mean)"),
-    Option(name: "--attention", metavar: "NAME", help: "bidirectional | causal (default bidirectional)"),
-    Option(name: "--max-length", metavar: "N", help: "tokens per text, default 512"),
+    Option(name: "--pooling", metavar: "NAME", help: "mean | weightedmean | cls | lasttoken (default: the model's metadata, else mean)"),
+    Option(name: "--attention", metavar: "NAME", help: "bidirectional | causal (default: the model's metadata, else bidirectional)"),
+    Option(name: "--max-length", metavar: "N", help: "tokens per text (default: the model's max_seq_length, else 512)"),
+    Option(name: "--prompt", metavar: "TEXT", help: "sentence-transformers prompt prepended to every text (a template if it has {text})"),
+    Option(name: "--prompt-name", metavar: "NAME", help: "one of the model's named prompts (config_sentence_transformers.json)"),
+    Option(name: "--exclude-prompt", metavar: nil, help: "leave the prompt's tokens out of pooling (default: the model's)"),
+    Option(name: "--include-prompt", metavar: nil, help: "pool over the prompt's tokens too (default: the model's)"),
     Option(name: "--batch-size", metavar: "N", help: "texts per forward pass, default 32"),
 ]
 let progressOptions: [Option] = [
@@ -317,7 +325,7 @@ func loadModel(_ args: Arguments) throws -> Model {
         guard let p = Precision(rawValue: name) else { throw CLIError(message: "--precision must be exact or bf16 (got \"\(name)\")") }
         precision = p
     }
-    let model = try Model.load(path: path, adapter: args.value("--adapter"), precision: precision)
+    let model = try Model.load(path: path, adapter: args.value("--adapter"), precision: precision, preset: args.value("--preset"))
     if model.precision == .bf16 && !args.flags.contains("--quiet") {
         fputs("ullme: precision bf16: \(model.precisionPath)\n", stderr)   // which kernels run, fallback included
     }
@@ -343,10 +351,14 @@ func embedOptions(_ args: Arguments) throws -> EmbedOptions {
     var o = EmbedOptions()
     o.instruction = Array((args.value("--instruction") ?? "").utf8)
     o.isQuery = !args.flags.contains("--candidate")
-    o.normalize = !args.flags.contains("--no-normalize")
-    o.pooling = try Pooling(name: args.value("--pooling") ?? "mean")
-    o.attention = try AttentionMode(name: args.value("--attention") ?? "bidirectional")
-    o.maxLength = try args.int("--max-length", 512)
+    if args.flags.contains("--no-normalize") { o.normalize = false }
+    o.pooling = try args.value("--pooling").map { try Pooling(name: $0) }
+    o.attention = try args.value("--attention").map { try AttentionMode(name: $0) }
+    if args.value("--max-length") != nil { o.maxLength = try args.int("--max-length", 512) }
+    o.prompt = args.value("--prompt").map { Array($0.utf8) }
+    o.promptName = args.value("--prompt-name")
+    if args.flags.contains("--exclude-prompt") { o.excludePrompt = true }
+    if args.flags.contains("--include-prompt") { o.excludePrompt = false }
     o.batchSize = try args.int("--batch-size", 32)
     return o
 }
@@ -359,7 +371,7 @@ func embedWithProgress(_ model: Model, _ texts: [[UInt8]], _ options: EmbedOptio
         try model.embed(texts, options: options, into: buf, progress: { done, _ in bar?.update(done); return true })
     }
     if stats.truncated > 0 {
-        fputs("ullme: \(stats.truncated) of \(stats.texts) texts were truncated to \(options.maxLength) tokens\n", stderr)
+        fputs("ullme: \(stats.truncated) of \(stats.texts) texts were truncated to \(options.maxLength(for: model)) tokens\n", stderr)
     }
     return out
 }
@@ -479,6 +491,7 @@ func runInfo(_ args: Arguments) throws {
     precision: \(model.precision.rawValue) (\(model.precisionPath))
     bos/eos/pad: \(model.tokenizer?.bosId.map(String.init) ?? "-")/\(model.tokenizer?.eosId.map(String.init) ?? "-")/\(model.padTokenId.map(String.init) ?? "-")
     \(c.knobsDescription)
+    embedder: \(model.embedder.json)
     """)
 }
 

@@ -15,7 +15,7 @@ final class CAPITests: XCTestCase {
         XCTAssertNil(m)
         XCTAssertEqual(capi_model_load("/etc/hostname", nil, &m), Int32(ULLME_E_FORMAT), lastError())
         var p = capi_model_default_params()
-        p.max_length = 0
+        p.max_length = -1   // 0 is "the model's own" (AUTO)
         XCTAssertEqual(capi_model_load(ParityFixtures.root + "/tiny-llama", &p, &m), Int32(ULLME_E_ARG))
         XCTAssertTrue(lastError().contains("max_length"), lastError())
         p = capi_model_default_params(); p.struct_size = 3

@@ -40,7 +40,7 @@ final class DecoderParityTests: XCTestCase {
     /// Final hidden states and logits of a tiny random model of every family equal transformers' within
     /// 1e-4, for a padded batch of three sequences (one longer than the sliding windows), both attention modes.
     func testTinyLlamaParity() throws {
-        for name in ["tiny-llama", "tiny-llama-rope", "tiny-llama-linear", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa",
+        for name in ["tiny-llama", "tiny-llama-rope", "tiny-llama-linear", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa", "tiny-qwen3",
                      "tiny-phi", "tiny-phi3", "tiny-phi3-longrope", "tiny-gemma2", "tiny-gemma3"] {
             let model = try Model.load(path: ParityFixtures.root + "/" + name)
             let expected = try ParityFixtures.json(name + "/expected.json")
@@ -68,6 +68,26 @@ final class DecoderParityTests: XCTestCase {
                     XCTAssertLessThanOrEqual(d, 1e-6, "\(name) \(key) sequence \(i) alone vs batched")
                 }
             }
+        }
+    }
+
+    /// tiny-qwen3 converted to GGUF with llama.cpp's qwen3 names and keys (scripts/make_family_gguf.py) gives
+    /// transformers' hidden states and logits too.
+    func testQwen3GGUFParity() throws {
+        let model = try Model.load(path: ParityFixtures.root + "/generated/tiny-qwen3.gguf")
+        XCTAssertEqual(model.config.family, .qwen3)
+        XCTAssertTrue(model.config.qkNorm); XCTAssertFalse(model.config.qkvBias); XCTAssertEqual(model.config.headDim, 24)
+        let expected = try ParityFixtures.json("tiny-qwen3/expected.json")
+        let ids = (expected["ids"]?.array ?? []).map { ($0.array ?? []).map { Int32($0.int!) } }
+        let lengths = (expected["lengths"]?.array ?? []).map { $0.int! }
+        let sequences = zip(ids, lengths).map { Array($0.prefix($1)) }
+        for (mode, key) in [(AttentionMode.causal, "causal"), (.bidirectional, "bidirectional")] {
+            let out = try model.forward(sequences, attention: mode, wantLogits: true)
+            let dh = zip(out.hidden, floats(expected[key]?["hidden"])).map { abs($0 - $1) }.max() ?? .infinity
+            let dl = zip(out.logits ?? [], floats(expected[key]?["logits"])).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertEqual(out.hidden.count, floats(expected[key]?["hidden"]).count)
+            XCTAssertLessThanOrEqual(dh, 1e-4, "GGUF qwen3 \(key) hidden")
+            XCTAssertLessThanOrEqual(dl, 1e-4, "GGUF qwen3 \(key) logits")
         }
     }
 

@@ -6,7 +6,7 @@ import XCTest
 /// the embedding objective (bidirectional, pooled, projected, normalised; dL/dreps = G) and the causal LM
 /// loss. Fixtures: scripts/make_lora_grad_fixtures.py.
 final class PEFTGradientTests: XCTestCase {
-    static let fixtures = ["tiny-llama", "tiny-llama-rope", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa", "tiny-phi",
+    static let fixtures = ["tiny-llama", "tiny-llama-rope", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa", "tiny-qwen3", "tiny-phi",
                            "tiny-phi3", "tiny-phi3-longrope", "tiny-gemma2", "tiny-gemma3"]
 
     func tensor(_ file: SafetensorsFile, _ name: String) throws -> [Float] {

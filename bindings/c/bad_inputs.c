@@ -62,9 +62,10 @@ int main(int argc, char **argv) {
         unlink(tmpl);
     }
     ullme_model_params p = ullme_model_default_params();
-    TRUE(p.struct_size == sizeof p && p.max_length == 512 && p.batch_size == 32 && p.n_threads == 0);
+    TRUE(p.struct_size == sizeof p && p.max_length == 0 && p.batch_size == 32 && p.n_threads == 0);
+    TRUE(p.pooling == ULLME_POOLING_AUTO && p.attention == ULLME_ATTENTION_AUTO && p.preset == NULL);
     p.n_threads = -1; EXPECT(ullme_model_load(path, &p, &m), ULLME_E_ARG);
-    p = ullme_model_default_params(); p.max_length = 0; EXPECT(ullme_model_load(path, &p, &m), ULLME_E_ARG);
+    p = ullme_model_default_params(); p.max_length = -1; EXPECT(ullme_model_load(path, &p, &m), ULLME_E_ARG);
     p = ullme_model_default_params(); p.batch_size = 0; EXPECT(ullme_model_load(path, &p, &m), ULLME_E_ARG);
     p = ullme_model_default_params(); p.pooling = (ullme_pooling)99; EXPECT(ullme_model_load(path, &p, &m), ULLME_E_ARG);
     p = ullme_model_default_params(); p.attention = (ullme_attention)-3; EXPECT(ullme_model_load(path, &p, &m), ULLME_E_ARG);
@@ -106,7 +107,8 @@ int main(int argc, char **argv) {
     size_t zero = 0;
     EXPECT(ullme_embed(m, &empty, &zero, 1, NULL, out, dim, NULL), ULLME_OK);
     ullme_embed_params ep = ullme_embed_default_params();
-    TRUE(ep.struct_size == sizeof ep && ep.is_query == 1 && ep.normalize == 1 && ep.instruction_len == ULLME_NUL_TERMINATED);
+    TRUE(ep.struct_size == sizeof ep && ep.is_query == 1 && ep.normalize == -1 && ep.instruction_len == ULLME_NUL_TERMINATED);
+    TRUE(ep.prompt == NULL && ep.prompt_len == ULLME_NUL_TERMINATED && ep.prompt_name == NULL && ep.exclude_prompt == -1);
     int calls = 0;
     ep.progress = cancel_cb; ep.progress_user = &calls;
     EXPECT(ullme_embed(m, texts, lens, 2, &ep, out, 2 * dim, NULL), ULLME_E_CANCELLED);

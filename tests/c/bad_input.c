@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
     CHECK_STATUS(ullme_model_load(path, &bad, &tmp), ULLME_E_ARG);
     bad = ullme_model_default_params(); bad.attention = (ullme_attention)-3;
     CHECK_STATUS(ullme_model_load(path, &bad, &tmp), ULLME_E_ARG);
-    bad = ullme_model_default_params(); bad.max_length = 0;
+    bad = ullme_model_default_params(); bad.max_length = -1;   /* 0 = the model's own (AUTO) */
     CHECK_STATUS(ullme_model_load(path, &bad, &tmp), ULLME_E_ARG);
     bad = ullme_model_default_params(); bad.batch_size = -1;
     CHECK_STATUS(ullme_model_load(path, &bad, &tmp), ULLME_E_ARG);

@@ -7,8 +7,40 @@ public func capi_embed_default_params() -> ullme_embed_params {
     p.instruction = nil
     p.instruction_len = Int(bitPattern: ULLME_NUL_TERMINATED_VALUE)
     p.is_query = 1
-    p.normalize = 1
+    p.normalize = -1
+    p.prompt = nil
+    p.prompt_len = Int(bitPattern: ULLME_NUL_TERMINATED_VALUE)
+    p.prompt_name = nil
+    p.exclude_prompt = -1
+    p.reserved0 = 0
     return p
+}
+
+/// ullme_embed_params as first released (up to progress_user, no prompt fields): still accepted.
+let embedParamsSizeV1 = UInt32(MemoryLayout<ullme_embed_params>.offset(of: \ullme_embed_params.prompt)!)
+
+/// Reads a caller's embed params without reading past its struct_size (the older struct gets the defaults of
+/// the prompt fields).
+func readEmbedParams(_ p: UnsafePointer<ullme_embed_params>) throws -> ullme_embed_params {
+    let size = UnsafeRawPointer(p).load(as: UInt32.self)
+    guard size == embedParamsSize || size == embedParamsSizeV1 else {
+        throw argError("ullme_embed_params.struct_size is \(size), expected \(embedParamsSize): start from ullme_embed_default_params()")
+    }
+    var out = capi_embed_default_params()
+    withUnsafeMutableBytes(of: &out) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p, count: Int(size))) }
+    out.struct_size = embedParamsSize
+    return out
+}
+
+/// A caller's (pointer, length) string: NULL means none with the default length or 0.
+private func optionalBytes(_ p: UnsafePointer<CChar>?, _ len: Int, what: String) throws -> [UInt8]? {
+    guard p != nil else {
+        guard len == 0 || len == Int(bitPattern: ULLME_NUL_TERMINATED_VALUE) else {
+            throw argError("ullme_embed_params.\(what) is NULL but \(what)_len is \(len)")
+        }
+        return nil
+    }
+    return try bytes(p, len, what: what)
 }
 
 @_cdecl("ullme_embed")
@@ -17,10 +49,12 @@ public func capi_embed(_ model: OpaquePointer?, _ texts: UnsafePointer<UnsafePoi
                        _ outLen: Int, _ stats: UnsafeMutablePointer<ullme_embed_stats>?) -> Int32 {
     capiCall("ullme_embed") {
         let h = try handle(model)
-        let p = params?.pointee ?? capi_embed_default_params()
-        guard p.struct_size == embedParamsSize else {
-            throw argError("ullme_embed_params.struct_size is \(p.struct_size), expected \(embedParamsSize): start from ullme_embed_default_params()")
+        let p = try params.map(readEmbedParams) ?? capi_embed_default_params()
+        guard (-1...1).contains(p.normalize) else { throw argError("ullme_embed_params.normalize must be -1, 0 or 1 (got \(p.normalize))") }
+        guard (-1...1).contains(p.exclude_prompt) else {
+            throw argError("ullme_embed_params.exclude_prompt must be -1, 0 or 1 (got \(p.exclude_prompt))")
         }
+        guard p.reserved0 == 0 else { throw argError("ullme_embed_params.reserved0 must be 0") }
         guard nTexts >= 0, nTexts <= 1 << 28 else { throw argError("n_texts \(nTexts) out of range") }
         let C = h.model.config.hiddenSize
         guard outLen >= 0, nTexts <= outLen / C else { throw argError("out holds \(outLen) floats, \(nTexts) embeddings of \(C) need \(nTexts * C)") }
@@ -34,21 +68,19 @@ public func capi_embed(_ model: OpaquePointer?, _ texts: UnsafePointer<UnsafePoi
             list.append(try bytes(texts[i], len, what: "texts[\(i)]"))
         }
         var options = EmbedOptions()
-        // A NULL instruction means "none" with the default length (NUL_TERMINATED) or 0; with any other length the
-        // caller meant bytes it did not pass.
-        if p.instruction == nil {
-            guard p.instruction_len == 0 || p.instruction_len == Int(bitPattern: ULLME_NUL_TERMINATED_VALUE) else {
-                throw argError("ullme_embed_params.instruction is NULL but instruction_len is \(p.instruction_len)")
-            }
-            options.instruction = []
-        } else {
-            options.instruction = try bytes(p.instruction, p.instruction_len, what: "instruction")
+        // A NULL instruction or prompt means "none" with the default length (NUL_TERMINATED) or 0; with any other
+        // length the caller meant bytes it did not pass.
+        options.instruction = try optionalBytes(p.instruction, p.instruction_len, what: "instruction") ?? []
+        options.prompt = try optionalBytes(p.prompt, p.prompt_len, what: "prompt")
+        options.promptName = try p.prompt_name.map {
+            String(decoding: try bytes($0, Int(bitPattern: ULLME_NUL_TERMINATED_VALUE), what: "prompt_name"), as: UTF8.self)
         }
         options.isQuery = p.is_query != 0
-        options.normalize = p.normalize != 0
+        options.normalize = p.normalize == -1 ? nil : p.normalize != 0
+        options.excludePrompt = p.exclude_prompt == -1 ? nil : p.exclude_prompt != 0
         options.pooling = Pooling(rawValue: Int32(h.params.pooling.rawValue))!
         options.attention = AttentionMode(rawValue: Int32(h.params.attention.rawValue))!
-        options.maxLength = Int(h.params.max_length)
+        options.maxLength = Int(h.params.max_length)   // resolved at load (ModelHandle)
         options.batchSize = Int(h.params.batch_size)
         let callback = p.progress, user = p.progress_user
         let progress: ((Int, Int) -> Bool)? = callback.map { cb in { done, total in cb(user, done, total) == 0 } }

@@ -1,23 +1,34 @@
 import CULLME
 import Glibc
 
-/// What an `ullme_model *` points to: the immutable model plus the parameters it was loaded with.
+/// What an `ullme_model *` points to: the immutable model plus the parameters it was loaded with, their
+/// AUTO values resolved from the model's embedder profile (what embed calls and get_params use).
 final class ModelHandle {
     let model: Model
     let params: ullme_model_params
-    /// The handle's own copy of params.adapter_path (what get_params returns).
+    /// The handle's own copies of params.adapter_path and params.preset (what get_params returns).
     private let adapterPath: UnsafeMutablePointer<CChar>?
+    private let preset: UnsafeMutablePointer<CChar>?
     /// model.precisionPath as a C string (what ullme_model_precision_path returns).
     let precisionPath: UnsafeMutablePointer<CChar>
-    init(model: Model, params: ullme_model_params, adapterPath: String?) {
+    /// model.embedder.json (what ullme_model_embedder returns).
+    let embedderJSON: UnsafeMutablePointer<CChar>
+    init(model: Model, params: ullme_model_params, adapterPath: String?, preset: String?) {
         self.model = model
         self.adapterPath = adapterPath.map { strdup($0)! }
+        self.preset = preset.map { strdup($0)! }
         precisionPath = strdup(model.precisionPath)!
+        embedderJSON = strdup(model.embedder.json)!
         var p = params
         p.adapter_path = UnsafePointer(self.adapterPath)
+        p.preset = UnsafePointer(self.preset)
+        let e = model.embedder
+        if p.pooling == ULLME_POOLING_AUTO { p.pooling = ullme_pooling(rawValue: e.pooling.rawValue) }
+        if p.attention == ULLME_ATTENTION_AUTO { p.attention = ullme_attention(rawValue: e.attention.rawValue) }
+        if p.max_length == 0 { p.max_length = Int32(clamping: e.maxLength ?? 512) }
         self.params = p
     }
-    deinit { free(adapterPath); free(precisionPath) }
+    deinit { free(adapterPath); free(preset); free(precisionPath); free(embedderJSON) }
 }
 
 func handle(_ p: OpaquePointer?) throws -> ModelHandle {
@@ -34,11 +45,15 @@ let modelParamsSizeV2 = UInt32(MemoryLayout<ullme_model_params>.offset(of: \ullm
 /// ... and with weight_storage, before precision (40 bytes: weight_storage and the struct's tail padding).
 let modelParamsSizeV3 = UInt32((MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.precision)! + 7) / 8 * 8)
 
+/// ... and with precision and reserved0, before preset.
+let modelParamsSizeV4 = UInt32(MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.preset)!)
+let olderModelParamsSizes = [modelParamsSizeV1, modelParamsSizeV2, modelParamsSizeV3, modelParamsSizeV4]
+
 /// Reads a caller's params struct without reading past its struct_size (an older, smaller struct gets
 /// the defaults for the fields it lacks; the V3 struct's tail padding is not read).
 func readModelParams(_ p: UnsafePointer<ullme_model_params>) throws -> ullme_model_params {
     let size = UnsafeRawPointer(p).load(as: UInt32.self)
-    guard size == modelParamsSize || size == modelParamsSizeV1 || size == modelParamsSizeV2 || size == modelParamsSizeV3 else {
+    guard size == modelParamsSize || olderModelParamsSizes.contains(size) else {
         throw argError("ullme_model_params.struct_size is \(size), expected \(modelParamsSize): start from ullme_model_default_params()")
     }
     var out = capi_model_default_params()
@@ -51,9 +66,9 @@ let embedParamsSize = UInt32(MemoryLayout<ullme_embed_params>.size)
 
 @_cdecl("ullme_model_default_params")
 public func capi_model_default_params() -> ullme_model_params {
-    ullme_model_params(struct_size: modelParamsSize, n_threads: 0, pooling: ULLME_POOLING_MEAN,
-                       attention: ULLME_ATTENTION_BIDIRECTIONAL, max_length: 512, batch_size: 32,
-                       adapter_path: nil, weight_storage: 0, precision: 0, reserved0: 0)
+    ullme_model_params(struct_size: modelParamsSize, n_threads: 0, pooling: ULLME_POOLING_AUTO,
+                       attention: ULLME_ATTENTION_AUTO, max_length: 0, batch_size: 32,
+                       adapter_path: nil, weight_storage: 0, precision: 0, reserved0: 0, preset: nil)
 }
 
 /// Checks a params struct from the caller; returns a validated copy.
@@ -63,16 +78,16 @@ func validated(_ p: ullme_model_params) throws -> ullme_model_params {
     }
     guard p.n_threads >= 0 && p.n_threads <= maxComputeThreads else { throw argError("n_threads must be in [0, \(maxComputeThreads)] (got \(p.n_threads))") }
     // C enums arrive as UInt32 here; convert without trapping on values a caller may have forged.
-    guard Pooling(rawValue: Int32(truncatingIfNeeded: p.pooling.rawValue)) != nil else {
+    guard p.pooling == ULLME_POOLING_AUTO || Pooling(rawValue: Int32(truncatingIfNeeded: p.pooling.rawValue)) != nil else {
         throw argError("unknown pooling value \(Int32(truncatingIfNeeded: p.pooling.rawValue))")
     }
-    guard AttentionMode(rawValue: Int32(truncatingIfNeeded: p.attention.rawValue)) != nil else {
+    guard p.attention == ULLME_ATTENTION_AUTO || AttentionMode(rawValue: Int32(truncatingIfNeeded: p.attention.rawValue)) != nil else {
         throw argError("unknown attention value \(Int32(truncatingIfNeeded: p.attention.rawValue))")
     }
     guard (0...3).contains(p.weight_storage) else { throw argError("unknown weight_storage value \(p.weight_storage)") }
     guard (0...2).contains(p.precision) else { throw argError("unknown precision value \(p.precision)") }
     guard p.reserved0 == 0 else { throw argError("ullme_model_params.reserved0 must be 0") }
-    guard p.max_length >= 1 else { throw argError("max_length must be >= 1 (got \(p.max_length))") }
+    guard p.max_length >= 0 else { throw argError("max_length must be >= 1, or 0 for the model's own (got \(p.max_length))") }
     guard p.batch_size >= 1 else { throw argError("batch_size must be >= 1 (got \(p.batch_size))") }
     return p
 }
@@ -90,8 +105,9 @@ public func capi_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePoint
         if adapter?.isEmpty == true { throw argError("adapter_path is empty (use NULL for no adapter)") }
         let storage: WeightStorage? = [1: .dense, 2: .stored, 3: .quantized][p.weight_storage]
         let precision: Precision? = p.precision == 1 ? .exact : p.precision == 2 ? .bf16 : nil
-        let model = try Model.load(path: String(cString: path), adapter: adapter, storage: storage, precision: precision)
-        let h = ModelHandle(model: model, params: p, adapterPath: adapter)
+        let preset = p.preset.map { String(cString: $0) }
+        let model = try Model.load(path: String(cString: path), adapter: adapter, storage: storage, precision: precision, preset: preset)
+        let h = ModelHandle(model: model, params: p, adapterPath: adapter, preset: preset)
         out.pointee = OpaquePointer(Unmanaged.passRetained(h).toOpaque())
     }
 }
@@ -132,13 +148,22 @@ public func capi_model_get_params(_ model: OpaquePointer?, _ out: UnsafeMutableP
         let h = try handle(model)
         guard let out else { throw argError("out is NULL") }
         let size = UnsafeRawPointer(out).load(as: UInt32.self)
-        if size == modelParamsSizeV1 || size == modelParamsSizeV2 || size == modelParamsSizeV3 {
+        if olderModelParamsSizes.contains(size) {
             var p = h.params
             p.struct_size = size
             withUnsafeBytes(of: &p) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: Int(size)) }
         } else {
             out.pointee = h.params
         }
+    }
+}
+
+@_cdecl("ullme_model_embedder")
+public func capi_model_embedder(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+    capiCall("ullme_model_embedder") {
+        let h = try handle(model)
+        guard let out else { throw argError("out is NULL") }
+        out.pointee = UnsafePointer(h.embedderJSON)
     }
 }
 

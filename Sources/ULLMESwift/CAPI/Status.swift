@@ -69,7 +69,8 @@ public func capi_status_name(_ status: Int32) -> UnsafePointer<CChar> {
 public func capi_pooling_from_name(_ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<ullme_pooling>?) -> Int32 {
     capiCall("ullme_pooling_from_name") {
         guard let name, let out else { throw argError("name and out must not be NULL") }
-        out.pointee = ullme_pooling(UInt32(try Pooling(name: String(cString: name)).rawValue))
+        let n = String(cString: name)
+        out.pointee = n == "auto" ? ULLME_POOLING_AUTO : ullme_pooling(rawValue: try Pooling(name: n).rawValue)
     }
 }
 
@@ -77,6 +78,7 @@ public func capi_pooling_from_name(_ name: UnsafePointer<CChar>?, _ out: UnsafeM
 public func capi_attention_from_name(_ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<ullme_attention>?) -> Int32 {
     capiCall("ullme_attention_from_name") {
         guard let name, let out else { throw argError("name and out must not be NULL") }
-        out.pointee = ullme_attention(UInt32(try AttentionMode(name: String(cString: name)).rawValue))
+        let n = String(cString: name)
+        out.pointee = n == "auto" ? ULLME_ATTENTION_AUTO : ullme_attention(rawValue: try AttentionMode(name: n).rawValue)
     }
 }

@@ -27,10 +27,7 @@ public final class HFModelDirectory: @unchecked Sendable {
 
         func join(_ name: String) -> String { path.hasSuffix("/") ? path + name : path + "/" + name }
         func exists(_ name: String) -> Bool { access(join(name), F_OK) == 0 }
-        func readJSON(_ name: String) throws -> JSONValue {
-            let f = try MappedFile(path: join(name))
-            return try JSONValue.parse(f.bytes, what: f.path)
-        }
+        func readJSON(_ name: String) throws -> JSONValue { try JSONValue.read(file: join(name)) }
 
         guard exists("config.json") else {
             throw ULLMEError.io("\(path): config.json is missing (not a Hugging Face model directory?)")

@@ -26,6 +26,12 @@ public enum JSONValue: Decodable, Equatable, Sendable {
         catch { throw ULLMEError.format("\(what): invalid JSON (\(error))") }
     }
 
+    /// Reads and parses a JSON file (errors name the file).
+    public static func read(file path: String) throws -> JSONValue {
+        let f = try MappedFile(path: path)
+        return try withExtendedLifetime(f) { try parse(f.bytes, what: path) }
+    }
+
     public subscript(key: String) -> JSONValue? {
         if case .object(let o) = self { return o[key] }
         return nil

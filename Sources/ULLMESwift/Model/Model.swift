@@ -11,6 +11,9 @@ public final class Model: @unchecked Sendable {
     public let adapter: LoRAModel?
     /// The projection head that came with the adapter (training only: embeddings never go through it).
     public let projectionHead: ProjectionHead?
+    /// How texts are embedded when a call does not say: the directory's sentence-transformers files, a preset
+    /// asked for at load, else `EmbedderProfile.ullme`.
+    public private(set) var embedder = EmbedderProfile.ullme
 
     init(config: ModelConfig, tokenizer: Tokenizer?, weights: DecoderWeights) {
         self.config = config
@@ -22,7 +25,7 @@ public final class Model: @unchecked Sendable {
     }
 
     private init(base: Model, adapter: LoRAModel?, head: ProjectionHead?) {
-        config = base.config; tokenizer = base.tokenizer; parameterCount = base.parameterCount
+        config = base.config; tokenizer = base.tokenizer; parameterCount = base.parameterCount; embedder = base.embedder
         decoder = base.decoder   // shares the (immutable) weights
         self.adapter = adapter; projectionHead = head
     }
@@ -62,13 +65,21 @@ public final class Model: @unchecked Sendable {
         environmentChoice("ULLME_WEIGHTS", default: .quantized, expected: "dense, stored or quantized")
     }
 
-    /// Loads a model (as `load(path:)`) with a PEFT LoRA adapter directory applied (see AdapterIO).
+    /// Loads a model (as `load(path:)`) with a PEFT LoRA adapter directory applied (see AdapterIO) and
+    /// the embedder profile `preset` (a name of `EmbedderProfile.presets`; nil: the directory's
+    /// sentence-transformers files, else `ullme`).
     public static func load(path: String, adapter: String?, storage: WeightStorage? = nil,
-                            precision: Precision? = nil) throws -> Model {
+                            precision: Precision? = nil, preset: String? = nil) throws -> Model {
         let base = try load(path: path, storage: storage, precision: precision)
+        if let preset { base.embedder = try EmbedderProfile.preset(named: preset) }
         guard let adapter else { return base }
-        let a = try AdapterIO.load(from: adapter, config: base.config)
-        return try base.withAdapter(a.lora, head: a.head)
+        // Several directories, one per line, are stacked in order (LLM2Vec: the MNTP adapter, then the supervised
+        // one): their updates add up, as merging each into the weights before loading the next does.
+        let dirs = adapter.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard !dirs.contains(where: \.isEmpty) else { throw ULLMEError.argument("adapter path list has an empty entry") }
+        let loaded = try dirs.map { try AdapterIO.load(from: $0, config: base.config) }
+        let lora = loaded.count == 1 ? loaded[0].lora : LoRAModel(stacking: loaded.map(\.lora), config: base.config)
+        return try base.withAdapter(lora, head: loaded.last { $0.head != nil }?.head)
     }
 
     /// Loads a .gguf file or a Hugging Face model directory. `precision` nil means
@@ -79,15 +90,24 @@ public final class Model: @unchecked Sendable {
         var st = stat()
         guard stat(path, &st) == 0 else { throw ULLMEError.io("\(path): \(String(cString: strerror(errno)))") }
         if (st.st_mode & S_IFMT) == S_IFDIR {
-            let dir = try HFModelDirectory(path: path)
+            let st = try SentenceTransformersDirectory.read(path)
+            let dir = try HFModelDirectory(path: st?.modelPath ?? path)
             var config = try ModelConfig.fromHF(dir.config)
+            if let d = st?.dimension, d != config.hiddenSize {
+                throw ULLMEError.format("\(path): the Pooling module's embedding_dimension \(d) is not the model's hidden size \(config.hiddenSize)")
+            }
             let tokenizer = try dir.tokenizer.map { try TokenizerLoader.fromTokenizerJSON($0, config: dir.tokenizerConfig) }
             if config.tieWordEmbeddings == false, dir.tensor(named: "lm_head.weight") == nil {
                 config.tieWordEmbeddings = true   // some checkpoints omit the head and tie silently
             }
+            // Weights saved from the base model class (sentence-transformers, AutoModel) name the decoder's
+            // tensors without the "model." prefix.
+            let bare = dir.tensor(named: "model.embed_tokens.weight") == nil && dir.tensor(named: "embed_tokens.weight") != nil
             let weights = try DecoderWeights(config: config, naming: .huggingFace, storage: storage, precision: precision, owner: dir,
-                                             tensor: { dir.tensor(named: $0) })
-            return Model(config: config, tokenizer: tokenizer, weights: weights)
+                                             tensor: { dir.tensor(named: bare && $0.hasPrefix("model.") ? String($0.dropFirst(6)) : $0) })
+            let model = Model(config: config, tokenizer: tokenizer, weights: weights)
+            if let st { model.embedder = st.profile }
+            return model
         }
         let file = try GGUFFile(path: path)
         let tokenizer = try TokenizerLoader.fromGGUF(file.metadata)

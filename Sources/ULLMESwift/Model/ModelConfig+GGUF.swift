@@ -1,13 +1,9 @@
 /// Reading GGUF metadata (llama.cpp key names: `{arch}.embedding_length`, ...).
 extension ModelConfig {
-    static let ggufFamilies: [String: Family] = [
-        "llama": .llama, "mistral": .mistral, "qwen2": .qwen2, "phi2": .phi, "phi3": .phi3, "gemma2": .gemma2, "gemma3": .gemma3,
-    ]
-
     public static func fromGGUF(_ meta: [String: GGUFValue], vocabSizeFallback: Int) throws -> ModelConfig {
         guard let arch = meta["general.architecture"]?.string else { throw ULLMEError.format("GGUF: missing general.architecture") }
-        guard let family = ggufFamilies[arch] else {
-            throw ULLMEError.unsupported("architecture \"\(arch)\" (supported: \(ggufFamilies.keys.sorted().joined(separator: ", ")))")
+        guard let family = Family.named(gguf: arch) else {
+            throw ULLMEError.unsupported("architecture \"\(arch)\" (supported: \(Family.ggufNames.joined(separator: ", ")))")
         }
         func int(_ key: String) throws -> Int {
             guard let v = meta["\(arch).\(key)"]?.int else { throw ULLMEError.format("GGUF: missing or non-integer \(arch).\(key)") }
@@ -35,19 +31,24 @@ extension ModelConfig {
         }
         if let rotary = meta["\(arch).rope.dimension_count"]?.int, rotary != headDim { c.rotaryDim = rotary }
         c.slidingWindow = meta["\(arch).attention.sliding_window"]?.int
-        switch family {
-        case .llama, .mistral, .phi3:
+        switch family.spec.ggufSliding {
+        case .all:
             if c.slidingWindow != nil { c.slidingLayers = Array(repeating: true, count: c.nLayers) }
-        case .qwen2, .phi:
+        case .none, .fromMaxWindowLayers:
             c.slidingWindow = nil
-        case .gemma2:
+        case .alternating:
+            c.slidingLayers = (0..<c.nLayers).map { ($0 + 1) % 2 != 0 }
+        case .pattern(let every):
+            // llama.cpp fixes gemma3's pattern (every 6th layer global).
+            c.slidingLayers = (0..<c.nLayers).map { ($0 + 1) % every != 0 }
+        }
+        if family == .gemma2 {
             c.attentionSoftcap = float("attn_logit_softcapping")
             c.finalLogitSoftcap = float("final_logit_softcapping")
-            c.slidingLayers = (0..<c.nLayers).map { ($0 + 1) % 2 != 0 }
-        case .gemma3:
-            // llama.cpp fixes gemma3's pattern (every 6th layer global) and local rope base (10000).
+        }
+        if family == .gemma3 {
+            // ... and its local rope base (10000).
             c.finalLogitSoftcap = float("final_logit_softcapping")
-            c.slidingLayers = (0..<c.nLayers).map { ($0 + 1) % 6 != 0 }
             c.localRopeTheta = 10000
         }
         if family == .phi3, let original = meta["\(arch).rope.scaling.original_context_length"]?.int, original > 0 {

@@ -3,11 +3,6 @@ import Glibc
 /// Reading a Hugging Face config.json (transformers 4.x `rope_scaling`/`rope_theta` or 5.x `rope_parameters`).
 /// The rules per family are those of tests/fixtures/FAMILIES.md (written from the transformers modeling files).
 extension ModelConfig {
-    static let hfFamilies: [String: Family] = [
-        "llama": .llama, "mistral": .mistral, "qwen2": .qwen2, "phi": .phi, "phi3": .phi3,
-        "gemma2": .gemma2, "gemma3_text": .gemma3,
-    ]
-
     public static func fromHF(_ json: JSONValue) throws -> ModelConfig {
         func int(_ key: String) throws -> Int {
             guard let v = json[key]?.int else { throw ULLMEError.format("config.json: missing or non-integer \"\(key)\"") }
@@ -18,8 +13,8 @@ extension ModelConfig {
             return Float(v)
         }
         guard let type = json["model_type"]?.string else { throw ULLMEError.format("config.json: missing \"model_type\"") }
-        guard let family = hfFamilies[type] else {
-            throw ULLMEError.unsupported("architecture \"\(type)\" (supported: \(hfFamilies.keys.sorted().joined(separator: ", ")))")
+        guard let family = Family.named(hf: type) else {
+            throw ULLMEError.unsupported("architecture \"\(type)\" (supported: \(Family.hfNames.joined(separator: ", ")))")
         }
         let hidden = try int("hidden_size"), heads = try int("num_attention_heads")
         let rope = json["rope_parameters"] ?? json["rope_scaling"]
@@ -43,9 +38,11 @@ extension ModelConfig {
         case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": c.activation = .geluTanh
         default: throw ULLMEError.unsupported("config.json: hidden activation \"\(act)\" for \(type)")
         }
-        if family == .llama {
+        if family.spec.readsAttentionBias {
             let attnBias = json["attention_bias"]?.bool ?? false
             c.qkvBias = attnBias; c.outputBias = attnBias
+        }
+        if family == .llama {
             c.mlpBias = json["mlp_bias"]?.bool ?? false
             if (json["pretraining_tp"]?.int ?? 1) != 1 { throw ULLMEError.unsupported("config.json: pretraining_tp != 1") }
         }
@@ -82,24 +79,24 @@ extension ModelConfig {
             throw ULLMEError.format("config.json: layer_types has \(layerTypes.count) entries for \(nLayers) layers")
         }
         let fromTypes = layerTypes?.map { $0 == "sliding_attention" }
-        switch family {
-        case .llama, .phi:
+        switch family.spec.hfSliding {
+        case .none:
             slidingWindow = nil
-        case .mistral, .phi3:
+        case .all:
             // A non-null window applies to every layer; layer_types is ignored.
             slidingWindow = window
             slidingLayers = Array(repeating: true, count: nLayers)
-        case .qwen2:
+        case .fromMaxWindowLayers:
             guard json["use_sliding_window"]?.bool == true else { slidingWindow = nil; return }
             slidingWindow = window
             let firstSliding = json["max_window_layers"]?.int ?? nLayers
             slidingLayers = fromTypes ?? (0..<nLayers).map { $0 >= firstSliding }
-        case .gemma2:
+        case .alternating:
             slidingWindow = window
             slidingLayers = fromTypes ?? (0..<nLayers).map { ($0 + 1) % 2 != 0 }
-        case .gemma3:
+        case .pattern(let every):
             slidingWindow = window
-            let pattern = json["sliding_window_pattern"]?.int ?? 6
+            let pattern = json["sliding_window_pattern"]?.int ?? every
             slidingLayers = fromTypes ?? (0..<nLayers).map { pattern > 0 && ($0 + 1) % pattern != 0 }
         }
     }

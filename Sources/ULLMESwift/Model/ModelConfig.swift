@@ -1,6 +1,52 @@
-/// The backbone families of the reference (METHOD §1), one decoder with per-family knobs.
+/// The backbone families (METHOD §1, plus qwen3), one decoder with per-family knobs.
+/// Everything that tells one family from another lives in this file: the names files give it
+/// (`FamilySpec`), its knobs (`applyFamilyDefaults`) and which layers slide. Adding a family means a case
+/// here, its row in `spec` and its knobs; the readers, the decoder, LoRA and training follow.
 public enum Family: String, Sendable, CaseIterable {
-    case llama, mistral, qwen2, phi, phi3, gemma2, gemma3
+    case llama, mistral, qwen2, qwen3, phi, phi3, gemma2, gemma3
+
+    /// The family table.
+    var spec: FamilySpec {
+        switch self {
+        case .llama: FamilySpec(hfModelTypes: ["llama"], ggufArchitectures: ["llama"], hfSliding: .none, ggufSliding: .all,
+                                readsAttentionBias: true)
+        case .mistral: FamilySpec(hfModelTypes: ["mistral"], ggufArchitectures: ["mistral"], hfSliding: .all, ggufSliding: .all)
+        case .qwen2: FamilySpec(hfModelTypes: ["qwen2"], ggufArchitectures: ["qwen2"], hfSliding: .fromMaxWindowLayers, ggufSliding: .none)
+        // Qwen3 (Qwen3-Embedding too): qwen2 without q/k/v biases (attention_bias, default false) and with an
+        // RMSNorm over head_dim on q and k before RoPE; head_dim is explicit (128 with hidden 1024 / 16 heads).
+        case .qwen3: FamilySpec(hfModelTypes: ["qwen3"], ggufArchitectures: ["qwen3"], hfSliding: .fromMaxWindowLayers,
+                                ggufSliding: .none, readsAttentionBias: true)
+        case .phi: FamilySpec(hfModelTypes: ["phi"], ggufArchitectures: ["phi2"], hfSliding: .none, ggufSliding: .none)
+        case .phi3: FamilySpec(hfModelTypes: ["phi3"], ggufArchitectures: ["phi3"], hfSliding: .all, ggufSliding: .all)
+        case .gemma2: FamilySpec(hfModelTypes: ["gemma2"], ggufArchitectures: ["gemma2"], hfSliding: .alternating, ggufSliding: .alternating)
+        case .gemma3: FamilySpec(hfModelTypes: ["gemma3_text"], ggufArchitectures: ["gemma3"], hfSliding: .pattern(6), ggufSliding: .pattern(6))
+        }
+    }
+
+    /// The family a config.json `model_type` / a GGUF `general.architecture` names (nil: unsupported).
+    static func named(hf type: String) -> Family? { allCases.first { $0.spec.hfModelTypes.contains(type) } }
+    static func named(gguf arch: String) -> Family? { allCases.first { $0.spec.ggufArchitectures.contains(arch) } }
+    static var hfNames: [String] { allCases.flatMap(\.spec.hfModelTypes).sorted() }
+    static var ggufNames: [String] { allCases.flatMap(\.spec.ggufArchitectures).sorted() }
+}
+
+/// Which layers of a family slide (causal mode only), as transformers / llama.cpp decide it.
+enum SlidingRule: Equatable {
+    case none                 // never (a window in the file is ignored)
+    case all                  // a non-null window applies to every layer
+    case fromMaxWindowLayers  // qwen: only with use_sliding_window, layer i slides iff i >= max_window_layers (or layer_types)
+    case alternating          // gemma2: layers 0, 2, 4, ... (or layer_types)
+    case pattern(Int)         // gemma3: every layer but each n-th (sliding_window_pattern, or layer_types)
+}
+
+/// One row of the family table: the names files give a family and the rules that are not knobs.
+struct FamilySpec {
+    var hfModelTypes: [String]
+    var ggufArchitectures: [String]
+    var hfSliding: SlidingRule
+    var ggufSliding: SlidingRule
+    /// config.json's `attention_bias` turns q/k/v/o biases on (llama: also `mlp_bias`).
+    var readsAttentionBias = false
 }
 
 /// How a normalisation layer computes (gemma's (1 + w) is folded into the weight at load).
@@ -91,6 +137,7 @@ public struct ModelConfig: Sendable, Equatable {
         switch family {
         case .llama, .mistral: break
         case .qwen2: qkvBias = true
+        case .qwen3: qkNorm = true
         case .phi:
             norm = .layer; block = .parallel; activation = .geluTanh; gatedMLP = false
             qkvBias = true; outputBias = true; mlpBias = true; lmHeadBias = true

@@ -81,6 +81,8 @@ final class BPETokenizer: Tokenizer, Sendable {
     var addsBOS: Bool { bosId.map { prefixIds.contains($0) } ?? false }
     var addsEOS: Bool { eosId.map { suffixIds.contains($0) } ?? false }
 
+    func isSpecial(_ id: Int32) -> Bool { specialIds.contains(id) || id == bosId || id == eosId || id == padId }
+
     func token(_ id: Int32) -> String? {
         id >= 0 && Int(id) < tokens.count ? tokens[Int(id)] : nil
     }

@@ -11,12 +11,17 @@ public protocol Tokenizer: Sendable {
     var bosId: Int32? { get }
     var eosId: Int32? { get }
     var padId: Int32? { get }
+    /// What `encode(_, addSpecial: true)` puts before and after the text's tokens (the post-processor's template).
+    var prefixIds: [Int32] { get }
+    var suffixIds: [Int32] { get }
     /// Whether `encode(_, addSpecial: true)` prepends BOS / appends EOS.
     var addsBOS: Bool { get }
     var addsEOS: Bool { get }
     /// The vocabulary string of a token (as stored: byte-level BPE tokens use the GPT-2 byte alphabet,
     /// SentencePiece tokens use "▁" for spaces); nil when out of range.
     func token(_ id: Int32) -> String?
+    /// Whether `id` is a special token (BOS, EOS, pad, added tokens marked special).
+    func isSpecial(_ id: Int32) -> Bool
 }
 
 /// Builds tokenizers from HF tokenizer.json (+ tokenizer_config.json) or GGUF metadata.

@@ -125,8 +125,7 @@ public enum AdapterIO {
     /// DoRA, bias, rank/alpha patterns) are errors.
     public static func load(from dir: String, config: ModelConfig) throws -> LoadedAdapter {
         let configPath = dir + "/" + configFileName
-        let cfgFile = try MappedFile(path: configPath)
-        let cfg = try withExtendedLifetime(cfgFile) { try JSONValue.parse(cfgFile.bytes, what: configPath) }
+        let cfg = try JSONValue.read(file: configPath)
         guard cfg.object != nil else { throw ULLMEError.format("\(configPath): not a JSON object") }
         func bad(_ m: String) -> ULLMEError { .format("\(configPath): \(m)") }
         func flag(_ key: String) throws -> Bool {

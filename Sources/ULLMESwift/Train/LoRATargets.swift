@@ -34,7 +34,7 @@ extension ModelConfig {
                     LoRATarget(name: "dense", site: .output, columns: 0..<C, inFeatures: q),
                     LoRATarget(name: "fc1", site: .up, columns: 0..<I, inFeatures: C),
                     LoRATarget(name: "fc2", site: .down, columns: 0..<C, inFeatures: I)]
-        case .llama, .mistral, .qwen2, .gemma2, .gemma3:
+        default:  // q, k, v, o, gate, up, down: every other family
             return [LoRATarget(name: "q_proj", site: .qkv, columns: 0..<q, inFeatures: C),
                     LoRATarget(name: "k_proj", site: .qkv, columns: q..<(q + kv), inFeatures: C),
                     LoRATarget(name: "v_proj", site: .qkv, columns: (q + kv)..<(q + 2 * kv), inFeatures: C),
@@ -86,6 +86,28 @@ public final class LoRAModel: @unchecked Sendable {
         self.targets = targets
         self.adapters = adapters
         self.seed = seed
+    }
+
+    /// Several adapters applied together (inference): per target, the ranks are concatenated, A = [A1; A2; ...]
+    /// and B = [s1 B1 | s2 B2 | ...] with scale 1, so y = W x + Σ s_i B_i A_i x: the same as merging each adapter
+    /// into the weights before the next (no dropout).
+    public convenience init(stacking models: [LoRAModel], config: ModelConfig) {
+        let targets = config.loraTargets.filter { t in models.contains { $0.targets.contains(t) } }
+        let adapters = (0..<config.nLayers).map { layer in
+            targets.map { t -> LoRAAdapter in
+                let parts = models.compactMap { m in m.targets.firstIndex(of: t).map { m.adapters[layer][$0] } }
+                let R = parts.reduce(0) { $0 + $1.rank }, out = t.outFeatures
+                var b = [Float](repeating: 0, count: out * R)
+                var col = 0
+                for p in parts {
+                    for o in 0..<out { for k in 0..<p.rank { b[o * R + col + k] = p.scale * p.b[o * p.rank + k] } }
+                    col += p.rank
+                }
+                return LoRAAdapter(inFeatures: t.inFeatures, outFeatures: out, rank: R, alpha: Float(R), dropout: 0,
+                                   a: parts.flatMap(\.a), b: b)
+            }
+        }
+        self.init(targets: targets, adapters: adapters, seed: models.first?.seed ?? 0)
     }
 
     var parameterCount: Int { adapters.joined().reduce(0) { $0 + $1.a.count + $1.b.count } }

@@ -99,3 +99,34 @@ def test_model_adapter_errors(lib, tmp_path):
     with pytest.raises(ullme.Error) as e:
         ullme.Model(FIXTURES / "tiny-llama", adapter=FIXTURES / "peft-adapters" / "tiny-phi3")
     assert e.value.status == ullme._lib.E_FORMAT, e.value
+
+
+def test_stacked_adapters_equal_merge_then_apply(lib, tmp_path):
+    """adapter=[first, second] (LLM2Vec: MNTP, then supervised) equals PEFT merging the first adapter into the
+    weights (merge_and_unload) and applying the second on top. The second adapter is the first with other
+    values (B negated and scaled, A rolled), a different lora_alpha, and only the attention targets."""
+    from safetensors.torch import load_file, save_file
+    first = FIXTURES / "peft-adapters" / "tiny-llama"
+    second = tmp_path / "second"
+    second.mkdir()
+    cfg = json.loads((first / "adapter_config.json").read_text())
+    cfg["lora_alpha"] = 12
+    cfg["target_modules"] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    (second / "adapter_config.json").write_text(json.dumps(cfg))
+    sd = load_file(str(first / "adapter_model.safetensors"))
+    sd2 = {k: (-0.7 * v if ".lora_B." in k else torch.roll(v, 1, dims=1)).contiguous()
+           for k, v in sd.items() if any(f".{t}." in k for t in cfg["target_modules"])}
+    save_file(sd2, str(second / "adapter_model.safetensors"))
+    exp = json.loads((first / "expected.json").read_text())
+
+    base = AutoModel.from_pretrained(FIXTURES / "tiny-llama", dtype=torch.float32, attn_implementation="eager").eval()
+    merged = PeftModel.from_pretrained(base, str(first)).merge_and_unload()
+    ref = PeftModel.from_pretrained(merged, str(second)).eval()
+    want = bidir_mean_pooled(ref, exp["ids"])
+    with ullme.Model(FIXTURES / "tiny-llama", adapter=[first, second]) as m:
+        assert m.info["params"]["adapter_path"] == f"{first}\n{second}"
+        for i, ids in enumerate(exp["ids"]):
+            got = m.hidden_states_ids(ids, attention="bidirectional").mean(0)
+            assert np.abs(got - want[i]).max() <= 1e-4, (i, np.abs(got - want[i]).max())
+    with ullme.Model(FIXTURES / "tiny-llama", adapter=first) as m:  # the second adapter matters
+        assert np.abs(m.hidden_states_ids(exp["ids"][0], attention="bidirectional").mean(0) - want[0]).max() > 1e-3

@@ -6,7 +6,7 @@ import pytest
 
 import ullme
 
-FAMILIES = ["tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa", "tiny-phi", "tiny-phi3", "tiny-phi3-longrope",
+FAMILIES = ["tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa", "tiny-qwen3", "tiny-phi", "tiny-phi3", "tiny-phi3-longrope",
             "tiny-gemma2", "tiny-gemma3"]
 
 

@@ -24,6 +24,7 @@ STATUS_NAMES = {0: "ULLME_OK", 1: "ULLME_E_ARG", 2: "ULLME_E_IO", 3: "ULLME_E_FO
 c_enum = c_int
 POOLING_MEAN, POOLING_WEIGHTEDMEAN, POOLING_CLS, POOLING_LASTTOKEN = range(4)
 ATTENTION_BIDIRECTIONAL, ATTENTION_CAUSAL = range(2)
+POOLING_AUTO = ATTENTION_AUTO = -1  # the model's metadata (sentence-transformers files, preset), else the defaults
 
 progress_fn = CFUNCTYPE(c_int, c_void_p, c_size_t, c_size_t)
 
@@ -32,7 +33,7 @@ class ModelParams(Structure):
     _fields_ = [("struct_size", c_uint32), ("n_threads", c_int32), ("pooling", c_enum),
                 ("attention", c_enum), ("max_length", c_int32), ("batch_size", c_int32),
                 ("adapter_path", c_char_p), ("weight_storage", c_int32), ("precision", c_int32),
-                ("reserved0", c_int32)]
+                ("reserved0", c_int32), ("preset", c_char_p)]
 
 
 class ModelInfo(Structure):
@@ -45,7 +46,8 @@ class ModelInfo(Structure):
 class EmbedParams(Structure):
     _fields_ = [("struct_size", c_uint32), ("instruction", c_char_p), ("instruction_len", c_size_t),
                 ("is_query", c_int), ("normalize", c_int), ("progress", progress_fn),
-                ("progress_user", c_void_p)]
+                ("progress_user", c_void_p), ("prompt", c_char_p), ("prompt_len", c_size_t),
+                ("prompt_name", c_char_p), ("exclude_prompt", c_int32), ("reserved0", c_int32)]
 
 
 class EmbedStats(Structure):
@@ -86,6 +88,7 @@ _SIGNATURES = {
     "ullme_model_get_info": (c_int, [model_p, POINTER(ModelInfo)]),
     "ullme_model_get_params": (c_int, [model_p, POINTER(ModelParams)]),
     "ullme_model_precision_path": (c_int, [model_p, POINTER(c_char_p)]),
+    "ullme_model_embedder": (c_int, [model_p, POINTER(c_char_p)]),
     "ullme_tokenize": (c_int, [model_p, c_char_p, c_size_t, c_int, POINTER(c_int32), c_size_t,
                                POINTER(c_size_t)]),
     "ullme_detokenize": (c_int, [model_p, POINTER(c_int32), c_size_t, c_int, c_char_p, c_size_t,

