@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib wheel test-standalone models fixtures wordnet-data check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-experiments test-c test-go test-mpi test-reliability bench bench-all bench-peak bench-train bench-grl bench-storage install clean
+.PHONY: all lib wheel test-standalone models fixtures wordnet-data mixture-data eval-suite-data release-model release-model-tiny check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-experiments test-c test-go test-mpi test-reliability bench bench-all bench-peak bench-train bench-grl bench-storage install clean
 
 all: lib
 
@@ -38,6 +38,25 @@ fixtures: models
 wordnet-data:
 	python3 scripts/build_wordnet_grl.py --out data/grl/wordnet
 
+# The training mixture and the evaluation suite (scripts/data/, sources and licences in data/README.md):
+# Debian's package lists with their English descriptions (`apt-get update -o Acquire::Languages=en`), man
+# pages, GNU info manuals, Debian manuals, GCIDE and WordNet; the held-out sides per scripts/data/splits.py.
+mixture-data: wordnet-data
+	python3 scripts/data/build_mixture.py
+
+eval-suite-data:
+	python3 scripts/data/build_eval_suite.py
+	python3 scripts/build_manpages_eval.py
+	python3 scripts/build_lee_sts.py
+
+# The default model's adapter (adapters/default/, docs/default-model.md): experiments/configs/default-model.yaml
+# trained with `ullme train`, exported in float16 with reference embeddings. CI runs the pipeline on a slice.
+release-model: lib mixture-data
+	python3 experiments/release_model.py
+
+release-model-tiny: lib mixture-data
+	python3 experiments/release_model.py --tiny
+
 # The builder must give the same bytes twice (full set and the committed tiny set).
 check-wordnet-determinism:
 	rm -rf $(BUILD)/wn-a $(BUILD)/wn-b
@@ -48,7 +67,7 @@ check-wordnet-determinism:
 	diff -r $(BUILD)/wn-tiny data/grl/wordnet-tiny
 
 # test-swift runs before test-python: the Swift adapter test exports what the PEFT test loads.
-test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-experiments test-c test-go test-standalone test-mpi test-reliability grl-demo experiment-tiny
+test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-experiments test-c test-go test-standalone test-mpi test-reliability grl-demo experiment-tiny release-model-tiny
 
 # The GRL acceptance run: 40 steps of CL + DPO + KL with GradCache on SmolLM2 + WordNet (~8-15 min on 2 cores);
 # checks every loss term is logged and the contrastive loss falls to <= 80 % (last 20 vs first 20 steps).
@@ -107,6 +126,7 @@ test-c:
 	cc -O2 -Wall -Wextra -Iinclude bindings/c/example.c -L$(LIBDIR) -lullme -Wl,-rpath,$(ABS_LIBDIR) -o $(BINDIR)/ullme-example
 	cc -O2 -Wall -Wextra -Iinclude bindings/c/bad_inputs.c -L$(LIBDIR) -lullme -Wl,-rpath,$(ABS_LIBDIR) -o $(BINDIR)/ullme-bad-inputs
 	$(BINDIR)/ullme-example $(MODEL)
+	$(BINDIR)/ullme-example
 	$(BINDIR)/ullme-bad-inputs $(MODEL)
 
 # Data-parallel GRL: `mpirun -np 2 ullme train` equals a single-process run (losses <= 1e-5 relative, adapter

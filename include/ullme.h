@@ -168,7 +168,10 @@ ULLME_API ullme_model_params ullme_model_default_params(void);
 
 /* Load a model from a .gguf file or a Hugging Face directory (config.json, *.safetensors
  * [+ model.safetensors.index.json], tokenizer.json [+ tokenizer_config.json]), with the LoRA adapter
- * of params->adapter_path applied when it is not NULL (ULLME_E_FORMAT / ULLME_E_UNSUPPORTED when the
+ * of params->adapter_path applied when it is not NULL. A NULL path loads the default model: the cached
+ * SmolLM2-135M-Instruct GGUF (`ullme fetch-model`) with libullme's trained adapter (installed at
+ * <libdir>/../share/ullme/adapters/default, or $ULLME_DEFAULT_ADAPTER) unless params->adapter_path names
+ * another (ULLME_E_IO when either is missing). The raw base model: pass the GGUF's path (ULLME_E_FORMAT / ULLME_E_UNSUPPORTED when the
  * adapter does not fit the model or uses PEFT options this version does not support).
  * `params` may be NULL for defaults. On success *out owns the model; free it with ullme_model_free. */
 ULLME_API int ullme_model_load(const char *path, const ullme_model_params *params, ullme_model **out);

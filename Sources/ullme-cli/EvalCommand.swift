@@ -67,11 +67,11 @@ func runEval(_ args: Arguments) throws {
     let instruction = args.value("--instruction") ?? (task == "retrieval" ? defaultRetrievalInstruction : defaultSTSInstruction)
     options.instruction = Array(instruction.utf8)
     options.normalize = true
-    let modelPath = args.value("--model") ?? DefaultModel.path
+    let (modelPath, adapter) = try modelSource(args)
     var fields: [(String, String)] = [
         ("task", jsonString(Array(task.utf8))), ("data", jsonString(Array(data.utf8))),
         ("model", jsonString(Array(modelPath.utf8))),
-        ("adapter", args.value("--adapter").map { jsonString(Array($0.utf8)) } ?? "null"), ("date", jsonString(Array(utcNow().utf8))),
+        ("adapter", adapter.map { jsonString(Array($0.utf8)) } ?? "null"), ("date", jsonString(Array(utcNow().utf8))),
         ("pooling", jsonString(Array((args.value("--pooling") ?? "mean").utf8))),
         ("attention", jsonString(Array((args.value("--attention") ?? "bidirectional").utf8))),
         ("max_length", "\(options.maxLength ?? 512)"), ("instruction", jsonString(options.instruction)),

@@ -42,8 +42,12 @@ let threadsOption = Option(name: "--threads", metavar: "N", help: "compute threa
 let quietOption = Option(name: "--quiet", metavar: nil, help: "no progress bar or notes on stderr")
 /// Options of every command that loads a model.
 let modelOptions: [Option] = [
-    Option(name: "--model", metavar: "PATH", help: ".gguf file or Hugging Face directory (default: the cached SmolLM2-135M-Instruct)"),
+    Option(name: "--model", metavar: "PATH", help: """
+        .gguf file or Hugging Face directory (default: the default model, the cached
+        SmolLM2-135M-Instruct with libullme's trained adapter)
+        """),
     Option(name: "--adapter", metavar: "DIR", help: "LoRA adapter directory (PEFT format, e.g. a training run's output_dir/adapter)"),
+    Option(name: "--no-adapter", metavar: nil, help: "with the default model: the base model alone (untrained for embedding)"),
     Option(name: "--preset", metavar: "NAME", help: """
         embedder format: \(EmbedderProfile.presets.map(\.name).joined(separator: " | "))
         (default: the directory's sentence-transformers files, else ullme)
@@ -313,23 +317,29 @@ final class ProgressBar {
 
 func loadModel(_ args: Arguments) throws -> Model {
     if let n = try args.threads() { setBLASThreads(n) }
-    let path: String
-    if let p = args.value("--model") ?? (args.command == "info" ? args.positional.first : nil) {
-        path = p
-    } else {
-        if !DefaultModel.isPresent { try fetchDefaultModel() }
-        path = DefaultModel.path
-    }
+    let (path, adapter) = try modelSource(args)
     var precision: Precision? = nil
     if let name = args.value("--precision") {
         guard let p = Precision(rawValue: name) else { throw CLIError(message: "--precision must be exact or bf16 (got \"\(name)\")") }
         precision = p
     }
-    let model = try Model.load(path: path, adapter: args.value("--adapter"), precision: precision, preset: args.value("--preset"))
+    let model = try Model.load(path: path, adapter: adapter, precision: precision, preset: args.value("--preset"))
     if model.precision == .bf16 && !args.flags.contains("--quiet") {
         fputs("ullme: precision bf16: \(model.precisionPath)\n", stderr)   // which kernels run, fallback included
     }
     return model
+}
+
+/// The model file and adapter a command runs: --model PATH (with --adapter DIR, if given), else the default
+/// model, i.e. the cached base GGUF (fetched on first use) with the shipped adapter unless --no-adapter or
+/// --adapter DIR says otherwise.
+func modelSource(_ args: Arguments) throws -> (path: String, adapter: String?) {
+    if let p = args.value("--model") ?? (args.command == "info" ? args.positional.first : nil) {
+        return (p, args.value("--adapter"))
+    }
+    if !DefaultModel.isPresent { try fetchDefaultModel() }
+    if args.flags.contains("--no-adapter") { return (DefaultModel.path, nil) }
+    return (DefaultModel.path, try args.value("--adapter") ?? DefaultModel.requireAdapter())
 }
 
 func fetchDefaultModel() throws {

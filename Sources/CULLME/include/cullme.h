@@ -19,6 +19,11 @@ typedef void (*cullme_task_fn)(void *ctx, int64_t index);
 // from inside a task) runs its tasks inline, in order.
 void cullme_pool_run(int64_t n, int threads, cullme_task_fn fn, void *ctx);
 
+// ---- Installed files (image_path.c) -----------------------------------------------------------
+// Writes the absolute path of the shared object or executable that holds `addr` into buf (cap bytes,
+// NUL-terminated). 0 on success, -1 when it cannot be found or does not fit.
+int cullme_image_path(const void *addr, char *buf, size_t cap);
+
 // ---- Weight memory (alloc.c) ----------------------------------------------------------------
 // `bytes` (at least 1) 64-byte aligned, free with free(); 2 MB and larger: 2 MB aligned and offered to
 // transparent huge pages. NULL when out of memory.

