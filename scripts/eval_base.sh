@@ -28,8 +28,8 @@ python3 scripts/build_lee_sts.py --out data/eval/lee
 mkdir -p "$out"
 name=$(basename "$mp")
 for att in bidirectional causal; do
-    "$bin" eval --task retrieval --data "$mp" --attention "$att" --pooling mean --output "$out/$name-$att.json" "${extra[@]}"
-    "$bin" eval --task sts --data data/eval/lee --attention "$att" --pooling mean --output "$out/lee-$att.json" "${extra[@]}"
+    "$bin" eval --no-adapter --task retrieval --data "$mp" --attention "$att" --pooling mean --output "$out/$name-$att.json" "${extra[@]}"
+    "$bin" eval --no-adapter --task sts --data data/eval/lee --attention "$att" --pooling mean --output "$out/lee-$att.json" "${extra[@]}"
 done
 python3 - "$out" "$name" <<'PY'
 import json, sys

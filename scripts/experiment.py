@@ -83,8 +83,7 @@ def evaluate(p, bin_, tag, attention, adapter, force):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             cmd = [bin_, "eval", "--task", task, "--data", data, "--attention", attention, "--pooling", "mean",
                    "--max-length", str(p["eval_max_length"]), "--output", path + ".tmp", "--quiet"]
-            if adapter:
-                cmd += ["--adapter", adapter]
+            cmd += ["--adapter", adapter] if adapter else ["--no-adapter"]  # the base model alone
             run(cmd)
             os.replace(path + ".tmp", path)
         results[task] = json.load(open(path))

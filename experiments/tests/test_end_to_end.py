@@ -162,7 +162,7 @@ def test_base_row_equals_ullme_eval(tmp_path, model_path, manpages_tiny, lee):
     for task, data, metrics, tol in (("retrieval", mp, ("ndcg@10", "mrr@10", "recall@10"), 1e-12),
                                      ("sts", str(sts), ("spearman", "pearson"), 1e-5)):
         out = tmp_path / f"cli-{task}.json"
-        subprocess.run([str(cli), "eval", "--task", task, "--data", data, "--max-length", str(MAX_LENGTH),
+        subprocess.run([str(cli), "eval", "--task", task, "--data", data, "--max-length", str(MAX_LENGTH), "--no-adapter",
                         "--output", str(out), "--quiet"], check=True, capture_output=True)
         cli_metrics = json.loads(out.read_text())["metrics"]
         ours = res["tasks"]["manpages-20" if task == "retrieval" else "lee-12"]["systems"]["base"]["metrics"]

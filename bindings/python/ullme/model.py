@@ -366,13 +366,6 @@ class Model:
             self.last_stats = stats_total
             return out
         instr = _to_bytes(instruction, "instruction")
-        prompt_bytes = None if prompt is None else _to_bytes(prompt, "prompt")
-        name_bytes = None if prompt_name is None else _to_bytes(prompt_name, "prompt_name")
-        if name_bytes is not None and b"\0" in name_bytes:
-            raise Error("prompt_name must not contain NUL", L.E_ARG)
-        if exclude_prompt not in (None, True, False):
-            raise Error(f"exclude_prompt must be True, False or None (got {exclude_prompt!r})", L.E_ARG)
-        dim_out = self.truncate_dim if truncate_dim is None else self._check_truncate_dim(truncate_dim)
         bar = self._progress_bar(n, show_progress_bar)
         order = sorted(range(n), key=lambda i: -len(data[i]))  # long first, as sentence-transformers
         lib = L.lib()
@@ -391,10 +384,6 @@ class Model:
                 p.is_query = 1 if is_query else 0
                 p.normalize = 1 if normalize else 0
                 p.prompt, p.prompt_len, p.prompt_name, p.exclude_prompt = prompting
-                p.prompt = prompt_bytes
-                p.prompt_len = 0 if prompt_bytes is None else len(prompt_bytes)
-                p.prompt_name = name_bytes
-                p.exclude_prompt = -1 if exclude_prompt is None else int(exclude_prompt)
                 cb = None
                 if bar is not None:
                     base = done_before
