@@ -100,23 +100,3 @@ func runProcess(_ argv: [String]) -> Int32 {
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
 }
-
-/// Removes a file or a directory tree (a missing path is fine).
-func removeTree(_ path: String) throws {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if (st.st_mode & S_IFMT) == S_IFDIR {
-        if let d = opendir(path) {
-            var names: [String] = []
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if name != "." && name != ".." { names.append(name) }
-            }
-            closedir(d)
-            for n in names { try removeTree(path + "/" + n) }
-        }
-        guard rmdir(path) == 0 else { throw CLIError(message: "\(path): cannot remove (\(String(cString: strerror(errno))))") }
-    } else if unlink(path) != 0 {
-        throw CLIError(message: "\(path): cannot remove (\(String(cString: strerror(errno))))")
-    }
-}

@@ -404,10 +404,7 @@ extension GRLTrainer {
     /// checkpoint's worth of disk.
     func removeStaleCheckpointTemporaries() {
         for dir in [settings.outputDir, settings.adapterDir] {
-            guard let d = opendir(dir) else { continue }
-            defer { closedir(d) }
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            for name in directoryEntries(dir) ?? [] {
                 let u = Array(name.utf8)
                 guard u.count > 12, u[0] == UInt8(ascii: "."), Array(u[(u.count - 11)..<(u.count - 6)]) == Array(".tmp-".utf8) else { continue }
                 unlink(dir + "/" + name)
@@ -427,6 +424,30 @@ func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// The names in a directory (without "." and ".."), or nil when it cannot be opened.
+public func directoryEntries(_ path: String) -> [String]? {
+    guard let d = opendir(path) else { return nil }
+    defer { closedir(d) }
+    var names: [String] = []
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}
+
+/// Removes a file or a directory tree (rm -r; a missing path is fine). Throws `.io` naming what stayed.
+public func removeTree(_ path: String) throws {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return }
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+        for name in directoryEntries(path) ?? [] { try removeTree(path + "/" + name) }
+        guard rmdir(path) == 0 else { throw ULLMEError.io("\(path): cannot remove: \(errnoDescription(errno))") }
+    } else if unlink(path) != 0 {
+        throw ULLMEError.io("\(path): cannot remove: \(errnoDescription(errno))")
+    }
 }
 
 func makeDirectory(_ path: String) throws {
