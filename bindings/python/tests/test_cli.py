@@ -68,6 +68,13 @@ def test_threads_limit(cli, value):
 
 
 # ---- embed and search outputs -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model(model_path):
+    """What the CLI runs without --model: the default model (the base GGUF + the shipped adapter)."""
+    with ullme.Model() as m:
+        yield m
+
+
 TEXTS = ["The lighthouse keeper lit the lamp.", 'A "quoted", comma text', "Bread needs flour."]
 
 
