@@ -86,7 +86,7 @@ def test_raw_base64_and_extensions(server, default_model):
 
 def test_models_and_health(client, server, default_model):
     ids = [m.id for m in client.models.list().data]
-    assert ids == ["SmolLM2-135M-Instruct.Q4_1"], ids
+    assert ids == ["SmolLM2-135M-Instruct.Q4_1+default"], ids  # the base GGUF + the shipped adapter
     h = httpx.get(server.url + "/health").json()
     assert h["status"] == "ok" and h["dimension"] == default_model.dim and h["path"] == default_model.path
 

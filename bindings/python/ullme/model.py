@@ -189,7 +189,7 @@ class Model:
         self.embedder = json.loads(emb.value.decode("utf-8"))
         self.prompts = dict(self.embedder["prompts"])
         self.default_prompt_name = self.embedder["default_prompt_name"]
-        self.similarity_fn_name = self.embedder["similarity_fn_name"]
+        self.similarity_fn_name = self.embedder["similarity_fn_name"] or "cosine"  # sentence-transformers' default
         self.adapter = self._params.get("adapter_path")  # the applied adapter (the shipped one for Model())
         path_out = c_char_p()
         L.check(lib.ullme_model_precision_path(h, byref(path_out)), "ullme_model_precision_path")
