@@ -1,5 +1,6 @@
 import CULLME
 import FoundationEssentials
+import Glibc
 import XCTest
 @testable import ULLMESwift
 
@@ -9,7 +10,13 @@ final class CAPITests: XCTestCase {
 
     func testLoadErrors() throws {
         var m: OpaquePointer? = nil
-        XCTAssertEqual(capi_model_load(nil, nil, &m), Int32(ULLME_E_ARG))
+        XCTAssertEqual(capi_model_load(nil, nil, nil), Int32(ULLME_E_ARG))
+        // A NULL path is the default model; with its adapter (or base) missing that is an I/O error naming it.
+        setenv("ULLME_DEFAULT_ADAPTER", "/nonexistent-adapter", 1)
+        defer { unsetenv("ULLME_DEFAULT_ADAPTER") }
+        XCTAssertEqual(capi_model_load(nil, nil, &m), Int32(ULLME_E_IO))
+        XCTAssertTrue(lastError().contains("default model"), lastError())
+        XCTAssertNil(m)
         XCTAssertEqual(capi_model_load("/nonexistent.gguf", nil, &m), Int32(ULLME_E_IO))
         XCTAssertTrue(lastError().contains("/nonexistent.gguf"), lastError())
         XCTAssertNil(m)

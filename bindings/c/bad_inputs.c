@@ -45,7 +45,10 @@ int main(int argc, char **argv) {
     ullme_model_free(NULL); /* no-op */
 
     /* loading */
-    EXPECT(ullme_model_load(NULL, NULL, &m), ULLME_E_ARG);
+    EXPECT(ullme_model_load(NULL, NULL, NULL), ULLME_E_ARG);
+    EXPECT(ullme_model_load(NULL, NULL, &m), ULLME_OK);  /* NULL path: the default model (base + shipped adapter) */
+    TRUE(m != NULL);
+    ullme_model_free(m); m = NULL;
     EXPECT(ullme_model_load(path, NULL, NULL), ULLME_E_ARG);
     EXPECT(ullme_model_load("/nonexistent/dir/model.gguf", NULL, &m), ULLME_E_IO);
     TRUE(m == NULL);

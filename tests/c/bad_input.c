@@ -22,7 +22,8 @@ int main(int argc, char **argv) {
 
     /* ---- NULL pointers everywhere ---- */
     ullme_model *tmp = (ullme_model *)1;
-    CHECK_STATUS(ullme_model_load(NULL, NULL, &tmp), ULLME_E_ARG);
+    CHECK_STATUS(ullme_model_load(NULL, NULL, NULL), ULLME_E_ARG);
+    CHECK_STATUS(ullme_model_load("/nonexistent/model.gguf", NULL, &tmp), ULLME_E_IO);
     CHECK(tmp == NULL, "out not cleared on failure");
     CHECK_STATUS(ullme_model_load(path, NULL, NULL), ULLME_E_ARG);
     ullme_model_free(NULL);
