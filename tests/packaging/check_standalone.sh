@@ -9,7 +9,7 @@
 #   3. With the Swift toolchain hidden (a mount namespace with a tmpfs over /opt/swift), from a directory
 #      outside the checkout: the installed wheel's embed, the C example (built against build/include and
 #      build/lib), the Go example (build/bin/ullme-example-go, `make test-go`) and the CLI run, and the
-#      wheel's vectors equal the C example's and the CLI's.
+#      wheel's vectors equal the C example's, and its default model (with the adapter it carries) the CLI's.
 # Needs root for unshare -m (as CI runs); every failure is an error, nothing is skipped.
 set -euo pipefail
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -92,7 +92,11 @@ cli = np.array(json.loads(open(os.path.join(os.environ["OUT"], "cli.json")).read
 assert e.shape == (2, 576) and np.all(np.isfinite(e)), e.shape
 assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
 assert np.array_equal(e, c), f"wheel vs C example: max diff {np.abs(e - c).max()}"
-assert np.allclose(e[0], cli, atol=1e-6), f"wheel vs CLI: max diff {np.abs(e[0] - cli).max()}"
+# the default model (base + shipped adapter), found by the library in the wheel and by the CLI beside build/share
+with ullme.Model() as d:
+    assert d.adapter and d.adapter.startswith(site + "/"), d.adapter
+    dv = d.encode(texts[0])
+assert np.allclose(dv, cli, atol=1e-6), f"wheel vs CLI (default model): max diff {np.abs(dv - cli).max()}"
 print(f"wheel ({ullme.library_path()}), C example and CLI: same {e.shape[1]}-d vectors; Go example ran")
 PY
 '
