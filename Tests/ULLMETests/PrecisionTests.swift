@@ -121,7 +121,7 @@ final class PrecisionTests: XCTestCase {
         }
         var p = capi_model_default_params()
         XCTAssertEqual(p.precision, 0)
-        XCTAssertEqual(p.struct_size, modelParamsSizeV3 + 8)
+        XCTAssertEqual(p.struct_size, modelParamsSize)
         XCTAssertEqual(load(&p), Precision.defaultPrecision.path(storage: .dense))
         p.precision = 1
         XCTAssertEqual(load(&p), "exact")
