@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bindings/python"))
 CONFIG = os.path.join(ROOT, "experiments/configs/default-model.yaml")
 REFERENCE_TEXTS = [  # (text, is_query, instruction)
     ("how do I list the files in a directory?", True,
@@ -69,8 +70,8 @@ def export(run_dir, dest):
 
 
 def reference_embeddings(base, adapter_f32, dest):
-    sys.path.insert(0, os.path.join(ROOT, "bindings/python"))
     import ullme
+    base = base or os.fspath(ullme.default_model_path())
     rows, worst = [], 1.0
     with ullme.Model(base, adapter=dest) as m16, ullme.Model(base, adapter=adapter_f32) as m32:
         for text, is_query, instr in REFERENCE_TEXTS:
@@ -112,9 +113,7 @@ def main():
         run([a.bin, "train", config_path, "--quiet"])
     dest = a.dest or (os.path.join(run_dir, "..", "export") if a.tiny else os.path.join(ROOT, "adapters/default"))
     adapter_f32 = export(run_dir, dest)
-    base = cfg.get("model") or os.path.join(os.environ.get("ULLME_CACHE", os.path.expanduser("~/.cache/ullme")),
-                                            "models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    reference_embeddings(base, adapter_f32, dest)
+    reference_embeddings(cfg.get("model"), adapter_f32, dest)
     size = os.path.getsize(f"{dest}/adapter_model.safetensors")
     print(f"release_model: {dest}: adapter_model.safetensors {size / 1e6:.1f} MB", flush=True)
     if size > 15e6:
