@@ -10,13 +10,12 @@ Writes tests/fixtures/generated/tiny-qwen3.gguf (run by scripts/make_generated_f
 """
 import json
 import os
-import struct
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fuzz_seeds import ROOT, write_gguf  # noqa: E402
+from make_fuzz_seeds import ROOT, f32_tensors, write_gguf  # noqa: E402
 
 SRC = os.path.join(ROOT, "tests", "fixtures", "tiny-qwen3")
 OUT = os.path.join(ROOT, "tests", "fixtures", "generated", "tiny-qwen3.gguf")
@@ -24,15 +23,7 @@ OUT = os.path.join(ROOT, "tests", "fixtures", "generated", "tiny-qwen3.gguf")
 
 def main():
     cfg = json.load(open(os.path.join(SRC, "config.json")))
-    raw = open(os.path.join(SRC, "model.safetensors"), "rb").read()
-    n = struct.unpack_from("<Q", raw, 0)[0]
-    hdr = json.loads(raw[8:8 + n])
-
-    def t(name):
-        h = hdr[name]
-        b, e = h["data_offsets"]
-        assert h["dtype"] == "F32"
-        return np.frombuffer(raw[8 + n + b:8 + n + e], dtype=np.float32).reshape(h["shape"])
+    t = f32_tensors(os.path.join(SRC, "model.safetensors"))
 
     tensors = []
 

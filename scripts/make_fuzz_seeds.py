@@ -155,19 +155,28 @@ def st_file(path, tensors, meta=None):
         f.write(struct.pack("<Q", len(h)) + h + data)
 
 
+def f32_tensors(path):
+    """A lookup name -> float32 numpy array over an all-F32 .safetensors file."""
+    import numpy as np
+    raw = open(path, "rb").read()
+    n = struct.unpack_from("<Q", raw, 0)[0]
+    hdr = json.loads(raw[8:8 + n])
+
+    def t(name):
+        h = hdr[name]
+        b, e = h["data_offsets"]
+        assert h["dtype"] == "F32", (path, name, h["dtype"])
+        return np.frombuffer(raw[8 + n + b:8 + n + e], dtype=np.float32).reshape(h["shape"])
+    return t
+
+
 def tiny_llama_gguf(path):
     """tests/fixtures/tiny-llama converted to GGUF naming (weights as stored; Q/K not permuted, which
     only changes the numbers) with ffn_down in Q8_0 and ffn_up in Q4_0 (re-encoded crudely)."""
     import numpy as np
     d = os.path.join(ROOT, "tests/fixtures/tiny-llama")
     cfg = json.load(open(os.path.join(d, "config.json")))
-    raw = open(os.path.join(d, "model.safetensors"), "rb").read()
-    n = struct.unpack_from("<Q", raw, 0)[0]
-    hdr = json.loads(raw[8:8 + n])
-    def t(name):
-        h = hdr[name]
-        b, e = h["data_offsets"]
-        return np.frombuffer(raw[8 + n + b:8 + n + e], dtype=np.float32).reshape(h["shape"])
+    t = f32_tensors(os.path.join(d, "model.safetensors"))
     def q8_0(a):
         out = b""
         for blk in a.reshape(-1, 32):
