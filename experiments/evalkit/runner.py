@@ -7,6 +7,7 @@ import numpy as np
 from . import bootstrap
 from .bm25 import bm25_scores
 from .metrics import RETRIEVAL_METRICS, STS_METRICS, cosine_scores, retrieval_metrics, sts_correlations
+from .saved import SavedRun
 
 PRIMARY = {"retrieval": "ndcg@10", "sts": "spearman"}
 METRICS = {"retrieval": RETRIEVAL_METRICS, "sts": STS_METRICS}
@@ -19,6 +20,8 @@ def _embed(cache, system, seed, task, role, encoder, instruction, items, encode)
 
 def unit_values(system, encoder, seed, task, cache):
     """Retrieval: {metric: (n_queries,)}; STS: {"cosine": (n_pairs,)} for one seed of a system."""
+    if isinstance(encoder, SavedRun):
+        return encoder.unit_values(task)
     q_instr = task.instruction if system.query_instruction else ""
     if task.kind == "retrieval":
         if encoder is None:  # BM25

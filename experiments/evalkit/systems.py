@@ -16,6 +16,8 @@ level or per entry of "seeds" (an entry overrides the top level; no "seeds" = on
   ullme   model (GGUF path, default the cached SmolLM2), adapter (PEFT LoRA directory or null), attention
           ("bidirectional"), pooling ("mean"), max_length (512), batch_size (32) -- `ullme eval`'s defaults
   minilm  path (default $ULLME_CACHE/models/all-MiniLM-L6-v2), batch_size
+any kind: saved ({"dir": an earlier --out, "system": its row, "seed_index": 0}): that run's per-query
+          results are read back instead of computed (evalkit/saved.py; the tasks must match exactly)
 and per system: query_instruction (ullme: true, minilm: false), doc_instruction (false: documents are
 embedded alone, as `ullme eval` without --corpus-instruction and as the untrained base model is evaluated;
 true: as candidates "{instruction}\\nCandidate:\\n{title} {text}"). STS texts get the query format. Relative
@@ -25,9 +27,10 @@ import json
 from dataclasses import dataclass
 
 from .encoders import MiniLMEncoder, UllmeEncoder
+from .saved import SavedRun
 
-OPTIONS = {"ullme": {"model", "adapter", "attention", "pooling", "max_length", "batch_size"},
-           "minilm": {"path", "batch_size"}, "bm25": set()}
+OPTIONS = {"ullme": {"model", "adapter", "attention", "pooling", "max_length", "batch_size", "saved"},
+           "minilm": {"path", "batch_size", "saved"}, "bm25": {"saved"}}
 SYSTEM_KEYS = {"name", "kind", "seeds", "query_instruction", "doc_instruction"}
 
 
@@ -44,11 +47,15 @@ class System:
         return self.kind != "bm25" or task.kind == "retrieval"
 
     def encoders(self, threads=0):
-        """One encoder per seed (None for BM25, which needs none)."""
-        if self.kind == "bm25":
-            return [None]
-        cls = UllmeEncoder if self.kind == "ullme" else MiniLMEncoder
-        return [cls(threads=threads, **opts) for opts in self.runs]
+        """One encoder per seed: a SavedRun for a saved run, else the kind's (None for BM25, which needs none)."""
+        def encoder(opts):
+            if "saved" in opts:
+                return SavedRun(**opts["saved"])
+            if self.kind == "bm25":
+                return None
+            cls = UllmeEncoder if self.kind == "ullme" else MiniLMEncoder
+            return cls(threads=threads, **opts)
+        return [encoder(opts) for opts in self.runs]
 
 
 def _system(d):

@@ -168,3 +168,27 @@ def test_base_row_equals_ullme_eval(tmp_path, model_path, manpages_tiny, lee):
         ours = res["tasks"]["manpages-20" if task == "retrieval" else "lee-12"]["systems"]["base"]["metrics"]
         for m in metrics:
             assert abs(ours[m]["mean"] - cli_metrics[m]) < tol, (task, m, ours[m]["mean"], cli_metrics[m])
+
+
+def test_saved_runs_reproduce_the_evaluation_they_read(suite, tmp_path, manpages_tiny, lee):
+    """Rows read back from the first evaluation (evalkit "saved"), one of them a single seed of the two-seed
+    row, give that evaluation's per-seed numbers; a task that differs (here: fewer documents) is refused."""
+    tmp, (first, _), _ = suite
+    earlier = str(tmp / "out")
+    spec = tmp_path / "saved.json"
+    spec.write_text(json.dumps({"systems": [
+        {"name": "base", "saved": {"dir": earlier, "system": "base"}},
+        {"name": "lora-seed-2", "saved": {"dir": earlier, "system": "lora", "seed_index": 1}},
+        {"name": "BM25", "kind": "bm25", "saved": {"dir": earlier, "system": "BM25"}}]}))
+    tasks = [manpages_tiny, graded_task(tmp_path / "graded"), lee]
+    res, _ = run_suite(tmp_path, tasks, spec, "--limit-docs", "20", "--limit-queries", "12")
+    assert res["settings"]["cache"] == {"hits": 0, "misses": 0}
+    for task, t in res["tasks"].items():
+        for row, (name, seed) in {"base": ("base", 0), "lora-seed-2": ("lora", 1), "BM25": ("BM25", 0)}.items():
+            if name not in first["tasks"][task]["systems"]:
+                continue
+            for metric, m in t["systems"][row]["metrics"].items():
+                was = first["tasks"][task]["systems"][name]["metrics"][metric]["per_seed"][seed]
+                assert len(m["per_seed"]) == 1 and abs(m["per_seed"][0] - was) < 1e-12, (task, row, metric)
+    with pytest.raises(ValueError, match="task manpages-limit200 differs: queries 12 there, 10 here"):
+        run_suite(tmp_path, tasks, spec, "--limit-docs", "10", "--limit-queries", "12")

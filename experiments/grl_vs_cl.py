@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""The GRL-vs-CL experiment on the offline mixture: each arm is the default model's recipe
+(experiments/configs/default-model.yaml) with a few keys changed, so the arms differ only in the loss.
+
+    python3 experiments/grl_vs_cl.py train ARM --seed S   # one run: train, export, record (~45-60 min)
+    python3 experiments/grl_vs_cl.py eval                  # every recorded run through the evaluation suite
+    python3 experiments/grl_vs_cl.py arms                  # the arms and their overrides
+
+train: `ullme train` on the derived config in build/grl-vs-cl/<arm>-s<seed>/ (the run directory, ignored by
+git), its adapter exported in float16 as the default model's is (release_model.export) into
+build/grl-vs-cl/<arm>-s<seed>/export, and the record (config.yaml, log.jsonl) copied to
+docs/results/grl-vs-cl/runs/<arm>-s<seed>/. The CL arm at the recipe's own seed is the shipped default model
+(adapters/default, its record docs/results/default-model/), so it is not trained again.
+
+eval: experiments/eval_suite.py over the suite's tasks with one row per arm (its seeds pooled: the CI
+resamples seeds and queries), GRL-vs-CL and arm-vs-base paired comparisons, into docs/results/grl-vs-cl/eval.
+Rows whose run already has per-query results there are read back instead of re-embedded (evalkit "saved"),
+as are the base, MiniLM and BM25 rows of the default model's evaluation.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "experiments"))
+from release_model import CONFIG, export  # noqa: E402
+
+RUNS = "build/grl-vs-cl"
+RECORD = "docs/results/grl-vs-cl"
+DEFAULT_EVAL = "docs/results/default-model/eval"
+DEFAULT_ROW = "default (base + adapter)"
+TASKS = ["data/eval/debian-packages", "data/eval/info-manuals", "data/eval/debian-faq", "data/eval/manpages",
+         "data/eval/wordnet-sts", "data/eval/lee"]
+
+# The loss of each arm, as YAML keys over the recipe (CL). GRL = CL + DPO (sigmoid) + KL, the paper's method;
+# CL + SFT = CL + next-token loss on the positives' generation examples.
+ARMS = {
+    "CL": {},
+    "CL+SFT": {"use_gen": True, "gen_loss_type": "sft"},
+    "GRL": {"use_gen": True, "gen_loss_type": "sigmoid", "beta": 0.1, "use_kl": True},
+}
+
+
+def recipe():
+    with open(os.path.join(ROOT, CONFIG), encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def run_name(arm, seed):
+    return f"{arm.lower().replace('+', '-')}-s{seed}"
+
+
+def is_shipped_default(arm, seed):
+    return arm == "CL" and seed == recipe()["seed"]
+
+
+def arm_config(arm, seed):
+    cfg = recipe()
+    cfg.update(ARMS[arm], seed=seed, output_dir=f"{RUNS}/{run_name(arm, seed)}/run")
+    return cfg
+
+
+def train(arm, seed, binary):
+    if is_shipped_default(arm, seed):
+        sys.exit(f"grl_vs_cl: {arm} seed {seed} is the shipped default model (adapters/default); nothing to train")
+    name = run_name(arm, seed)
+    top = os.path.join(ROOT, RUNS, name)
+    cfg = arm_config(arm, seed)
+    shutil.rmtree(top, ignore_errors=True)
+    os.makedirs(top)
+    config_path = f"{top}/config.yaml"
+    with open(config_path, "w", encoding="utf-8") as f:
+        f.write(f"# {arm} arm of experiments/grl_vs_cl.py: {CONFIG} with {json.dumps(ARMS[arm])}, seed {seed}\n")
+        yaml.safe_dump(cfg, f, sort_keys=False)
+    print(f"+ {binary} train {config_path} --quiet", flush=True)
+    subprocess.run([binary, "train", config_path, "--quiet"], check=True, cwd=ROOT)
+    export(os.path.join(ROOT, cfg["output_dir"]), f"{top}/export")
+    record = os.path.join(ROOT, RECORD, "runs", name)
+    os.makedirs(record, exist_ok=True)
+    shutil.copyfile(config_path, f"{record}/config.yaml")
+    shutil.copyfile(os.path.join(ROOT, cfg["output_dir"], "log.jsonl"), f"{record}/log.jsonl")
+    print(f"grl_vs_cl: {name} done; record in {RECORD}/runs/{name}, adapter {RUNS}/{name}/export", flush=True)
+
+
+def recorded_seeds(arm):
+    """The seeds of an arm with a finished run: the recipe's seed for CL (the shipped default) and every
+    run recorded under docs/results/grl-vs-cl/runs."""
+    seeds = [recipe()["seed"]] if arm == "CL" else []
+    runs = os.path.join(ROOT, RECORD, "runs")
+    for name in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
+        prefix = run_name(arm, "")
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            seeds.append(int(name[len(prefix):]))
+    return sorted(set(seeds))
+
+
+def saved(eval_dir, row, seed_index=0):
+    return {"saved": {"dir": eval_dir, "system": row, "seed_index": seed_index}}
+
+
+def previous_seeds(eval_dir, row):
+    """{seed label: index} of the row's seeds in an earlier evaluation in eval_dir (none if absent)."""
+    path = os.path.join(ROOT, eval_dir, "results.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    rows = [s for s in doc["systems"] if s["name"] == row]
+    return {label: i for i, label in enumerate(rows[0]["seeds"])} if rows else {}
+
+
+def systems_spec(out):
+    systems = [{"name": n, "kind": k, **saved(DEFAULT_EVAL, n)}
+               for n, k in (("base", "ullme"), ("MiniLM", "minilm"), ("BM25", "bm25"))]
+    arms = []
+    for arm in ARMS:
+        seeds = recorded_seeds(arm)
+        if not seeds:
+            continue
+        before = previous_seeds(out, arm)
+        entries = []
+        for s in seeds:
+            if s in before:
+                entries.append({"seed": s, **saved(out, arm, before[s])})
+            elif is_shipped_default(arm, s):
+                entries.append({"seed": s, **saved(DEFAULT_EVAL, DEFAULT_ROW)})
+            else:
+                entries.append({"seed": s, "adapter": f"{RUNS}/{run_name(arm, s)}/export"})
+        systems.append({"name": arm, "kind": "ullme", "max_length": 256, "doc_instruction": True, "seeds": entries})
+        arms.append(arm)
+    compare = [[a, "CL"] for a in arms if a != "CL"] + [[a, "base"] for a in arms]
+    return {"systems": systems, "compare": compare, "gap": {"models": arms, "base": "base", "reference": "MiniLM"}}
+
+
+def evaluate(out):
+    spec = systems_spec(out)
+    os.makedirs(os.path.join(ROOT, out), exist_ok=True)
+    spec_path = os.path.join(ROOT, RECORD, "systems.json")
+    with open(spec_path, "w", encoding="utf-8") as f:
+        json.dump(spec, f, indent=1)
+        f.write("\n")
+    subprocess.run([sys.executable, "experiments/eval_suite.py", "--systems", os.path.relpath(spec_path, ROOT),
+                    "--tasks", *TASKS, "--out", out, "--cache-dir", f"{RUNS}/eval-cache"], check=True, cwd=ROOT)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one arm at one seed, export and record it")
+    t.add_argument("arm", choices=list(ARMS))
+    t.add_argument("--seed", type=int, required=True)
+    t.add_argument("--bin", default=os.path.join(ROOT, "build/bin/ullme"))
+    e = sub.add_parser("eval", help="evaluate every recorded run")
+    e.add_argument("--out", default=f"{RECORD}/eval")
+    sub.add_parser("arms", help="print the arms and their overrides of the recipe")
+    a = ap.parse_args()
+    if a.command == "train":
+        train(a.arm, a.seed, a.bin)
+    elif a.command == "eval":
+        evaluate(a.out)
+    else:
+        for arm, over in ARMS.items():
+            print(f"{arm:8} {json.dumps(over)}  seeds recorded: {recorded_seeds(arm)}")
+
+
+if __name__ == "__main__":
+    main()
