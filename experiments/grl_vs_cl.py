@@ -8,7 +8,7 @@
 
 train: `ullme train` on the derived config in build/grl-vs-cl/<arm>-s<seed>/ (the run directory, ignored by
 git), its adapter exported in float16 as the default model's is (release_model.export) into
-build/grl-vs-cl/<arm>-s<seed>/export, and the record (config.yaml, log.jsonl) copied to
+build/grl-vs-cl/<arm>-s<seed>/export, and the record (config.yaml, log.jsonl, mixture.json) written to
 docs/results/grl-vs-cl/runs/<arm>-s<seed>/. The CL arm at the recipe's own seed is the shipped default model
 (adapters/default, its record docs/results/default-model/), so it is not trained again.
 
@@ -18,6 +18,7 @@ Rows whose run already has per-query results there are read back instead of re-e
 as are the base, MiniLM and BM25 rows of the default model's evaluation.
 """
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -65,6 +66,21 @@ def arm_config(arm, seed):
     return cfg
 
 
+def record_mixture(record):
+    """The mixture a run saw: its meta.json (counts per data set) and each file's sha256. The mixture is
+    rebuilt from the machine's Debian lists and installed pages, which drift a little between machines."""
+    mixture = os.path.dirname(os.path.join(ROOT, recipe()["data"][0]["file"]))
+    with open(f"{mixture}/meta.json", encoding="utf-8") as f:
+        meta = json.load(f)
+    meta["sha256"] = {}
+    for d in recipe()["data"]:
+        with open(os.path.join(ROOT, d["file"]), "rb") as f:
+            meta["sha256"][os.path.basename(d["file"])] = hashlib.sha256(f.read()).hexdigest()
+    with open(f"{record}/mixture.json", "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=1)
+        f.write("\n")
+
+
 def train(arm, seed, binary):
     if is_shipped_default(arm, seed):
         sys.exit(f"grl_vs_cl: {arm} seed {seed} is the shipped default model (adapters/default); nothing to train")
@@ -84,6 +100,7 @@ def train(arm, seed, binary):
     os.makedirs(record, exist_ok=True)
     shutil.copyfile(config_path, f"{record}/config.yaml")
     shutil.copyfile(os.path.join(ROOT, cfg["output_dir"], "log.jsonl"), f"{record}/log.jsonl")
+    record_mixture(record)
     print(f"grl_vs_cl: {name} done; record in {RECORD}/runs/{name}, adapter {RUNS}/{name}/export", flush=True)
 
 
