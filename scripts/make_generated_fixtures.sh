@@ -16,9 +16,11 @@ done
 echo "committed parity fixtures: present"
 # make_embedder_fixtures.py: tiny sentence-transformers and GenC-format models with reference embeddings
 # (needs torch, transformers, sentence-transformers; tests/fixtures/generated/embedders/, ~10 s);
+# make_upstream_embedder_fixtures.py: the same GritLM/LLM2Vec models through the gritlm and llm2vec PyPI packages,
+# each in a venv under build/venvs (made once from PyPI, ~1 min; tests/fixtures/generated/upstream/);
 # make_family_gguf.py: tests/fixtures/tiny-qwen3 as a qwen3 GGUF (tests/fixtures/generated/tiny-qwen3.gguf).
 for s in scripts/make_dequant_fixtures.py scripts/make_tokenizer_fixtures.py scripts/make_embedder_fixtures.py \
-         scripts/make_family_gguf.py; do
+         scripts/make_upstream_embedder_fixtures.py scripts/make_family_gguf.py; do
     if [ -f "$s" ]; then
         echo "running $s" >&2
         python3 "$s"
