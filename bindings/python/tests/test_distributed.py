@@ -93,3 +93,31 @@ def test_embed_corpus_parquet_in_and_out(ray_cluster, model, model_path, tmp_pat
     assert ids.tolist() == list(range(24))
     expected = model.encode([d["text"] for d in docs], is_query=False, instruction="Represent the passage")
     assert np.array_equal(embs, expected)
+
+
+def test_embed_corpus_defaults_follow_the_model(ray_cluster, lib, repo_root, tmp_path):
+    """model=None is the default model with its shipped adapter (as ullme.Model()); a sentence-transformers
+    directory keeps its own pooling, max length and named prompts (nothing forced to mean/512), and
+    truncate_dim gives the shorter vectors Model.encode gives."""
+    docs = _corpus(12)
+    src = tmp_path / "corpus.jsonl"
+    src.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    texts = [d["text"] for d in docs]
+
+    s = ud.embed_corpus(str(src), str(tmp_path / "default"), num_workers=1, shard_size=6)
+    assert s["computed"] == [0, 1]
+    man = json.loads((tmp_path / "default" / "manifest.json").read_text())
+    with ullme.Model() as m:
+        assert m.adapter and man["settings"]["adapter"] == m.adapter
+        assert np.array_equal(ud.load_embeddings(str(tmp_path / "default"))[1], m.encode(texts, is_query=False))
+
+    st = repo_root / "tests" / "fixtures" / "generated" / "embedders" / "st-qwen3"
+    out = tmp_path / "st"
+    ud.embed_corpus(str(src), str(out), model=str(st), num_workers=1, shard_size=6, prompt_name="query",
+                    truncate_dim=16)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["dim"] == 16 and man["settings"]["embedder"]["pooling"] == "lasttoken"
+    with ullme.Model(str(st)) as m:
+        want = m.encode(texts, prompt_name="query", truncate_dim=16)
+    got = ud.load_embeddings(str(out))[1]
+    assert got.shape == (12, 16) and np.array_equal(got, want)

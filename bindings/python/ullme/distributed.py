@@ -197,14 +197,13 @@ def _shard_complete(out_dir, shard, fmt, dim):
 class _ShardEmbedder:
     """One libullme model per actor, loaded once; each call embeds and writes whole shards."""
 
-    def __init__(self, model, adapter, threads, batch_size, is_query, instruction, pooling, max_length,
-                 text_field, id_field, out_dir, fmt, lib_path):
+    def __init__(self, model_options, threads, batch_size, encode_options, text_field, id_field, out_dir, fmt,
+                 lib_path):
         if lib_path and not os.environ.get("ULLME_LIB"):
             os.environ["ULLME_LIB"] = lib_path
         import ullme
-        self.model = ullme.Model(model, adapter=adapter, threads=threads, batch_size=batch_size,
-                                 pooling=pooling, max_length=max_length)
-        self.kw = dict(is_query=is_query, instruction=instruction, batch_size=batch_size, show_progress_bar=False)
+        self.model = ullme.Model(**model_options, threads=threads, batch_size=batch_size)
+        self.kw = dict(**encode_options, batch_size=batch_size, show_progress_bar=False)
         self.text_field, self.id_field, self.out_dir, self.fmt = text_field, id_field, out_dir, fmt
 
     def __call__(self, batch):
@@ -251,14 +250,17 @@ def _ensure_ray(address, lib_path):
 
 def embed_corpus(input, output_dir, model=None, adapter=None, batch_size=32, num_workers=1,
                  threads_per_worker=1, text_field="text", id_field="id", shard_size=10000, format="npy",
-                 is_query=False, instruction="", pooling="mean", max_length=512, ray_address=None,
-                 overwrite=False, progress=False):
+                 is_query=False, instruction="", pooling=None, attention=None, max_length=None, preset=None,
+                 prompt_name=None, prompt=None, truncate_dim=None, ray_address=None, overwrite=False,
+                 progress=False):
     """Embed a JSONL/Parquet corpus with a pool of Ray actors; write .npy (or Parquet) shards + manifest.
 
     input: a path, a directory (its *.jsonl / *.parquet files, sorted) or a list of paths. A record is a
       JSON object (or Parquet row) with `text_field` and optionally `id_field` (absent: its global row).
-    model: a model path (None = the default model, which must already be in the cache on every node).
-    adapter: a PEFT LoRA adapter directory or None. batch_size: texts per libullme call.
+    model, adapter, pooling, attention, max_length, preset: as ullme.Model (None = the default model, base +
+      the shipped adapter, which must already be in the cache on every node; pooling, attention and
+      max_length None = what the model's metadata or preset says). batch_size: texts per libullme call.
+    prompt_name, prompt, truncate_dim: as Model.encode (a sentence-transformers model's named prompts).
     num_workers: actors (one model each); threads_per_worker: libullme threads and Ray CPUs per actor.
     shard_size: texts per output shard (the unit of work and of resumption). format: "npy" or "parquet".
     is_query / instruction: the text format, as Model.encode (default: documents, no instruction).
@@ -272,9 +274,15 @@ def embed_corpus(input, output_dir, model=None, adapter=None, batch_size=32, num
         raise ValueError(f"format must be 'npy' or 'parquet', got {format!r}")
     if num_workers < 1 or threads_per_worker < 1 or batch_size < 1:
         raise ValueError("num_workers, threads_per_worker and batch_size must be >= 1")
-    model = os.fspath(model) if model is not None else os.fspath(ullme.default_model_path())
-    model = str(Path(model).resolve())
-    adapter = None if adapter is None else str(Path(adapter).resolve())
+    resolve = lambda p: str(Path(p).resolve())  # noqa: E731  (actors may run in another directory)
+    if isinstance(adapter, (list, tuple)):
+        adapter = [resolve(a) for a in adapter]
+    elif adapter is not None and adapter is not False:
+        adapter = resolve(adapter)
+    model_options = {"path": None if model is None else resolve(model), "adapter": adapter, "pooling": pooling,
+                     "attention": attention, "max_length": max_length, "preset": preset}
+    encode_options = {"is_query": bool(is_query), "instruction": instruction, "prompt_name": prompt_name,
+                      "prompt": prompt, "truncate_dim": truncate_dim}
     out_dir = os.path.abspath(output_dir)
     os.makedirs(out_dir, exist_ok=True)
     files = _input_files(input)
@@ -288,9 +296,12 @@ def embed_corpus(input, output_dir, model=None, adapter=None, batch_size=32, num
     except Exception:
         lib_path = os.environ.get("ULLME_LIB")
 
-    # The dimension without loading the model here: read it from a probe on the driver only if needed.
-    settings = {"model": model, "adapter": adapter, "is_query": bool(is_query), "instruction": instruction,
-                "pooling": pooling, "max_length": int(max_length), "text_field": text_field, "id_field": id_field,
+    # What the options resolve to (model file, applied adapter, the embedder profile, the output dimension),
+    # from a short-lived load on the driver: the manifest records it, so a rerun that would embed differently
+    # is refused instead of mixing shards.
+    resolved = _probe(model_options, encode_options)
+    settings = {"model": resolved["model"], "adapter": resolved["adapter"], "options": model_options,
+                **encode_options, "embedder": resolved["embedder"], "text_field": text_field, "id_field": id_field,
                 "shard_size": int(shard_size), "format": format, "inputs": files,
                 "input_bytes": [os.path.getsize(f) for f in files]}  # a changed input is not "resumed"
     mpath = os.path.join(out_dir, MANIFEST)
@@ -301,9 +312,7 @@ def embed_corpus(input, output_dir, model=None, adapter=None, batch_size=32, num
         if old.get("settings") != settings and not overwrite:
             raise ValueError(f"{out_dir} holds embeddings made with other settings ({mpath}); "
                              f"use another output_dir or overwrite=True")
-    dim = old.get("dim") if old and old.get("settings") == settings else None
-    if dim is None:
-        dim = _probe_dim(model)
+    dim = resolved["dim"]
 
     def manifest(complete):
         return {"format": FORMAT, "settings": settings, "dim": dim, "n_texts": row, "complete": complete,
@@ -331,10 +340,10 @@ def embed_corpus(input, output_dir, model=None, adapter=None, batch_size=32, num
         ds = ds.map_batches(
             _ShardEmbedder, batch_size=1, num_cpus=threads_per_worker,
             compute=_actor_pool(ray.data, min(num_workers, len(items))),
-            fn_constructor_kwargs=dict(model=model, adapter=adapter, threads=threads_per_worker,
-                                       batch_size=batch_size, is_query=is_query, instruction=instruction,
-                                       pooling=pooling, max_length=max_length, text_field=text_field,
-                                       id_field=id_field, out_dir=out_dir, fmt=format, lib_path=lib_path))
+            fn_constructor_kwargs=dict(model_options=model_options, threads=threads_per_worker,
+                                       batch_size=batch_size, encode_options=encode_options,
+                                       text_field=text_field, id_field=id_field, out_dir=out_dir, fmt=format,
+                                       lib_path=lib_path))
         results = ds.take_all()
     seconds = time.perf_counter() - t0
     done = {int(r["index"]) for r in results}
@@ -351,11 +360,13 @@ def embed_corpus(input, output_dir, model=None, adapter=None, batch_size=32, num
             "tokens": int(sum(int(r["tokens"]) for r in results)), "workers": sorted({int(r["pid"]) for r in results})}
 
 
-def _probe_dim(model):
-    """The model's hidden size, from a short-lived load on the driver (mmap, no compute)."""
+def _probe(model_options, encode_options):
+    """The model file, applied adapter, embedder profile and output dimension the options give (mmap, one
+    one-word encode for the dimension after truncate_dim)."""
     import ullme
-    with ullme.Model(model, threads=1) as m:
-        return int(m.dim)
+    with ullme.Model(**model_options, threads=1) as m:
+        dim = m.encode(["probe"], **encode_options, show_progress_bar=False).shape[1]
+        return {"model": m.path, "adapter": m.adapter, "embedder": m.embedder, "dim": int(dim)}
 
 
 def load_embeddings(output_dir, mmap=False):
@@ -387,12 +398,24 @@ if __name__ == "__main__":  # python -m ullme.distributed INPUT OUTPUT_DIR [--mo
     ap.add_argument("--text-field", default="text")
     ap.add_argument("--id-field", default="id")
     ap.add_argument("--format", default="npy", choices=["npy", "parquet"])
+    ap.add_argument("--no-adapter", action="store_true", help="the default model's base alone (adapter=False)")
+    ap.add_argument("--pooling", choices=["mean", "weightedmean", "cls", "lasttoken"], help="default: the model's")
+    ap.add_argument("--attention", choices=["bidirectional", "causal"], help="default: the model's")
+    ap.add_argument("--max-length", type=int, help="default: the model's (else 512)")
+    ap.add_argument("--preset", help="a named embedder format (README 'Supported embedders')")
+    ap.add_argument("--prompt-name", help="a named prompt of a sentence-transformers model")
+    ap.add_argument("--prompt", help="a prompt string put before every text")
+    ap.add_argument("--truncate-dim", type=int, help="keep the first N dimensions (Matryoshka), re-normalised")
     ap.add_argument("--instruction", default="")
     ap.add_argument("--query", action="store_true", help="query format instead of the document format")
     ap.add_argument("--address", help="Ray address (default: start a local cluster; 'auto': the running one)")
     a = ap.parse_args()
-    s = embed_corpus(a.input, a.output_dir, model=a.model, adapter=a.adapter, batch_size=a.batch_size,
-                     num_workers=a.workers, threads_per_worker=a.threads_per_worker, text_field=a.text_field,
-                     id_field=a.id_field, shard_size=a.shard_size, format=a.format, is_query=a.query,
-                     instruction=a.instruction, ray_address=a.address, progress=True)
+    if a.no_adapter and a.adapter:
+        ap.error("--no-adapter and --adapter exclude each other")
+    s = embed_corpus(a.input, a.output_dir, model=a.model, adapter=False if a.no_adapter else a.adapter,
+                     batch_size=a.batch_size, num_workers=a.workers, threads_per_worker=a.threads_per_worker,
+                     text_field=a.text_field, id_field=a.id_field, shard_size=a.shard_size, format=a.format,
+                     is_query=a.query, instruction=a.instruction, pooling=a.pooling, attention=a.attention,
+                     max_length=a.max_length, preset=a.preset, prompt_name=a.prompt_name, prompt=a.prompt,
+                     truncate_dim=a.truncate_dim, ray_address=a.address, progress=True)
     print(json.dumps({k: v for k, v in s.items() if k != "workers"}), file=sys.stdout)
