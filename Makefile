@@ -17,8 +17,10 @@ lib:
 	$(SWIFT) build -c release --product ullme
 	$(SWIFT) build -c release --product ullme-cli
 	mkdir -p $(BUILD)/lib $(BUILD)/bin $(BUILD)/include
-	cp $(REL)/libullme.so $(BUILD)/lib/libullme.so
-	cp $(REL)/ullme-cli $(BUILD)/bin/ullme
+	# install unlinks the old file first: a running `ullme` or a process with libullme.so mapped keeps its copy
+	# (cp would rewrite the mapped file in place under it).
+	install -m 755 $(REL)/libullme.so $(BUILD)/lib/libullme.so
+	install -m 755 $(REL)/ullme-cli $(BUILD)/bin/ullme
 	cp include/ullme.h $(BUILD)/include/ullme.h
 	rm -rf $(BUILD)/$(ADAPTER_DIR)
 	if [ -d adapters/default ]; then mkdir -p $(dir $(BUILD)/$(ADAPTER_DIR)) && cp -R adapters/default $(BUILD)/$(ADAPTER_DIR); fi
@@ -124,7 +126,7 @@ test-reliability: lib
 test-c:
 	mkdir -p $(BINDIR)
 	cc -O2 -Wall -Wextra -Iinclude bindings/c/example.c -L$(LIBDIR) -lullme -Wl,-rpath,$(ABS_LIBDIR) -o $(BINDIR)/ullme-example
-	cc -O2 -Wall -Wextra -Iinclude bindings/c/bad_inputs.c -L$(LIBDIR) -lullme -Wl,-rpath,$(ABS_LIBDIR) -o $(BINDIR)/ullme-bad-inputs
+	cc -O2 -Wall -Wextra -Iinclude bindings/c/bad_inputs.c -L$(LIBDIR) -lullme -Wl,-rpath,$(ABS_LIBDIR) -lm -o $(BINDIR)/ullme-bad-inputs
 	$(BINDIR)/ullme-example $(MODEL)
 	$(BINDIR)/ullme-example
 	$(BINDIR)/ullme-bad-inputs $(MODEL)

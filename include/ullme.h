@@ -252,7 +252,8 @@ typedef struct {
                                 * 1: leave the prompt's tokens out of pooling (the prompt tokenised alone, BOS
                                 * included, a trailing special token not counted: sentence-transformers' rule;
                                 * a text that is all prompt embeds as zeros); 0: pool every token */
-    int32_t reserved0;         /* must be 0 */
+    int32_t truncate_dim;      /* 0 (default): hidden_size floats per text; d in [1, hidden_size]: the first d
+                                * (Matryoshka), re-normalised when normalising; `out` then holds n_texts * d */
 } ullme_embed_params;
 
 ULLME_API ullme_embed_params ullme_embed_default_params(void);
@@ -264,7 +265,7 @@ typedef struct {
 } ullme_embed_stats;
 
 /* Embed `n_texts` texts (texts[i] has text_lens[i] bytes; text_lens may be NULL for NUL-terminated
- * texts) into out[n_texts * hidden_size], row-major. out_len is the capacity of `out` in floats.
+ * texts) into out[n_texts * hidden_size] (n_texts * truncate_dim when set), row-major. out_len is the capacity of `out` in floats.
  * `params` and `stats` may be NULL. n_texts == 0 succeeds and writes nothing. An empty text embeds
  * its formatted prompt (BOS alone when there is no instruction). A text's embedding does not depend
  * on the other texts of the call: batches are length-sorted, never padded internally, and every matrix

@@ -82,7 +82,7 @@ func runEval(_ args: Arguments) throws {
     let retrievalSet = task == "retrieval" ? try RetrievalDataset.load(directory: data) : nil
     let stsSet = task == "sts" ? try STSDataset.load(directory: data) : nil
     let model = try loadModel(args)
-    let C = model.config.hiddenSize
+    let C = options.dimensions(for: model)
     fields.append(("precision", jsonString(Array(model.precision.rawValue.utf8))))
     fields.append(("precision_path", jsonString(Array(model.precisionPath.utf8))))
 

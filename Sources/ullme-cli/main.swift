@@ -68,6 +68,7 @@ let embeddingOptions: [Option] = modelOptions + [
     Option(name: "--prompt-name", metavar: "NAME", help: "one of the model's named prompts (config_sentence_transformers.json)"),
     Option(name: "--exclude-prompt", metavar: nil, help: "leave the prompt's tokens out of pooling (default: the model's)"),
     Option(name: "--include-prompt", metavar: nil, help: "pool over the prompt's tokens too (default: the model's)"),
+    Option(name: "--truncate-dim", metavar: "N", help: "keep the first N dimensions (Matryoshka), re-normalised"),
     Option(name: "--batch-size", metavar: "N", help: "texts per forward pass, default 32"),
 ]
 let progressOptions: [Option] = [
@@ -369,12 +370,13 @@ func embedOptions(_ args: Arguments) throws -> EmbedOptions {
     o.promptName = args.value("--prompt-name")
     if args.flags.contains("--exclude-prompt") { o.excludePrompt = true }
     if args.flags.contains("--include-prompt") { o.excludePrompt = false }
+    if args.value("--truncate-dim") != nil { o.truncateDim = try args.int("--truncate-dim", 0) }
     o.batchSize = try args.int("--batch-size", 32)
     return o
 }
 
 func embedWithProgress(_ model: Model, _ texts: [[UInt8]], _ options: EmbedOptions, _ args: Arguments, label: String) throws -> [Float] {
-    var out = [Float](repeating: 0, count: texts.count * model.config.hiddenSize)
+    var out = [Float](repeating: 0, count: texts.count * options.dimensions(for: model))
     let show = args.flags.contains("--progress") || (!args.flags.contains("--quiet") && isatty(2) != 0 && texts.count > options.batchSize)
     let bar = show ? ProgressBar(total: texts.count, label: label) : nil
     let stats = try out.withUnsafeMutableBufferPointer { buf in
@@ -400,7 +402,7 @@ func runEmbed(_ args: Arguments) throws {
     let format = try output.map { try OutputFormat(path: $0, allowed: [.npy, .jsonl, .csv]) } ?? .jsonl
     let model = try loadModel(args)
     let options = try embedOptions(args)
-    let C = model.config.hiddenSize
+    let C = options.dimensions(for: model)
     let out = try embedWithProgress(model, texts, options, args, label: "embed")
     if format == .npy, let output { return try writeNpy(output, out, rows: texts.count, cols: C) }
     try withOutput(output) { sink in
@@ -433,7 +435,7 @@ func runSearch(_ args: Arguments) throws {
     var docOptions = queryOptions
     docOptions.isQuery = false
     docOptions.instruction = Array((args.value("--corpus-instruction") ?? "").utf8)
-    let C = model.config.hiddenSize
+    let C = docOptions.dimensions(for: model)
     let docEmb = try embedWithProgress(model, docs.map(\.text), docOptions, args, label: "corpus")
     let queryEmb = try embedWithProgress(model, queries.map { Array($0.utf8) }, queryOptions, args, label: "queries")
     let top = ExactSearch.topK(queries: queryEmb, docs: docEmb, dim: C, k: k)  // ties: the earlier document first

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <unistd.h>
 #include "ullme.h"
 
@@ -112,6 +113,22 @@ int main(int argc, char **argv) {
     ullme_embed_params ep = ullme_embed_default_params();
     TRUE(ep.struct_size == sizeof ep && ep.is_query == 1 && ep.normalize == -1 && ep.instruction_len == ULLME_NUL_TERMINATED);
     TRUE(ep.prompt == NULL && ep.prompt_len == ULLME_NUL_TERMINATED && ep.prompt_name == NULL && ep.exclude_prompt == -1);
+    TRUE(ep.truncate_dim == 0);
+    /* truncate_dim: out of range is refused; d keeps the first d of the full vector, re-normalised */
+    ep.truncate_dim = -1;
+    EXPECT(ullme_embed(m, texts, lens, 2, &ep, out, 2 * dim, NULL), ULLME_E_ARG);
+    ep.truncate_dim = (int32_t)dim + 1;
+    EXPECT(ullme_embed(m, texts, lens, 2, &ep, out, 2 * dim, NULL), ULLME_E_ARG);
+    ep.truncate_dim = 8;
+    EXPECT(ullme_embed(m, texts, lens, 2, &ep, out2, 2 * 8 - 1, NULL), ULLME_E_ARG); /* rows of 8 now */
+    EXPECT(ullme_embed(m, texts, lens, 2, NULL, out, 2 * dim, NULL), ULLME_OK);
+    EXPECT(ullme_embed(m, texts, lens, 2, &ep, out2, 2 * 8, NULL), ULLME_OK);
+    for (int r = 0; r < 2; r++) {
+        double n2 = 0, dot = 0;
+        for (int j = 0; j < 8; j++) { n2 += (double)out[r * dim + j] * out[r * dim + j]; dot += (double)out[r * dim + j] * out2[r * 8 + j]; }
+        TRUE(fabs(dot / sqrt(n2) - 1.0) < 1e-5); /* out2 row = normalised first 8 of out row */
+    }
+    ep.truncate_dim = 0;
     int calls = 0;
     ep.progress = cancel_cb; ep.progress_user = &calls;
     EXPECT(ullme_embed(m, texts, lens, 2, &ep, out, 2 * dim, NULL), ULLME_E_CANCELLED);

@@ -12,7 +12,7 @@ public func capi_embed_default_params() -> ullme_embed_params {
     p.prompt_len = Int(bitPattern: ULLME_NUL_TERMINATED_VALUE)
     p.prompt_name = nil
     p.exclude_prompt = -1
-    p.reserved0 = 0
+    p.truncate_dim = 0
     return p
 }
 
@@ -54,9 +54,12 @@ public func capi_embed(_ model: OpaquePointer?, _ texts: UnsafePointer<UnsafePoi
         guard (-1...1).contains(p.exclude_prompt) else {
             throw argError("ullme_embed_params.exclude_prompt must be -1, 0 or 1 (got \(p.exclude_prompt))")
         }
-        guard p.reserved0 == 0 else { throw argError("ullme_embed_params.reserved0 must be 0") }
         guard nTexts >= 0, nTexts <= 1 << 28 else { throw argError("n_texts \(nTexts) out of range") }
-        let C = h.model.config.hiddenSize
+        let hidden = Int(h.model.config.hiddenSize)
+        guard p.truncate_dim >= 0, Int(p.truncate_dim) <= hidden else {
+            throw argError("ullme_embed_params.truncate_dim must be 0 or in [1, \(hidden)] (got \(p.truncate_dim))")
+        }
+        let C = p.truncate_dim == 0 ? hidden : Int(p.truncate_dim)
         guard outLen >= 0, nTexts <= outLen / C else { throw argError("out holds \(outLen) floats, \(nTexts) embeddings of \(C) need \(nTexts * C)") }
         if nTexts == 0 { if let stats { stats.pointee = ullme_embed_stats() }; return }
         guard let texts else { throw argError("texts is NULL") }
@@ -78,6 +81,7 @@ public func capi_embed(_ model: OpaquePointer?, _ texts: UnsafePointer<UnsafePoi
         options.isQuery = p.is_query != 0
         options.normalize = p.normalize == -1 ? nil : p.normalize != 0
         options.excludePrompt = p.exclude_prompt == -1 ? nil : p.exclude_prompt != 0
+        options.truncateDim = p.truncate_dim == 0 ? nil : Int(p.truncate_dim)
         options.pooling = Pooling(rawValue: Int32(h.params.pooling.rawValue))!
         options.attention = AttentionMode(rawValue: Int32(h.params.attention.rawValue))!
         options.maxLength = Int(h.params.max_length)   // resolved at load (ModelHandle)

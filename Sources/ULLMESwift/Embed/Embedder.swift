@@ -16,10 +16,16 @@ public struct EmbedOptions: Sendable {
     public var promptName: String? = nil
     /// Leave the prompt's tokens out of pooling (nil: the profile's `excludePrompt`).
     public var excludePrompt: Bool? = nil
+    /// Keep the first `truncateDim` dimensions of each embedding (Matryoshka), re-normalised when normalising;
+    /// nil: all of them.
+    public var truncateDim: Int? = nil
     public init() {}
 
     /// The effective maximum length in tokens for `model` (before the model's own position limit).
     public func maxLength(for model: Model) -> Int { maxLength ?? model.embedder.maxLength ?? 512 }
+
+    /// The length of each output embedding for `model`.
+    public func dimensions(for model: Model) -> Int { truncateDim ?? model.config.hiddenSize }
 }
 
 public struct EmbedStats: Sendable, Equatable {
@@ -122,15 +128,18 @@ extension Model {
         return (ids, truncated)
     }
 
-    /// Embeds texts into out[n * C]. Sequences are sorted by length and run `batchSize` at a time;
-    /// `progress(done, total)` returning false cancels.
+    /// Embeds texts into out[n * D] (D = `options.dimensions(for:)`, the hidden size unless truncated).
+    /// Sequences are sorted by length and run `batchSize` at a time; `progress(done, total)` returning false
+    /// cancels.
     public func embed(_ texts: [[UInt8]], options: EmbedOptions, into out: UnsafeMutableBufferPointer<Float>,
                       progress: ((Int, Int) -> Bool)? = nil) throws -> EmbedStats {
         let C = config.hiddenSize
         guard options.maxLength(for: self) >= 1 else { throw ULLMEError.argument("max_length must be >= 1 (got \(options.maxLength(for: self)))") }
         guard options.batchSize >= 1 else { throw ULLMEError.argument("batch_size must be >= 1 (got \(options.batchSize))") }
-        guard out.count >= texts.count * C else {
-            throw ULLMEError.argument("output buffer holds \(out.count) floats, \(texts.count) embeddings need \(texts.count * C)")
+        let D = options.dimensions(for: self)
+        guard (1...C).contains(D) else { throw ULLMEError.argument("truncate_dim must be in [1, \(C)] (got \(D))") }
+        guard out.count >= texts.count * D else {
+            throw ULLMEError.argument("output buffer holds \(out.count) floats, \(texts.count) embeddings of \(D) need \(texts.count * D)")
         }
         let maxLength = min(options.maxLength(for: self), config.maxPositions)
         let pooling = options.pooling ?? embedder.pooling, attention = options.attention ?? embedder.attention
@@ -150,15 +159,23 @@ extension Model {
         // Longest first: similar lengths share a batch and the first batch shows the peak memory.
         let order = tokenized.indices.sorted { tokenized[$0].count > tokenized[$1].count }
         var done = 0
+        var pooled = [Float](repeating: 0, count: D < C ? C : 0)  // the full vector before truncation
         for batchStart in stride(from: 0, to: order.count, by: options.batchSize) {
             let batch = Array(order[batchStart..<min(batchStart + options.batchSize, order.count)])
             let result = try forward(batch.map { tokenized[$0] }, attention: attention)
             result.hidden.withUnsafeBufferPointer { h in
                 for (j, textIndex) in batch.enumerated() {
                     let start = result.offsets[j], L = result.offsets[j + 1] - start
-                    let dst = out.baseAddress! + textIndex * C
-                    pooling.pool(h.baseAddress! + start * C, L: L, C: C, skip: skipped[textIndex], into: dst)
-                    if normalize { l2Normalize(dst, C) }
+                    let dst = out.baseAddress! + textIndex * D
+                    if D == C {
+                        pooling.pool(h.baseAddress! + start * C, L: L, C: C, skip: skipped[textIndex], into: dst)
+                    } else {
+                        pooled.withUnsafeMutableBufferPointer { full in
+                            pooling.pool(h.baseAddress! + start * C, L: L, C: C, skip: skipped[textIndex], into: full.baseAddress!)
+                            dst.update(from: full.baseAddress!, count: D)
+                        }
+                    }
+                    if normalize { l2Normalize(dst, D) }
                 }
             }
             done += batch.count

@@ -152,7 +152,8 @@ def test_custom_architectures_name_loads_by_model_type(repo_root, lib, tmp_path)
 
 
 def test_cli_prompt_name_and_preset(repo_root, lib, cli):
-    """`ullme embed --prompt-name` / `--prompt` / `--preset` give the library's (= sentence-transformers') vectors."""
+    """`ullme embed --prompt-name` / `--truncate-dim` / `--prompt` / `--preset` give the library's
+    (= sentence-transformers') vectors."""
     import subprocess
     d, exp = fixture(repo_root, "st-qwen3")
     q = next(c for c in exp["cases"] if c.get("prompt_name") == "query")
@@ -165,6 +166,8 @@ def test_cli_prompt_name_and_preset(repo_root, lib, cli):
         return [json.loads(line)["embedding"] for line in r.stdout.splitlines()]
 
     assert_close(run("--prompt-name", "query", *texts), q["embeddings"][:2], "cli --prompt-name")
+    assert_close(run("--prompt-name", "query", "--truncate-dim", "16", *texts), q["truncated_embeddings"][:2],
+                 "cli --truncate-dim")
     assert_close(run("--prompt", p["prompt"], *p["texts"]), p["embeddings"], "cli --prompt")
     instr = "Given a web search query, retrieve relevant passages that answer the query"
     assert_close(run("--preset", "qwen3-embedding", "--max-length", "48", "--instruction", instr, *texts),

@@ -47,7 +47,7 @@ class EmbedParams(Structure):
     _fields_ = [("struct_size", c_uint32), ("instruction", c_char_p), ("instruction_len", c_size_t),
                 ("is_query", c_int), ("normalize", c_int), ("progress", progress_fn),
                 ("progress_user", c_void_p), ("prompt", c_char_p), ("prompt_len", c_size_t),
-                ("prompt_name", c_char_p), ("exclude_prompt", c_int32), ("reserved0", c_int32)]
+                ("prompt_name", c_char_p), ("exclude_prompt", c_int32), ("truncate_dim", c_int32)]
 
 
 class EmbedStats(Structure):

@@ -340,11 +340,8 @@ class Model:
         single, data = _texts(sentences)
         prompting = _prompt_params(prompt, prompt_name, exclude_prompt)
         dim_out = self.truncate_dim if truncate_dim is None else self._check_truncate_dim(truncate_dim)
-        out = self._embed(data, is_query, instruction, batch_size, normalize, show_progress_bar, prompting)
-        if dim_out is not None and dim_out < self.dim:
-            out = np.ascontiguousarray(out[:, :dim_out])
-            if normalize:
-                out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        out = self._embed(data, is_query, instruction, batch_size, normalize, show_progress_bar, prompting,
+                          dim_out or self.dim)
         out = quantize_embeddings(out, precision)
         if single:
             out = out[0]
@@ -354,13 +351,14 @@ class Model:
             return list(out)
         return out
 
-    def _embed(self, data, is_query, instruction, batch_size, normalize, show_progress_bar, prompting):
-        """The library call: bytes texts -> (n, dim) float32 in input order (last_stats updated)."""
+    def _embed(self, data, is_query, instruction, batch_size, normalize, show_progress_bar, prompting, dim):
+        """The library call: bytes texts -> (n, dim) float32 in input order (dim < self.dim: the first dim
+        dimensions, re-normalised by the library when normalising; last_stats updated)."""
         n = len(data)
         bs = self.batch_size if batch_size is None else _int32(batch_size, "batch_size")
         if bs < 1:
             raise Error(f"batch_size must be >= 1, got {bs}", L.E_ARG)
-        out = np.zeros((n, self.dim), dtype=np.float32)
+        out = np.zeros((n, dim), dtype=np.float32)
         stats_total = {"n_texts": n, "n_tokens": 0, "n_truncated": 0}
         if n == 0:
             self.last_stats = stats_total
@@ -384,6 +382,7 @@ class Model:
                 p.is_query = 1 if is_query else 0
                 p.normalize = 1 if normalize else 0
                 p.prompt, p.prompt_len, p.prompt_name, p.exclude_prompt = prompting
+                p.truncate_dim = 0 if dim == self.dim else dim
                 cb = None
                 if bar is not None:
                     base = done_before
@@ -396,7 +395,7 @@ class Model:
                         return 0
                     cb = L.progress_fn(_cb)
                     p.progress = cb
-                buf = np.empty((k, self.dim), dtype=np.float32)
+                buf = np.empty((k, dim), dtype=np.float32)
                 st = L.EmbedStats()
                 L.check(lib.ullme_embed(h, ptrs, lens, k, byref(p), _fptr(buf), buf.size, byref(st)),
                         "ullme_embed")
