@@ -69,11 +69,11 @@ func runEval(_ args: Arguments) throws {
     options.normalize = true
     let (modelPath, adapter) = try modelSource(args)
     var fields: [(String, String)] = [
-        ("task", jsonString(Array(task.utf8))), ("data", jsonString(Array(data.utf8))),
-        ("model", jsonString(Array(modelPath.utf8))),
-        ("adapter", adapter.map { jsonString(Array($0.utf8)) } ?? "null"), ("date", jsonString(Array(utcNow().utf8))),
-        ("pooling", jsonString(Array((args.value("--pooling") ?? "mean").utf8))),
-        ("attention", jsonString(Array((args.value("--attention") ?? "bidirectional").utf8))),
+        ("task", jsonString(task)), ("data", jsonString(data)),
+        ("model", jsonString(modelPath)),
+        ("adapter", adapter.map { jsonString($0) } ?? "null"), ("date", jsonString(utcNow())),
+        ("pooling", jsonString(args.value("--pooling") ?? "mean")),
+        ("attention", jsonString(args.value("--attention") ?? "bidirectional")),
         ("max_length", "\(options.maxLength ?? 512)"), ("instruction", jsonString(options.instruction)),
     ]
     var table: [(String, String)] = []
@@ -83,8 +83,8 @@ func runEval(_ args: Arguments) throws {
     let stsSet = task == "sts" ? try STSDataset.load(directory: data) : nil
     let model = try loadModel(args)
     let C = options.dimensions(for: model)
-    fields.append(("precision", jsonString(Array(model.precision.rawValue.utf8))))
-    fields.append(("precision_path", jsonString(Array(model.precisionPath.utf8))))
+    fields.append(("precision", jsonString(model.precision.rawValue)))
+    fields.append(("precision_path", jsonString(model.precisionPath)))
 
     if task == "retrieval" {
         var ds = retrievalSet!

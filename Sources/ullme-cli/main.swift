@@ -231,27 +231,6 @@ func lines(_ data: [UInt8]) -> [[UInt8]] {
     return out
 }
 
-func hex4(_ v: UInt32) -> String {
-    let h = String(v, radix: 16)
-    return String(repeating: "0", count: max(0, 4 - h.count)) + h
-}
-
-func jsonString(_ bytes: [UInt8]) -> String {
-    var s = "\""
-    for scalar in String(decoding: bytes, as: UTF8.self).unicodeScalars {
-        switch scalar {
-        case "\"": s += "\\\""
-        case "\\": s += "\\\\"
-        case "\n": s += "\\n"
-        case "\r": s += "\\r"
-        case "\t": s += "\\t"
-        default:
-            if scalar.value < 0x20 { s += "\\u" + hex4(scalar.value) } else { s.unicodeScalars.append(scalar) }
-        }
-    }
-    return s + "\""
-}
-
 
 /// Writes a float32 (n, dim) array in NumPy's .npy format (version 1.0).
 func writeNpy(_ path: String, _ values: [Float], rows: Int, cols: Int) throws {
@@ -449,7 +428,7 @@ func runSearch(_ args: Arguments) throws {
                 case .csv?:
                     fputs([q, "\(rank + 1)", d.id, "\(hit.score)", text].map(csvField).joined(separator: ",") + "\n", sink)
                 case .jsonl?, .npy?:
-                    fputs("{\"query\":\(jsonString(Array(q.utf8))),\"rank\":\(rank + 1),\"id\":\(jsonString(Array(d.id.utf8))),"
+                    fputs("{\"query\":\(jsonString(q)),\"rank\":\(rank + 1),\"id\":\(jsonString(d.id)),"
                           + "\"score\":\(hit.score),\"text\":\(jsonString(d.text))}\n", sink)
                 case nil:
                     let short = String(decoding: d.text.prefix(100), as: UTF8.self).replacingNewlines()

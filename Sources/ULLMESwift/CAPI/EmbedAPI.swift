@@ -82,8 +82,8 @@ public func capi_embed(_ model: OpaquePointer?, _ texts: UnsafePointer<UnsafePoi
         options.normalize = p.normalize == -1 ? nil : p.normalize != 0
         options.excludePrompt = p.exclude_prompt == -1 ? nil : p.exclude_prompt != 0
         options.truncateDim = p.truncate_dim == 0 ? nil : Int(p.truncate_dim)
-        options.pooling = Pooling(rawValue: Int32(h.params.pooling.rawValue))!
-        options.attention = AttentionMode(rawValue: Int32(h.params.attention.rawValue))!
+        options.pooling = try Pooling(c: h.params.pooling)
+        options.attention = try AttentionMode(c: h.params.attention)
         options.maxLength = Int(h.params.max_length)   // resolved at load (ModelHandle)
         options.batchSize = Int(h.params.batch_size)
         let callback = p.progress, user = p.progress_user
@@ -108,9 +108,7 @@ public func capi_hidden_states(_ model: OpaquePointer?, _ ids: UnsafePointer<Int
     capiCall("ullme_hidden_states") {
         let h = try handle(model)
         let seq = try sequence(ids, nIds, model: h.model)
-        guard let mode = AttentionMode(rawValue: Int32(truncatingIfNeeded: attention.rawValue)) else {
-            throw argError("unknown attention value \(Int32(truncatingIfNeeded: attention.rawValue))")
-        }
+        let mode = try AttentionMode(c: attention)
         let need = nIds * h.model.config.hiddenSize
         guard let out, outLen >= need else { throw argError("out must hold \(need) floats (got \(outLen))") }
         let result = try h.model.forward([seq], attention: mode)

@@ -23,8 +23,8 @@ final class ModelHandle {
         p.adapter_path = UnsafePointer(self.adapterPath)
         p.preset = UnsafePointer(self.preset)
         let e = model.embedder
-        if p.pooling == ULLME_POOLING_AUTO { p.pooling = ullme_pooling(rawValue: e.pooling.rawValue) }
-        if p.attention == ULLME_ATTENTION_AUTO { p.attention = ullme_attention(rawValue: e.attention.rawValue) }
+        if p.pooling == ULLME_POOLING_AUTO { p.pooling = e.pooling.c }
+        if p.attention == ULLME_ATTENTION_AUTO { p.attention = e.attention.c }
         if p.max_length == 0 { p.max_length = Int32(clamping: e.maxLength ?? 512) }
         self.params = p
     }
@@ -77,13 +77,8 @@ func validated(_ p: ullme_model_params) throws -> ullme_model_params {
         throw argError("ullme_model_params.struct_size is \(p.struct_size), expected \(modelParamsSize): start from ullme_model_default_params()")
     }
     guard p.n_threads >= 0 && p.n_threads <= maxComputeThreads else { throw argError("n_threads must be in [0, \(maxComputeThreads)] (got \(p.n_threads))") }
-    // C enums arrive as UInt32 here; convert without trapping on values a caller may have forged.
-    guard p.pooling == ULLME_POOLING_AUTO || Pooling(rawValue: Int32(truncatingIfNeeded: p.pooling.rawValue)) != nil else {
-        throw argError("unknown pooling value \(Int32(truncatingIfNeeded: p.pooling.rawValue))")
-    }
-    guard p.attention == ULLME_ATTENTION_AUTO || AttentionMode(rawValue: Int32(truncatingIfNeeded: p.attention.rawValue)) != nil else {
-        throw argError("unknown attention value \(Int32(truncatingIfNeeded: p.attention.rawValue))")
-    }
+    if p.pooling != ULLME_POOLING_AUTO { _ = try Pooling(c: p.pooling) }
+    if p.attention != ULLME_ATTENTION_AUTO { _ = try AttentionMode(c: p.attention) }
     guard (0...3).contains(p.weight_storage) else { throw argError("unknown weight_storage value \(p.weight_storage)") }
     guard (0...2).contains(p.precision) else { throw argError("unknown precision value \(p.precision)") }
     guard p.reserved0 == 0 else { throw argError("ullme_model_params.reserved0 must be 0") }

@@ -70,7 +70,7 @@ public func capi_pooling_from_name(_ name: UnsafePointer<CChar>?, _ out: UnsafeM
     capiCall("ullme_pooling_from_name") {
         guard let name, let out else { throw argError("name and out must not be NULL") }
         let n = String(cString: name)
-        out.pointee = n == "auto" ? ULLME_POOLING_AUTO : ullme_pooling(rawValue: try Pooling(name: n).rawValue)
+        out.pointee = n == "auto" ? ULLME_POOLING_AUTO : try Pooling(name: n).c
     }
 }
 
@@ -79,6 +79,6 @@ public func capi_attention_from_name(_ name: UnsafePointer<CChar>?, _ out: Unsaf
     capiCall("ullme_attention_from_name") {
         guard let name, let out else { throw argError("name and out must not be NULL") }
         let n = String(cString: name)
-        out.pointee = n == "auto" ? ULLME_ATTENTION_AUTO : ullme_attention(rawValue: try AttentionMode(name: n).rawValue)
+        out.pointee = n == "auto" ? ULLME_ATTENTION_AUTO : try AttentionMode(name: n).c
     }
 }

@@ -63,7 +63,7 @@ public func capi_trainer_new(_ model: OpaquePointer?, _ params: UnsafePointer<ul
         let config = h.model.config
         let lora = LoRAModel(config: config, rank: Int(p.lora_rank), alpha: p.lora_alpha, dropout: p.lora_dropout, seed: p.seed)
         let tm = TrainingModel(model: h.model, lora: lora, head: ProjectionHead(dim: config.hiddenSize, seed: p.seed),
-                               pooling: Pooling(rawValue: Int32(truncatingIfNeeded: h.params.pooling.rawValue)) ?? .mean)
+                               pooling: try Pooling(c: h.params.pooling))
         tm.activationCheckpointing = p.activation_checkpointing != 0
         let session = try TrainingSession(model: tm, settings: s)
         out.pointee = OpaquePointer(Unmanaged.passRetained(TrainerHandle(session: session, modelHandle: h)).toOpaque())
@@ -104,12 +104,6 @@ func exampleKeys(_ p: UnsafePointer<Int64>?, _ n: Int) -> [Int] {
     return (0..<n).map { Int(truncatingIfNeeded: p[$0]) }
 }
 
-func attentionMode(_ a: ullme_attention) throws -> AttentionMode {
-    guard let m = AttentionMode(rawValue: Int32(truncatingIfNeeded: a.rawValue)) else {
-        throw argError("unknown attention value \(Int32(truncatingIfNeeded: a.rawValue))")
-    }
-    return m
-}
 
 @_cdecl("ullme_trainer_embedding_backward")
 public func capi_trainer_embedding_backward(_ t: OpaquePointer?, _ ids: UnsafePointer<Int32>?, _ lengths: UnsafePointer<Int>?,
@@ -123,7 +117,7 @@ public func capi_trainer_embedding_backward(_ t: OpaquePointer?, _ ids: UnsafePo
         let D = tm.head.dim
         guard let dReps, dRepsLen == n * D else { throw argError("d_reps must hold n_seqs * dim = \(n * D) floats") }
         if repsOut != nil { guard repsLen >= n * D else { throw argError("reps_out must hold \(n * D) floats") } }
-        let mode = try attentionMode(attention)
+        let mode = try AttentionMode(c: attention)
         let reps = try tm.embeddingBackward(seqs, examples: exampleKeys(examples, n), dReps: Array(UnsafeBufferPointer(start: dReps, count: n * D)),
                                             attention: mode, grads: &h.session.grads)
         repsOut?.update(from: reps, count: n * D)
@@ -139,7 +133,7 @@ public func capi_trainer_encode(_ t: OpaquePointer?, _ ids: UnsafePointer<Int32>
         let seqs = try packedSequences(ids, lengths, n, model: tm.model)
         let D = tm.head.dim
         guard let repsOut, repsLen >= n * D else { throw argError("reps_out must hold n_seqs * dim = \(n * D) floats") }
-        let mode = try attentionMode(attention)
+        let mode = try AttentionMode(c: attention)
         tm.lora.training = false
         defer { tm.lora.training = true }
         let reps = try tm.encode(seqs, examples: Array(0..<n), attention: mode).projected

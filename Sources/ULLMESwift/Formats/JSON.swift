@@ -48,3 +48,15 @@ public enum JSONValue: Decodable, Equatable, Sendable {
         return Int(n)
     }
 }
+
+/// A JSON string literal (quotes included), as JSONEncoder writes it: the one string escaper of the
+/// library and the CLI (hand-built JSON documents put every string through it).
+public func jsonString(_ s: String) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.withoutEscapingSlashes]
+    // Encoding a String cannot fail; the fallback only satisfies the type checker.
+    return (try? encoder.encode(s)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
+}
+
+/// `jsonString` of bytes read as UTF-8 (invalid sequences become U+FFFD).
+public func jsonString(_ bytes: [UInt8]) -> String { jsonString(String(decoding: bytes, as: UTF8.self)) }

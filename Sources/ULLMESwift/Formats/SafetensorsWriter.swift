@@ -62,28 +62,6 @@ public enum SafetensorsWriter {
     }
 }
 
-/// A JSON string literal (quotes included) with the escapes JSON requires.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 {
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    return out + "\""
-}
-
 /// Writes bytes to `path` atomically: a temporary file beside it, fsync, rename over `path`, fsync of the
 /// directory. On failure the temporary file is removed and `path` is untouched; the error (`.io`) names
 /// `path`, the failing operation and errno (e.g. "No space left on device (errno 28, ENOSPC)").
