@@ -12,6 +12,8 @@ all: lib
 # build/ is laid out as an installed prefix: lib/libullme.so finds the default LoRA adapter (adapters/default,
 # when the checkout has one) at ../share/ullme/adapters/default, here, after `make install` and in the wheel.
 ADAPTER_DIR := share/ullme/adapters/default
+# The version is written once, in the Swift source (libraryVersion).
+VERSION := $(shell sed -n 's/^public let libraryVersion = "\(.*\)"/\1/p' Sources/ULLMESwift/CAPI/Status.swift)
 
 lib:
 	$(SWIFT) build -c release --product ullme
@@ -177,7 +179,7 @@ install: lib
 	install -m 755 $(BUILD)/lib/libullme.so $(DESTDIR)$(PREFIX)/lib/libullme.so
 	install -m 644 include/ullme.h $(DESTDIR)$(PREFIX)/include/ullme.h
 	install -m 755 $(BUILD)/bin/ullme $(DESTDIR)$(PREFIX)/bin/ullme
-	sed 's|@PREFIX@|$(PREFIX)|g' bindings/c/ullme.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ullme.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' bindings/c/ullme.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ullme.pc
 	rm -rf $(DESTDIR)$(PREFIX)/$(ADAPTER_DIR)
 	if [ -d $(BUILD)/$(ADAPTER_DIR) ]; then install -d $(DESTDIR)$(PREFIX)/$(ADAPTER_DIR) && \
 		install -m 644 $(BUILD)/$(ADAPTER_DIR)/* $(DESTDIR)$(PREFIX)/$(ADAPTER_DIR)/; fi

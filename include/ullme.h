@@ -56,7 +56,7 @@ enum {
     ULLME_E_INTERNAL = 8     /* a bug in libullme: please report it with the message */
 };
 
-/* Library version string, e.g. "0.1.0". Static storage; never NULL. */
+/* Library version string, "MAJOR.MINOR.PATCH". Static storage; never NULL. */
 ULLME_API const char *ullme_version(void);
 /* ULLME_ABI_VERSION of the compiled library. */
 ULLME_API int ullme_abi_version(void);

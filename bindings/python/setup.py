@@ -12,6 +12,7 @@ loads the repository's build/lib/libullme.so. The wheel is tagged py3-none-<plat
 one platform).
 """
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,15 @@ HERE = Path(__file__).resolve().parent
 NATIVE = Path(os.environ.get("ULLME_NATIVE_DIR") or HERE.parent.parent / "build")
 LIB = Path("lib") / "libullme.so"
 ADAPTER = Path("share") / "ullme" / "adapters" / "default"
+VERSION_SOURCE = HERE.parent.parent / "Sources" / "ULLMESwift" / "CAPI" / "Status.swift"
+
+
+def library_version():
+    """The version the library's source declares (the one place it is written)."""
+    m = re.search(r'^public let libraryVersion = "([^"]+)"', VERSION_SOURCE.read_text(), re.M)
+    if not m:
+        raise SystemExit(f"ullme: no libraryVersion in {VERSION_SOURCE}")
+    return m.group(1)
 
 
 class BuildPyWithNative(build_py):
@@ -52,4 +62,4 @@ class PlatformWheel(bdist_wheel):
         return ("py3", "none", super().get_tag()[2])
 
 
-setup(distclass=NativeDistribution, cmdclass={"build_py": BuildPyWithNative, "bdist_wheel": PlatformWheel})
+setup(version=library_version(), distclass=NativeDistribution, cmdclass={"build_py": BuildPyWithNative, "bdist_wheel": PlatformWheel})

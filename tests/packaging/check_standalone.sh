@@ -62,6 +62,13 @@ for site in "$OUT/site-wheel" "$OUT/site-src"; do
     fi
 done
 case "$(basename "$WHEEL")" in *-py3-none-linux_x86_64.whl) ;; *) fail "wheel tag: $(basename "$WHEEL")";; esac
+# One version: the wheel's, the installed .pc's and the library's are the Swift source's libraryVersion.
+version="$(sed -n 's/^public let libraryVersion = "\(.*\)"/\1/p' Sources/ULLMESwift/CAPI/Status.swift)"
+case "$(basename "$WHEEL")" in "ullme-$version-"*) ;; *) fail "wheel $(basename "$WHEEL") is not version $version";; esac
+make -s install PREFIX="$OUT/prefix" >/dev/null
+pc_version="$(PKG_CONFIG_PATH="$OUT/prefix/lib/pkgconfig" pkg-config --modversion ullme)"
+[ "$pc_version" = "$version" ] || fail "ullme.pc says version $pc_version, the library $version"
+echo "version $version: wheel, ullme.pc"
 
 echo "== with $SWIFT_ROOT hidden"
 cc -O2 -Wall -Wextra -I"$BUILD/include" bindings/c/example.c -L"$BUILD/lib" -lullme -Wl,-rpath,"$BUILD/lib" -o "$OUT/ullme-example"
@@ -97,6 +104,7 @@ with ullme.Model() as d:
     assert d.adapter and d.adapter.startswith(site + "/"), d.adapter
     dv = d.encode(texts[0])
 assert np.allclose(dv, cli, atol=1e-6), f"wheel vs CLI (default model): max diff {np.abs(dv - cli).max()}"
+assert ullme.__version__ == ullme.library_version(), (ullme.__version__, ullme.library_version())
 print(f"wheel ({ullme.library_path()}), C example and CLI: same {e.shape[1]}-d vectors; Go example ran")
 PY
 '

@@ -45,7 +45,8 @@ let ULLME_NUL_TERMINATED_VALUE = UInt.max
 
 @_cdecl("ullme_version")
 public func capi_version() -> UnsafePointer<CChar> { libraryVersionCString }
-/// The library version (ullme_version(), `ullme --version`).
+/// The library version (ullme_version(), `ullme --version`): the one place it is written. The Makefile (the
+/// .pc file), the Python package's build (bindings/python/setup.py) and `ullme.__version__` read it from here.
 public let libraryVersion = "0.1.0"
 let libraryVersionCString: UnsafePointer<CChar> = {
     let s = strdup(libraryVersion)!

@@ -11,7 +11,6 @@ from .model import (Model, cache_dir, cosine_similarity, cosine_similarity_pairw
                     fetch_default_model, quantize_embeddings, search)
 from .trainer import Trainer, train
 
-__version__ = "0.1.0"
 
 __all__ = ["Model", "Trainer", "train", "Error", "search", "cosine_similarity", "cosine_similarity_pairwise",
            "quantize_embeddings", "fetch_default_model", "default_model_path",
@@ -22,6 +21,19 @@ def library_version():
     """ullme_version() of the loaded libullme.so."""
     from . import _lib
     return _lib.lib().ullme_version().decode()
+
+
+def __getattr__(name):
+    # __version__ is the version of the library the package binds (and ships), asked of the library on
+    # first use; the installed package's metadata (the same number, setup.py reads it from the library's
+    # source) when the library cannot be loaded.
+    if name == "__version__":
+        try:
+            return library_version()
+        except Error:
+            from importlib import metadata
+            return metadata.version("ullme")
+    raise AttributeError(f"module 'ullme' has no attribute {name!r}")
 
 
 def library_path():
