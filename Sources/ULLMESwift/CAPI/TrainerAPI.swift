@@ -104,7 +104,6 @@ func exampleKeys(_ p: UnsafePointer<Int64>?, _ n: Int) -> [Int] {
     return (0..<n).map { Int(truncatingIfNeeded: p[$0]) }
 }
 
-
 @_cdecl("ullme_trainer_embedding_backward")
 public func capi_trainer_embedding_backward(_ t: OpaquePointer?, _ ids: UnsafePointer<Int32>?, _ lengths: UnsafePointer<Int>?,
                                             _ n: Int, _ examples: UnsafePointer<Int64>?, _ attention: ullme_attention,
