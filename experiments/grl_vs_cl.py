@@ -230,7 +230,7 @@ def report(out):
                 x = c["retrieval_mean"]
                 lines.append(f"| {c['a']} vs {c['b']} | mean of retrieval tasks | nDCG@10 | {x['diff']:+.4f} "
                              f"[{x['ci'][0]:+.4f}, {x['ci'][1]:+.4f}] | {x['verdict']} |")
-        lines += ["", f"Every row with its CI: [`eval/table.md`](eval/table.md) (command and date there).", ""]
+        lines += ["", "Every row with its CI: [`eval/table.md`](eval/table.md) (command and date there).", ""]
     with open(os.path.join(ROOT, RECORD, "README.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
     print(f"grl_vs_cl: wrote {RECORD}/README.md and {RECORD}/losses.png", flush=True)

@@ -89,7 +89,6 @@ def choose_adapter(adapters, wanted):
 def convert(ckpt_path, out, adapter=None, lora_alpha=32.0, lora_dropout=0.1, base=None, trust_pickle=False):
     """Writes OUT/adapter_config.json, OUT/adapter_model.safetensors (and OUT/projection_head.safetensors for
     an ULLME checkpoint). Returns a summary dict."""
-    import torch
     from safetensors.torch import save_file
     sd = load_state_dict(ckpt_path, trust_pickle)
     adapters = split_adapters(sd)

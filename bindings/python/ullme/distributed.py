@@ -269,7 +269,6 @@ def embed_corpus(input, output_dir, model=None, adapter=None, batch_size=32, num
       with actor start-up), texts_per_s, busy_seconds (summed over shards: reading, embedding, writing).
     """
     from . import _lib
-    import ullme
     if format not in ("npy", "parquet"):
         raise ValueError(f"format must be 'npy' or 'parquet', got {format!r}")
     if num_workers < 1 or threads_per_worker < 1 or batch_size < 1:
