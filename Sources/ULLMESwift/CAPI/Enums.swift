@@ -4,24 +4,19 @@ import CULLME
 // integer a caller may have forged, so the conversion validates instead of trapping. The AUTO values are
 // not modes: a model's load parameters resolve them (ModelHandle) before any conversion.
 
-extension AttentionMode {
-    init(c value: ullme_attention) throws {
-        guard let m = AttentionMode(rawValue: Int32(truncatingIfNeeded: value.rawValue)) else {
-            throw argError("unknown attention value \(Int32(truncatingIfNeeded: value.rawValue))")
-        }
-        self = m
-    }
+/// The Swift case of a C enum's raw value, or an argument error naming `what`.
+private func fromC<T: RawRepresentable>(_ raw: some BinaryInteger, _ what: String) throws -> T where T.RawValue == Int32 {
+    let value = Int32(truncatingIfNeeded: raw)
+    guard let m = T(rawValue: value) else { throw argError("unknown \(what) value \(value)") }
+    return m
+}
 
+extension AttentionMode {
+    init(c value: ullme_attention) throws { self = try fromC(value.rawValue, "attention") }
     var c: ullme_attention { ullme_attention(rawValue: rawValue) }
 }
 
 extension Pooling {
-    init(c value: ullme_pooling) throws {
-        guard let m = Pooling(rawValue: Int32(truncatingIfNeeded: value.rawValue)) else {
-            throw argError("unknown pooling value \(Int32(truncatingIfNeeded: value.rawValue))")
-        }
-        self = m
-    }
-
+    init(c value: ullme_pooling) throws { self = try fromC(value.rawValue, "pooling") }
     var c: ullme_pooling { ullme_pooling(rawValue: rawValue) }
 }
