@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib wheel test-standalone models fixtures wordnet-data mixture-data eval-suite-data release-model release-model-tiny check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-experiments test-c test-go test-mpi test-reliability bench bench-all bench-peak bench-train bench-grl bench-storage install clean
+.PHONY: all lib docs-config wheel test-standalone models fixtures wordnet-data mixture-data eval-suite-data release-model release-model-tiny check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-experiments test-c test-go test-mpi test-reliability bench bench-all bench-peak bench-train bench-grl bench-storage install clean
 
 all: lib
 
@@ -60,6 +60,12 @@ release-model: lib mixture-data
 
 release-model-tiny: lib mixture-data
 	python3 experiments/release_model.py --tiny
+
+# docs/training-config.md's key table, generated from the config-key table (TrainConfigKeysTests checks it).
+docs-config: lib
+	sed '/^<!-- keys -->$$/q' docs/training-config.md > $(BUILD)/training-config.md
+	$(BUILD)/bin/ullme train --keys >> $(BUILD)/training-config.md
+	mv $(BUILD)/training-config.md docs/training-config.md
 
 # The builder must give the same bytes twice (full set and the committed tiny set).
 check-wordnet-determinism:

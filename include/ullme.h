@@ -300,20 +300,21 @@ ULLME_API int ullme_gen_score(const ullme_model *model, const char *query, size_
  * may keep serving concurrent embedding calls (training never changes the model's own weights). */
 typedef struct ullme_trainer ullme_trainer;
 
+/* Defaults: those of the YAML training config (docs/training-config.md), one set for every interface. */
 typedef struct {
     uint32_t struct_size;         /* set by ullme_trainer_default_params() */
     int32_t lora_rank;            /* 16 */
     float lora_alpha;             /* 32 (scale alpha / rank) */
     float lora_dropout;           /* 0.1, on the LoRA input; masks keyed by (seed, step, example, layer) */
-    uint64_t seed;                /* 42 */
+    uint64_t seed;                /* 777 */
     double learning_rate;         /* 1e-4 */
     double min_learning_rate;     /* 1e-7 */
     double weight_decay;          /* 0 */
     double grad_clip;             /* 1.0 (global norm; <= 0 disables) */
     double warmup_proportion;     /* 0.05 of steps_per_epoch, at most 500 steps */
     int32_t steps_per_epoch;      /* 100 */
-    int32_t max_epochs;           /* 1 */
-    int is_cosine_annealing;      /* 0: one warmup + cosine cycle; 1: restart every epoch */
+    int32_t max_epochs;           /* 10 */
+    int is_cosine_annealing;      /* 1: restart the warmup + cosine cycle every epoch; 0: one cycle */
     /* Fields below were added after ABI 1's first release; a caller built against the older header
      * passes the older struct_size and gets their defaults. */
     int32_t activation_checkpointing; /* 0 (default): the backward tape keeps every layer's activations;

@@ -5,24 +5,24 @@ import ULLMESwift
 /// progress bar (losses, rate, ETA) on stderr, a JSONL log and, at the end, a PNG loss curve and the PEFT adapter.
 /// An earlier run in output_dir is continued (--resume), replaced (--overwrite) or, by default, left alone.
 func runTrain(_ args: Arguments) throws {
+    if args.flags.contains("--keys") { print(TrainConfig.keyTable, terminator: ""); return }
     guard let path = args.positional.first else { throw CLIError(message: "train needs a config file: ullme train CONFIG.yaml") }
     let resume = args.flags.contains("--resume"), overwrite = args.flags.contains("--overwrite")
     guard !(resume && overwrite) else { throw CLIError(message: "--resume and --overwrite exclude each other") }
-    let config = try TrainConfig.load(path: path)
+    var config = try TrainConfig.load(path: path)
     for w in config.warnings { fputs("ullme: config warning: \(w)\n", stderr) }
-    var settings = try GRLRunSettings(config: config)
-    if let n = try args.threads() { settings.threads = n }  // over the YAML's
-    let existing = settings.existingRunFiles
+    if let n = try args.threads() { config.threads = n }  // over the YAML's
+    let existing = config.existingRunFiles
     if !resume && !overwrite && !existing.isEmpty {
-        throw CLIError(message: "\(settings.outputDir) already holds a run (\(existing.map { $0.split(separator: "/").last.map(String.init) ?? $0 }.joined(separator: ", "))): "
+        throw CLIError(message: "\(config.outputDir) already holds a run (\(existing.map { $0.split(separator: "/").last.map(String.init) ?? $0 }.joined(separator: ", "))): "
                        + "pass --resume to continue it, --overwrite to start afresh, or set another output_dir")
     }
-    if settings.modelPath == DefaultModel.path, !DefaultModel.isPresent { try fetchDefaultModel() }
-    let trainer = try GRLTrainer(settings: settings)
+    if config.modelPath == DefaultModel.path, !DefaultModel.isPresent { try fetchDefaultModel() }
+    let trainer = try GRLTrainer(config: config)
     // Under mpirun (data-parallel, Train/DataParallel.swift) every rank runs this; rank 0 alone talks and writes.
     let writer = trainer.isWriter
     if overwrite && writer {
-        for p in existing + [settings.lossPlotPath] { try removeTree(p) }
+        for p in existing + [config.lossPlotPath] { try removeTree(p) }
     }
     if writer { for line in trainer.skippedLines { fputs("ullme: skipped \(line)\n", stderr) } }
     if resume {
@@ -55,12 +55,12 @@ func runTrain(_ args: Arguments) throws {
         return true
     }
     guard writer else { return }
-    fputs("ullme: adapter written to \(settings.adapterDir)\n", stderr)
+    fputs("ullme: adapter written to \(config.adapterDir)\n", stderr)
     // The loss curve: matplotlib when Python has it (the plot is a convenience, the JSONL log is the record).
-    if runProcess(["python3", "-c", plotLossesProgram, logPath, settings.lossPlotPath]) == 0 {
-        fputs("ullme: loss curve \(settings.lossPlotPath)\n", stderr)
+    if runProcess(["python3", "-c", plotLossesProgram, logPath, config.lossPlotPath]) == 0 {
+        fputs("ullme: loss curve \(config.lossPlotPath)\n", stderr)
     } else {
-        fputs("ullme: no \(settings.lossPlotPath): drawing it needs python3 with matplotlib (pip install matplotlib)\n", stderr)
+        fputs("ullme: no \(config.lossPlotPath): drawing it needs python3 with matplotlib (pip install matplotlib)\n", stderr)
     }
 }
 

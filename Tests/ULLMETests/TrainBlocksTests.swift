@@ -137,7 +137,7 @@ final class TrainBlocksTests: XCTestCase {
         XCTAssertEqual(cases.count, 6)
         for c in cases {
             let kindName = c["kind"]!.string!
-            let kind = try XCTUnwrap(GenLossKind(referenceName: kindName))
+            let kind = try XCTUnwrap(GenLossKind(rawValue: kindName))
             let cfg = PreferenceLossConfig(kind: kind, beta: c["beta"]!.double!, labelSmoothing: c["label_smoothing"]!.double!)
             let out = preferenceLoss(chosenLogps: fl(c["chosen"]), rejectedLogps: fl(c["rejected"]), config: cfg)
             let what = "\(kindName) eps=\(cfg.labelSmoothing)"

@@ -14,14 +14,15 @@ final class TrainingFaultTests: XCTestCase {
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: base) }
 
-    func settings(_ name: String, policy: NonFinitePolicy, inject: Set<Int> = [], lr: Double = 1e-3) -> GRLRunSettings {
+    func runConfig(_ name: String, policy: NonFinitePolicy, inject: Set<Int> = [], lr: Double = 1e-3) -> TrainConfig {
         let root = ParityFixtures.root.replacingOccurrences(of: "/tests/fixtures", with: "")
-        var s = GRLRunSettings(modelPath: root + "/tests/fixtures/tiny-llama",
-                               data: [.init(path: root + "/data/grl/wordnet-tiny/train.jsonl", instruction: "Given a word sense example, retrieve its definition")],
+        var s = TrainConfig(modelPath: root + "/tests/fixtures/tiny-llama",
+                               data: [.init(file: root + "/data/grl/wordnet-tiny/train.jsonl", instruction: "Given a word sense example, retrieve its definition")],
                                outputDir: base + "/" + name)
         s.batchSize = 4
-        s.maxSteps = 6
+        s.optimizer.maxSteps = 6
         s.maxSeqLength = 64
+        s.loss = .grl
         s.loss.chunkSize = 2
         s.loraRank = 4; s.loraAlpha = 8
         s.checkpointInterval = 2
@@ -33,8 +34,8 @@ final class TrainingFaultTests: XCTestCase {
 
     /// Loads output_dir's checkpoint into a fresh trainer; returns (step, parameters). Fails if it is absent,
     /// unreadable or holds a non-finite value (resumeIfPossible checks).
-    func checkpoint(_ s: GRLRunSettings) throws -> (Int, [[Float]]) {
-        let t = try GRLTrainer(settings: s)
+    func checkpoint(_ s: TrainConfig) throws -> (Int, [[Float]]) {
+        let t = try GRLTrainer(config: s)
         let step = try t.resumeIfPossible()
         let params = TrainingSession.parameters(t.session.model)
         XCTAssertTrue(allFinite(params))
@@ -46,7 +47,7 @@ final class TrainingFaultTests: XCTestCase {
         return withExtendedLifetime(f) { Array(f.bytes) }
     }
 
-    func logLines(_ s: GRLRunSettings) throws -> [[String: Any]] {
+    func logLines(_ s: TrainConfig) throws -> [[String: Any]] {
         let text = try String(contentsOfFile: s.outputDir + "/log.jsonl", encoding: .utf8)
         return try text.split(separator: "\n").map {
             // Strict JSON (no NaN literals): non-finite numbers are null.
@@ -55,8 +56,8 @@ final class TrainingFaultTests: XCTestCase {
     }
 
     func testStopPolicyStopsWithTheLastGoodStateAsCheckpoint() throws {
-        let s = settings("stop", policy: .stop, inject: [4])
-        let t = try GRLTrainer(settings: s)
+        let s = runConfig("stop", policy: .stop, inject: [4])
+        let t = try GRLTrainer(config: s)
         var seen: [GRLLogRecord] = []
         var paramsAfter3: [[Float]] = []
         XCTAssertThrowsError(try t.run { r in
@@ -89,7 +90,7 @@ final class TrainingFaultTests: XCTestCase {
         fclose(fh)
         var s2 = s
         s2.nonfinitePolicy = .skip
-        let t2 = try GRLTrainer(settings: s2)
+        let t2 = try GRLTrainer(config: s2)
         XCTAssertEqual(try t2.resumeIfPossible(), 3)
         try t2.run()
         let log2 = try logLines(s)
@@ -99,8 +100,8 @@ final class TrainingFaultTests: XCTestCase {
     }
 
     func testSkipPolicySkipsTheUpdateAndContinues() throws {
-        let s = settings("skip", policy: .skip, inject: [2, 4])
-        let t = try GRLTrainer(settings: s)
+        let s = runConfig("skip", policy: .skip, inject: [2, 4])
+        let t = try GRLTrainer(config: s)
         var params: [Int: [[Float]]] = [:]
         let records = try t.run { r in params[r.step] = TrainingSession.parameters(t.session.model); return true }
         XCTAssertEqual(records.map(\.step), [1, 2, 3, 4, 5, 6])
@@ -118,18 +119,18 @@ final class TrainingFaultTests: XCTestCase {
 
         // Steps that are not skipped do what an uninjected run does (same batches, same dropout keys):
         // step 1 is identical to a clean run's step 1.
-        var one = settings("clean", policy: .skip)
-        one.maxSteps = 1
-        let clean = try GRLTrainer(settings: one).run()
+        var one = runConfig("clean", policy: .skip)
+        one.optimizer.maxSteps = 1
+        let clean = try GRLTrainer(config: one).run()
         XCTAssertEqual(clean[0].losses, records[0].losses)
     }
 
     func testDivergingLearningRateIsCaughtBeforeAnyNaNReachesACheckpoint() throws {
         // lr 1e30 without clipping: the parameters become huge after step 2 and the embeddings non-finite.
-        var s = settings("diverge", policy: .stop, lr: 1e30)
+        var s = runConfig("diverge", policy: .stop, lr: 1e30)
         s.optimizer.gradClip = 0
-        s.maxSteps = 4
-        let t = try GRLTrainer(settings: s)
+        s.optimizer.maxSteps = 4
+        let t = try GRLTrainer(config: s)
         var last: GRLLogRecord?
         XCTAssertThrowsError(try t.run { last = $0; return true }) { error in
             guard case .state = error as? ULLMEError else { return XCTFail("\(error)") }
@@ -142,10 +143,10 @@ final class TrainingFaultTests: XCTestCase {
         XCTAssertTrue(allFinite(params))
 
         // Same with skip: the run ends, every parameter and moment finite.
-        var s2 = settings("diverge-skip", policy: .skip, lr: 1e30)
+        var s2 = runConfig("diverge-skip", policy: .skip, lr: 1e30)
         s2.optimizer.gradClip = 0
-        s2.maxSteps = 4
-        let t2 = try GRLTrainer(settings: s2)
+        s2.optimizer.maxSteps = 4
+        let t2 = try GRLTrainer(config: s2)
         let records = try t2.run()
         XCTAssertTrue(records.contains { $0.nonFinite != nil })
         XCTAssertTrue(allFinite(t2.session.optimizer.expAvg) && allFinite(t2.session.optimizer.expAvgSq))
@@ -155,9 +156,9 @@ final class TrainingFaultTests: XCTestCase {
     func testAnUpdateThatOverflowsIsRolledBack() throws {
         // Finite loss and gradient, but the AdamW update overflows a parameter (lr 1e37, no warmup, on a
         // parameter near Float.greatestFiniteMagnitude): the update is rolled back, nothing changes.
-        var s = settings("overflow", policy: .skip, lr: 1e37)
+        var s = runConfig("overflow", policy: .skip, lr: 1e37)
         s.optimizer.warmupProportion = 0
-        let t = try GRLTrainer(settings: s)
+        let t = try GRLTrainer(config: s)
         var p = TrainingSession.parameters(t.session.model)
         p[p.count - 1][0] = Float.greatestFiniteMagnitude
         t.session.setParameters(p)
@@ -180,8 +181,8 @@ final class TrainingFaultTests: XCTestCase {
     }
 
     func testCheckpointsNeverHoldNonFiniteValues() throws {
-        let s = settings("guard", policy: .stop)
-        let t = try GRLTrainer(settings: s)
+        let s = runConfig("guard", policy: .stop)
+        let t = try GRLTrainer(config: s)
         try makeDirectory(s.outputDir)
         try t.saveCheckpoint()
         let good = try readBytes(s.outputDir + "/checkpoint.safetensors")
@@ -202,7 +203,7 @@ final class TrainingFaultTests: XCTestCase {
             tensors.append(.init(name: "adam_v.\(i)", shape: [x.count], data: [Float](repeating: 0, count: x.count)))
         }
         try SafetensorsWriter.write(tensors, metadata: ["step": "1", "adam_step": "1"], to: s.outputDir + "/checkpoint.safetensors")
-        XCTAssertThrowsError(try GRLTrainer(settings: s).resumeIfPossible()) { error in
+        XCTAssertThrowsError(try GRLTrainer(config: s).resumeIfPossible()) { error in
             guard case .format(let m) = error as? ULLMEError else { return XCTFail("\(error)") }
             XCTAssertTrue(m.contains("non-finite"), m)
         }
@@ -221,7 +222,7 @@ final class TrainingFaultTests: XCTestCase {
         XCTAssertEqual(try readBytes(path), before)
         XCTAssertEqual(errnoDescription(ENOSPC), "No space left on device (errno 28, ENOSPC)")
         // Temporaries a killed run left behind are removed when a run starts.
-        let s = settings("stale", policy: .stop)
+        let s = runConfig("stale", policy: .stop)
         try makeDirectory(s.outputDir)
         try makeDirectory(s.outputDir + "/adapter")
         let stale = [s.outputDir + "/.checkpoint.safetensors.tmp-abc123", s.outputDir + "/.log.jsonl.tmp-Xy9Q2a",
@@ -230,16 +231,16 @@ final class TrainingFaultTests: XCTestCase {
         let kept = s.outputDir + "/notes.tmp-abc123"   // not an atomic-write temporary: left alone
         try writeFileAtomically(kept, [1])
         var s1 = s
-        s1.maxSteps = 1
-        try GRLTrainer(settings: s1).run()
+        s1.optimizer.maxSteps = 1
+        try GRLTrainer(config: s1).run()
         for f in stale { XCTAssertFalse(FileManager.default.fileExists(atPath: f), f) }
         XCTAssertTrue(FileManager.default.fileExists(atPath: kept))
     }
 
     func testSkipPolicyStopsAfterTooManyNonFiniteStepsInARow() throws {
-        var s = settings("diverged", policy: .skip, inject: [2, 3, 4, 5])
+        var s = runConfig("diverged", policy: .skip, inject: [2, 3, 4, 5])
         s.maxConsecutiveNonFinite = 3
-        let t = try GRLTrainer(settings: s)
+        let t = try GRLTrainer(config: s)
         var seen: [Int] = []
         XCTAssertThrowsError(try t.run { seen.append($0.step); return true }) {
             XCTAssertTrue("\($0)".contains("3 non-finite steps in a row (max_consecutive_nonfinite: 3)"), "\($0)")
@@ -247,29 +248,29 @@ final class TrainingFaultTests: XCTestCase {
         XCTAssertEqual(seen, [1, 2, 3, 4], "stops at the third non-finite step in a row")
         XCTAssertEqual(try logLines(s).compactMap { $0["action"] as? String }, ["skipped", "skipped", "stopped"])
         let (_, params) = try checkpoint(s)   // the checkpoint holds step 1's parameters, finite
-        var one = settings("one", policy: .skip)
-        one.maxSteps = 1
-        let first = try GRLTrainer(settings: one)
+        var one = runConfig("one", policy: .skip)
+        one.optimizer.maxSteps = 1
+        let first = try GRLTrainer(config: one)
         try first.run()
         XCTAssertEqual(params, TrainingSession.parameters(first.session.model))
 
         // Two in a row stay under the cap; 0 disables it.
-        s = settings("under-cap", policy: .skip, inject: [2, 3])
+        s = runConfig("under-cap", policy: .skip, inject: [2, 3])
         s.maxConsecutiveNonFinite = 3
-        XCTAssertEqual(try GRLTrainer(settings: s).run().count, 6)
-        s = settings("no-cap", policy: .skip, inject: [1, 2, 3, 4, 5, 6])
+        XCTAssertEqual(try GRLTrainer(config: s).run().count, 6)
+        s = runConfig("no-cap", policy: .skip, inject: [1, 2, 3, 4, 5, 6])
         s.maxConsecutiveNonFinite = 0
-        XCTAssertEqual(try GRLTrainer(settings: s).run().count, 6)
+        XCTAssertEqual(try GRLTrainer(config: s).run().count, 6)
     }
 
     func testAnInstructionThatFillsMaxSeqLengthIsRefused() throws {
-        var s = settings("long-instruction", policy: .stop)
+        var s = runConfig("long-instruction", policy: .stop)
         s.maxSeqLength = 8
-        XCTAssertThrowsError(try GRLTrainer(settings: s)) {
+        XCTAssertThrowsError(try GRLTrainer(config: s)) {
             XCTAssertTrue("\($0)".contains("the instruction takes") && "\($0)".contains("of the 8 tokens of max_seq_length"), "\($0)")
         }
         s.maxSeqLength = 64
-        XCTAssertNoThrow(try GRLTrainer(settings: s))
+        XCTAssertNoThrow(try GRLTrainer(config: s))
     }
 
     func testConfigKeys() throws {
@@ -285,11 +286,11 @@ final class TrainingFaultTests: XCTestCase {
         }
         XCTAssertThrowsError(try TrainConfig.parse(yaml: head + "inject_nonfinite_steps: [0]\n"))
         XCTAssertEqual(try TrainConfig.parse(yaml: head).maxConsecutiveNonFinite, 10)
-        XCTAssertEqual(try GRLRunSettings(config: TrainConfig.parse(yaml: head + "max_consecutive_nonfinite: 0\n")).maxConsecutiveNonFinite, 0)
+        XCTAssertEqual(try TrainConfig.parse(yaml: head + "max_consecutive_nonfinite: 0\n").maxConsecutiveNonFinite, 0)
         XCTAssertThrowsError(try TrainConfig.parse(yaml: head + "max_consecutive_nonfinite: -1\n"))
-        XCTAssertEqual(try GRLRunSettings(config: TrainConfig.parse(yaml: head + "threads: 3\n")).threads, 3)
+        XCTAssertEqual(try TrainConfig.parse(yaml: head + "threads: 3\n").threads, 3)
         XCTAssertThrowsError(try TrainConfig.parse(yaml: head + "threads: -2\n"))
-        let s = try GRLRunSettings(config: c)
+        let s = c
         XCTAssertEqual(s.nonfinitePolicy, .skip)
         XCTAssertEqual(s.injectNonFiniteSteps, [3, 5])
     }

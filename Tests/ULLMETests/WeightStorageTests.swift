@@ -96,7 +96,7 @@ final class WeightStorageTests: XCTestCase {
         let data = "data:\n  - {file: a.jsonl, instruction: I}\n"
         XCTAssertNil(try TrainConfig.parse(yaml: data).weightStorage)
         XCTAssertEqual(try TrainConfig.parse(yaml: data + "weight_storage: dense\n").weightStorage, .dense)
-        XCTAssertEqual(try GRLRunSettings(config: TrainConfig.parse(yaml: data + "weight_storage: stored\n")).weightStorage, .stored)
+        XCTAssertEqual(try TrainConfig.parse(yaml: data + "weight_storage: stored\n").weightStorage, .stored)
         XCTAssertNil(try TrainConfig.parse(yaml: data + "weight_storage: auto\n").weightStorage)
         XCTAssertThrowsError(try TrainConfig.parse(yaml: data + "weight_storage: fp8\n"))
 

@@ -33,10 +33,13 @@ func readTrainerParams(_ p: UnsafePointer<ullme_trainer_params>) throws -> ullme
 
 @_cdecl("ullme_trainer_default_params")
 public func capi_trainer_default_params() -> ullme_trainer_params {
-    ullme_trainer_params(struct_size: trainerParamsSize, lora_rank: 16, lora_alpha: 32, lora_dropout: 0.1, seed: 42,
-                         learning_rate: 1e-4, min_learning_rate: 1e-7, weight_decay: 0, grad_clip: 1.0,
-                         warmup_proportion: 0.05, steps_per_epoch: 100, max_epochs: 1, is_cosine_annealing: 0,
-                         activation_checkpointing: 0, reserved0: 0)
+    let c = TrainConfig(), o = c.optimizer  // the one set of defaults (the YAML's)
+    return ullme_trainer_params(struct_size: trainerParamsSize, lora_rank: Int32(c.loraRank), lora_alpha: c.loraAlpha,
+                                lora_dropout: c.loraDropout, seed: c.seed, learning_rate: o.learningRate,
+                                min_learning_rate: o.minLearningRate, weight_decay: o.weightDecay, grad_clip: o.gradClip,
+                                warmup_proportion: o.warmupProportion, steps_per_epoch: Int32(o.stepsPerEpoch),
+                                max_epochs: Int32(o.maxEpochs), is_cosine_annealing: o.cosineAnnealing ? 1 : 0,
+                                activation_checkpointing: c.activationCheckpointing ? 1 : 0, reserved0: 0)
 }
 
 @_cdecl("ullme_trainer_new")
@@ -175,7 +178,7 @@ public func capi_train_run(_ configPath: UnsafePointer<CChar>?, _ resume: Int32,
     capiCall("ullme_train_run") {
         guard let configPath else { throw argError("config_path is NULL") }
         let config = try TrainConfig.load(path: String(cString: configPath))
-        let trainer = try GRLTrainer(settings: try GRLRunSettings(config: config))
+        let trainer = try GRLTrainer(config: config)
         if resume != 0 { try trainer.resumeIfPossible() }
         try trainer.run { r in
             guard let log else { return true }

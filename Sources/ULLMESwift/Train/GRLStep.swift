@@ -11,16 +11,23 @@
 public struct GRLLossConfig: Sendable {
     public var contrastive = ContrastiveLossConfig()
     public var useCL = true
-    public var useGen = true
-    public var gen = PreferenceLossConfig()
-    public var useKL = true
-    /// Examples per GradCache chunk (the reference's gc_chunk_size).
-    public var chunkSize = 1
+    public var useGen = false
+    public var gen = PreferenceLossConfig(kind: .sft)
+    public var useKL = false
+    /// Examples per GradCache chunk (the reference's gc_chunk_size); nil: the whole batch in one pass.
+    public var chunkSize: Int? = 1
     /// Add each chunk's gen/KL mean unweighted, as the reference does (gradients then grow with the
     /// number of chunks); off by default (METHOD §5).
     public var referenceChunkWeighting = false
     public var weightCL: Float = 1, weightGen: Float = 1, weightKL: Float = 1
     public init() {}
+
+    /// GRL, the paper's method: contrastive + DPO (sigmoid) generation loss + KL.
+    public static var grl: GRLLossConfig {
+        var c = GRLLossConfig()
+        c.useGen = true; c.gen.kind = .sigmoid; c.useKL = true
+        return c
+    }
 }
 
 /// One tokenised training example: the embedding inputs and the generation examples of its candidates.
@@ -68,7 +75,7 @@ extension TrainingModel {
             // GRL's KL needs a preference generation loss (METHOD §4), as the reference asserts.
             throw ULLMEError.argument("use_kl requires use_gen with a preference gen_loss_type (not sft)")
         }
-        let chunkSize = max(1, config.chunkSize)
+        let chunkSize = max(1, config.chunkSize ?? B)
         let mine = world?.slice(B) ?? 0..<B  // this rank's examples (all of them when alone)
         let chunks = stride(from: mine.lowerBound, to: mine.upperBound, by: chunkSize).map { $0..<min($0 + chunkSize, mine.upperBound) }
         var losses = GRLStepLosses()

@@ -1,108 +1,5 @@
 import Glibc
 
-/// Everything a GRL run needs (the YAML config maps onto this; METHOD §2–§7 defaults).
-public struct GRLRunSettings: Sendable {
-    public struct DataFile: Sendable {
-        public var path: String
-        public var instruction: String
-        public var name: String?
-        public var alignmentInstruction: String = GRLTextFormat.passageToQueryInstruction
-        public init(path: String, instruction: String, name: String? = nil) {
-            self.path = path; self.instruction = instruction; self.name = name
-        }
-    }
-    public var modelPath: String
-    public var data: [DataFile]
-    public var outputDir: String
-    public var batchSize = 16
-    public var posPerSample = 1
-    public var negPerSample = 1
-    public var maxSeqLength = 512
-    public var maxEpochs = 1
-    public var maxSteps = Int.max
-    public var seed: UInt64 = 42
-    public var loraRank = 16, loraAlpha: Float = 32, loraDropout: Float = 0.1
-    public var loraTargets: Set<String>? = nil
-    public var pooling = Pooling.mean
-    public var loss = GRLLossConfig()
-    public var optimizer = OptimizerSettings()
-    public var attention = AttentionMode.bidirectional
-    public var checkpointInterval = 100   // steps; 0 = only at the end
-    public var skipMalformedLines = false
-    public var dropLast = false              // drop leftover partial batches (strictly single-dataset batches)
-    public var sampleWithReplacement = false // fill pos/neg per sample with replacement instead of the batch minimum
-    public var passageFormat = PassageFormat.query // positives/negatives: query format (reference) or candidate format
-    public var nonfinitePolicy = NonFinitePolicy.stop
-    public var maxConsecutiveNonFinite = 10     // skip policy: stop after this many non-finite steps in a row (0: never)
-    public var injectNonFiniteSteps: Set<Int> = []  // testing hook: steps (1-based) given a NaN loss and gradient
-    public var threads = 0                      // compute threads (0: every online core)
-    public var activationCheckpointing = false // recompute each layer's activations in backward (less memory)
-    /// The frozen base's weights when the trainer loads the model; nil: stored for a .gguf file (QLoRA-style:
-    /// the quantised rows, no float32 copy), dense otherwise.
-    public var weightStorage: WeightStorage? = nil
-    public init(modelPath: String, data: [DataFile], outputDir: String) {
-        self.modelPath = modelPath; self.data = data; self.outputDir = outputDir
-    }
-
-    // What a run writes into outputDir.
-    /// The JSONL log (one GRLLogRecord.json per step; appended to when resuming).
-    public var logPath: String { outputDir + "/log.jsonl" }
-    /// The atomic checkpoint (LoRA, head, AdamW state, step) that resuming reads.
-    public var checkpointPath: String { outputDir + "/checkpoint.safetensors" }
-    /// The PEFT adapter exported at the end.
-    public var adapterDir: String { outputDir + "/adapter" }
-    /// The loss curve `ullme train` draws from the log.
-    public var lossPlotPath: String { outputDir + "/losses.png" }
-    /// The files of an earlier run in outputDir (checkpoint, log, adapter) that starting afresh replaces.
-    public var existingRunFiles: [String] {
-        [checkpointPath, logPath, adapterDir].filter { access($0, F_OK) == 0 }
-    }
-
-    /// From a YAML training config (TrainConfig: the reference's keys plus ours).
-    public init(config c: TrainConfig) throws {
-        // No model: the embedded default (SmolLM2-135M-Instruct), as `ullme embed` does.
-        self.init(modelPath: c.model ?? DefaultModel.path, data: c.data.map {
-            var d = DataFile(path: $0.file, instruction: $0.instruction, name: $0.name)
-            d.alignmentInstruction = $0.alignmentInstruction
-            return d
-        }, outputDir: c.outputDir)
-        batchSize = c.globalBatchSize; posPerSample = c.posPerSample; negPerSample = c.negPerSample
-        maxSeqLength = c.maxSeqLength; maxEpochs = c.maxEpochs; maxSteps = c.maxSteps ?? .max; seed = c.seed
-        loraRank = c.loraR; loraAlpha = Float(c.loraAlpha); loraDropout = Float(c.loraDropout)
-        loraTargets = c.loraTargetModules.map(Set.init)
-        pooling = c.pooling; attention = c.attention
-        checkpointInterval = c.checkpointInterval; skipMalformedLines = c.skipMalformedLines
-        dropLast = c.dropLast; sampleWithReplacement = c.sampleWithReplacement; passageFormat = c.passageFormat
-        nonfinitePolicy = c.nonfinitePolicy; maxConsecutiveNonFinite = c.maxConsecutiveNonFinite
-        injectNonFiniteSteps = Set(c.injectNonFiniteSteps)
-        activationCheckpointing = c.activationCheckpointing; threads = c.threads
-        weightStorage = c.weightStorage
-        guard let kind = ContrastiveLossKind(referenceName: c.lossType) else {
-            throw ULLMEError.argument("config: loss_type \"\(c.lossType)\" (expected NTXentLoss or SupConLoss)")
-        }
-        loss.contrastive.kind = kind
-        loss.contrastive.temperature = c.temperature
-        loss.contrastive.isDistance = c.isDistance
-        loss.contrastive.useMiner = c.useMiner
-        loss.useGen = c.useGen
-        loss.useKL = c.useKL
-        if let g = c.genLossType {
-            guard let kind = GenLossKind(referenceName: g) else {
-                throw ULLMEError.argument("config: gen_loss_type \"\(g)\" (expected sft, sigmoid, hinge, ipo or kto_pair)")
-            }
-            loss.gen.kind = kind
-        }
-        loss.gen.beta = c.beta
-        loss.gen.labelSmoothing = c.labelSmoothing
-        loss.chunkSize = c.gcChunkSize ?? c.globalBatchSize
-        loss.referenceChunkWeighting = c.gcReferenceWeighting
-        loss.weightCL = Float(c.clWeight); loss.weightGen = Float(c.genWeight); loss.weightKL = Float(c.klWeight)
-        optimizer.learningRate = c.learningRate; optimizer.minLearningRate = c.minLearningRate
-        optimizer.warmupProportion = c.warmupProportion; optimizer.cosineAnnealing = c.isCosineAnnealing
-        optimizer.gradClip = c.gradNormClip; optimizer.weightDecay = c.weightDecay
-    }
-}
-
 /// One logged optimiser step.
 public struct GRLLogRecord: Sendable {
     public var step: Int, totalSteps: Int, epoch: Int
@@ -144,7 +41,7 @@ public struct GRLLogRecord: Sendable {
 /// `resume` continues bit-identically: batches are a function of (seed, epoch, step) and dropout masks of
 /// (seed, step, example), so restoring the step and optimiser state is all that is needed.
 public final class GRLTrainer {
-    public let settings: GRLRunSettings
+    public let config: TrainConfig
     public let model: Model
     public let session: TrainingSession
     public let sampler: GRLBatchSampler
@@ -154,47 +51,38 @@ public final class GRLTrainer {
     /// Rank 0 (or a single process) writes the log, checkpoints and the adapter.
     public var isWriter: Bool { (world?.rank ?? 0) == 0 }
 
-    public init(settings: GRLRunSettings, model: Model? = nil) throws {
-        self.settings = settings
+    public init(config: TrainConfig, model: Model? = nil) throws {
+        self.config = config
         world = try DataParallel.current()
-        if settings.threads > 0 { setBLASThreads(settings.threads) }
-        let model = try model ?? Model.load(path: settings.modelPath, storage: settings.weightStorage
-                                                ?? (settings.modelPath.hasSuffix(".gguf") ? .stored : .dense),
+        if config.threads > 0 { setBLASThreads(config.threads) }
+        let path = config.modelPath
+        let model = try model ?? Model.load(path: path, storage: config.weightStorage ?? (path.hasSuffix(".gguf") ? .stored : .dense),
                                             precision: .exact)   // training is exact whatever $ULLME_PRECISION says
         self.model = model
         guard model.tokenizer != nil else { throw ULLMEError.state("the model has no tokenizer") }
-        guard settings.maxSeqLength >= 2 else { throw ULLMEError.argument("max_seq_length must be >= 2") }
-        let datasets = try settings.data.map {
-            try GRLDataset.load(path: $0.path, name: $0.name, instruction: $0.instruction,
-                                alignmentInstruction: $0.alignmentInstruction,
-                                malformed: settings.skipMalformedLines ? .skip : .fail)
-        }
+        guard config.maxSeqLength >= 2 else { throw ULLMEError.argument("max_seq_length must be >= 2") }
+        let datasets = try config.loadDatasets()
         // An instruction that fills max_seq_length cuts every text away: all sequences of a data set would be
         // identical and the contrastive loss would have no gradient. Refuse the run instead of training on nothing.
-        let limit = min(settings.maxSeqLength, model.config.maxPositions)
-        for d in settings.data {
+        let limit = min(config.maxSeqLength, model.config.maxPositions)
+        for d in config.data {
             let prefix = GRLTextFormat.training(instruction: d.instruction, text: "")
             let n = try model.promptTokens(Array(prefix.utf8), maxLength: Int.max / 2).ids.count
             if n >= limit {
-                throw ULLMEError.argument("\(d.path): the instruction takes \(n) of the \(limit) tokens of max_seq_length, so every "
+                throw ULLMEError.argument("\(d.file): the instruction takes \(n) of the \(limit) tokens of max_seq_length, so every "
                                           + "text would be truncated away; shorten the instruction or raise max_seq_length")
             }
         }
-        sampler = try GRLBatchSampler(datasets: datasets, batchSize: settings.batchSize, posPerSample: settings.posPerSample,
-                                      negPerSample: settings.negPerSample, seed: settings.seed,
-                                      leftovers: settings.dropLast ? .drop : .mix,
-                                      shortfall: settings.sampleWithReplacement ? .withReplacement : .batchMinimum)
-        totalSteps = min(settings.maxSteps, sampler.stepsPerEpoch * settings.maxEpochs)
-        var opt = settings.optimizer
+        sampler = try config.makeSampler(datasets)
+        totalSteps = min(config.optimizer.maxSteps, sampler.stepsPerEpoch * config.optimizer.maxEpochs)
+        var opt = config.optimizer
         opt.stepsPerEpoch = sampler.stepsPerEpoch
-        opt.maxEpochs = settings.maxEpochs
-        opt.maxSteps = settings.maxSteps
-        let lora = LoRAModel(config: model.config, rank: settings.loraRank, alpha: settings.loraAlpha, dropout: settings.loraDropout,
-                             seed: settings.seed, targetNames: settings.loraTargets)
-        let tm = TrainingModel(model: model, lora: lora, head: ProjectionHead(dim: model.config.hiddenSize, seed: settings.seed),
-                               pooling: settings.pooling)
-        tm.attention = settings.attention
-        tm.activationCheckpointing = settings.activationCheckpointing
+        let lora = LoRAModel(config: model.config, rank: config.loraRank, alpha: config.loraAlpha, dropout: config.loraDropout,
+                             seed: config.seed, targetNames: config.loraTargets)
+        let tm = TrainingModel(model: model, lora: lora, head: ProjectionHead(dim: model.config.hiddenSize, seed: config.seed),
+                               pooling: config.pooling)
+        tm.attention = config.attention
+        tm.activationCheckpointing = config.activationCheckpointing
         session = try TrainingSession(model: tm, settings: opt)
     }
 
@@ -207,16 +95,16 @@ public final class GRLTrainer {
         _ = try model.requireTokenizer()
         func ids(_ text: String) throws -> [Int32] {
             // Reference: tokenizer(text, truncation=True, max_length) with its default special tokens.
-            try model.promptTokens(Array(text.utf8), maxLength: min(settings.maxSeqLength, model.config.maxPositions)).ids
+            try model.promptTokens(Array(text.utf8), maxLength: min(config.maxSeqLength, model.config.maxPositions)).ids
         }
         return try batch.examples.map { ex in
             let gen = try ex.generationTexts.map(ids)
-            return GRLTokenizedExample(sequences: try ex.contrastiveTexts(passageFormat: settings.passageFormat).map(ids), generation: gen, generationLabels: gen,
+            return GRLTokenizedExample(sequences: try ex.contrastiveTexts(passageFormat: config.passageFormat).map(ids), generation: gen, generationLabels: gen,
                                        index: ex.index, label: ex.label)
         }
     }
 
-    public var logPath: String { settings.logPath }
+    public var logPath: String { config.logPath }
 
     /// Runs from the current step to the end. `log` receives every step; returning false stops after it
     /// (with a checkpoint). Returns the records of the steps run.
@@ -244,7 +132,7 @@ public final class GRLTrainer {
         var records: [GRLLogRecord] = []
         var logFile: UnsafeMutablePointer<FILE>? = nil
         if isWriter {
-            try makeDirectory(settings.outputDir)
+            try makeDirectory(config.outputDir)
             removeStaleCheckpointTemporaries()
             if session.step > 0 { try trimLog(toStep: session.step) }
             guard let f = fopen(logPath, session.step == 0 ? "w" : "a") else {
@@ -262,8 +150,8 @@ public final class GRLTrainer {
             let start = monotonicSeconds()
             let examples = try tokenize(batch)
             var losses = try session.model.grlStep(examples, P: batch.positivesPerExample, N: batch.negativesPerExample,
-                                                   config: settings.loss, grads: &session.grads, world: world)
-            if settings.injectNonFiniteSteps.contains(step + 1) {
+                                                   config: config.loss, grads: &session.grads, world: world)
+            if config.injectNonFiniteSteps.contains(step + 1) {
                 losses.total = .nan
                 if !session.grads.head.b2.isEmpty { session.grads.head.b2[0] = .nan }
             }
@@ -273,17 +161,18 @@ public final class GRLTrainer {
                 try world.allreduceSum(&bad)
                 lossIsFinite = bad[0] == 0
             }
-            let outcome = session.optimizerStep(lossIsFinite: lossIsFinite, advanceWhenSkipped: settings.nonfinitePolicy == .skip)
+            let outcome = session.optimizerStep(lossIsFinite: lossIsFinite, advanceWhenSkipped: config.nonfinitePolicy == .skip)
             nonFiniteRun = outcome.nonFinite == nil ? 0 : nonFiniteRun + 1
-            let cap = settings.maxConsecutiveNonFinite
-            let tooManySkipped = settings.nonfinitePolicy == .skip && cap > 0 && nonFiniteRun >= cap
+            let cap = config.maxConsecutiveNonFinite
+            let tooManySkipped = config.nonfinitePolicy == .skip && cap > 0 && nonFiniteRun >= cap
             var record = GRLLogRecord(step: step + 1, totalSteps: totalSteps, epoch: epoch, losses: losses,
                                       learningRate: outcome.learningRate, gradNorm: outcome.gradNorm,
                                       seconds: monotonicSeconds() - start)
             record.nonFinite = outcome.nonFinite
-            record.policy = tooManySkipped ? .stop : settings.nonfinitePolicy
+            record.policy = tooManySkipped ? .stop : config.nonfinitePolicy
             records.append(record)
-            if let logFile, fputs(record.json + "\n", logFile) < 0 || fflush(logFile) != 0 {
+            let logged = (step + 1) % config.logEvery == 0 || step + 1 == totalSteps || record.nonFinite != nil
+            if let logFile, logged, fputs(record.json + "\n", logFile) < 0 || fflush(logFile) != 0 {
                 let e = errno
                 // The log is the run's record: failing to write it (disk full) stops the run; the checkpoint
                 // on disk is the previous one, intact.
@@ -296,7 +185,7 @@ public final class GRLTrainer {
                 try world.allreduceSum(&stop)
                 keepGoing = stop[0] == 0
             }
-            if outcome.nonFinite != nil && (settings.nonfinitePolicy == .stop || tooManySkipped) {
+            if outcome.nonFinite != nil && (config.nonfinitePolicy == .stop || tooManySkipped) {
                 // The parameters are the last good ones (under stop session.step did not advance either).
                 if session.step > checkpointStep {
                     if isWriter { try saveCheckpoint() }
@@ -308,7 +197,7 @@ public final class GRLTrainer {
                                        + (tooManySkipped ? "(lower the learning rate, or raise max_consecutive_nonfinite)"
                                                          : "(set nonfinite_policy: skip to skip such steps)"))
             }
-            let interval = settings.checkpointInterval
+            let interval = config.checkpointInterval
             if !keepGoing || (interval > 0 && session.step % interval == 0) || session.step == totalSteps {
                 if isWriter { try saveCheckpoint() }
                 checkpointStep = session.step
@@ -317,13 +206,13 @@ public final class GRLTrainer {
         }
         guard isWriter else { return records }
         try AdapterIO.export(session.model.lora, head: session.model.head, config: model.config,
-                             to: settings.adapterDir, baseModelNameOrPath: settings.modelPath)
+                             to: config.adapterDir, baseModelNameOrPath: config.modelPath)
         return records
     }
 
     // MARK: - Checkpoints
 
-    var checkpointPath: String { settings.checkpointPath }
+    var checkpointPath: String { config.checkpointPath }
 
     /// Writes LoRA A/B, the head, AdamW's moments and the step into one safetensors file, atomically
     /// (temp file + fsync + rename): an interrupted write leaves the previous checkpoint intact. Refuses
@@ -341,7 +230,7 @@ public final class GRLTrainer {
             tensors.append(.init(name: "adam_v.\(i)", shape: [p.count], data: session.optimizer.expAvgSq[i]))
         }
         try SafetensorsWriter.write(tensors, metadata: ["step": "\(session.step)", "adam_step": "\(session.optimizer.stepCount)",
-                                                       "seed": "\(settings.seed)", "format": "ullme-grl-checkpoint-1"],
+                                                       "seed": "\(config.seed)", "format": "ullme-grl-checkpoint-1"],
                                     to: checkpointPath)
     }
 
@@ -403,7 +292,7 @@ extension GRLTrainer {
     /// `trimLog` on resume) and of the adapter export: they are never read, and a checkpoint's holds a
     /// checkpoint's worth of disk.
     func removeStaleCheckpointTemporaries() {
-        for dir in [settings.outputDir, settings.adapterDir] {
+        for dir in [config.outputDir, config.adapterDir] {
             for name in directoryEntries(dir) ?? [] {
                 let u = Array(name.utf8)
                 guard u.count > 12, u[0] == UInt8(ascii: "."), Array(u[(u.count - 11)..<(u.count - 6)]) == Array(".tmp-".utf8) else { continue }

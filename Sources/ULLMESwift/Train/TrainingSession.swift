@@ -5,10 +5,10 @@ public struct OptimizerSettings: Sendable {
     public var weightDecay = 0.0
     public var gradClip = 1.0             // <= 0: no clipping
     public var warmupProportion = 0.05
-    public var cosineAnnealing = false    // restart the warmup + cosine cycle every epoch
-    public var stepsPerEpoch = 100
-    public var maxEpochs = 1
-    public var maxSteps = Int.max
+    public var cosineAnnealing = true     // restart the warmup + cosine cycle every epoch
+    public var stepsPerEpoch = 100        // a trainer sets it from its data
+    public var maxEpochs = 10
+    public var maxSteps = Int.max         // Int.max: every epoch
     public init() {}
 
     func validate() throws {

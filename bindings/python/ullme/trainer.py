@@ -37,15 +37,16 @@ def _f32(a):
 class Trainer:
     """Two ways in:
       Trainer("config.yaml").fit(callback=..., resume=False)  - a whole GRL run from a YAML config (as ullme.train);
-      Trainer(model, lora_rank=16, ...)                       - LoRA (every attention and MLP linear layer) +
-          projection head on a loaded Model, with AdamW and the reference schedule, driven call by call.
+      Trainer(model, lora_rank=..., seed=...)                 - LoRA (every attention and MLP linear layer) +
+          projection head on a loaded Model, with AdamW and the reference schedule, driven call by call;
+          an option left None takes the library's default, the YAML config's (docs/training-config.md).
           activation_checkpointing=True keeps only each layer's input during forward and recomputes the
           layer in backward: a fraction of the activation memory, same gradients, about one more forward.
     Not thread-safe; the Model must stay open while the Trainer lives."""
 
-    def __init__(self, model, lora_rank=16, lora_alpha=32.0, lora_dropout=0.1, seed=42, learning_rate=1e-4,
-                 min_learning_rate=1e-7, weight_decay=0.0, grad_clip=1.0, warmup_proportion=0.05,
-                 steps_per_epoch=100, max_epochs=1, is_cosine_annealing=False, activation_checkpointing=False):
+    def __init__(self, model, lora_rank=None, lora_alpha=None, lora_dropout=None, seed=None, learning_rate=None,
+                 min_learning_rate=None, weight_decay=None, grad_clip=None, warmup_proportion=None,
+                 steps_per_epoch=None, max_epochs=None, is_cosine_annealing=None, activation_checkpointing=None):
         lib = L.lib()
         self._handle = None
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
@@ -53,13 +54,18 @@ class Trainer:
             return
         self.config = None
         self.model = model
+        # None: the library's default (ullme_trainer_default_params, the YAML config's defaults).
         p = lib.ullme_trainer_default_params()
-        p.lora_rank, p.lora_alpha, p.lora_dropout, p.seed = int(lora_rank), float(lora_alpha), float(lora_dropout), int(seed)
-        p.learning_rate, p.min_learning_rate = float(learning_rate), float(min_learning_rate)
-        p.weight_decay, p.grad_clip, p.warmup_proportion = float(weight_decay), float(grad_clip), float(warmup_proportion)
-        p.steps_per_epoch, p.max_epochs = int(steps_per_epoch), int(max_epochs)
-        p.is_cosine_annealing = 1 if is_cosine_annealing else 0
-        p.activation_checkpointing = 1 if activation_checkpointing else 0
+        given = {"lora_rank": (lora_rank, int), "lora_alpha": (lora_alpha, float), "lora_dropout": (lora_dropout, float),
+                 "seed": (seed, int), "learning_rate": (learning_rate, float),
+                 "min_learning_rate": (min_learning_rate, float), "weight_decay": (weight_decay, float),
+                 "grad_clip": (grad_clip, float), "warmup_proportion": (warmup_proportion, float),
+                 "steps_per_epoch": (steps_per_epoch, int), "max_epochs": (max_epochs, int),
+                 "is_cosine_annealing": (is_cosine_annealing, lambda v: 1 if v else 0),
+                 "activation_checkpointing": (activation_checkpointing, lambda v: 1 if v else 0)}
+        for field, (value, convert) in given.items():
+            if value is not None:
+                setattr(p, field, convert(value))
         h = L.trainer_p()
         L.check(lib.ullme_trainer_new(model._handle, byref(p), byref(h)), "ullme_trainer_new")
         self._handle = h

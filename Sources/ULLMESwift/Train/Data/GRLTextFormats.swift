@@ -56,7 +56,7 @@ public enum GRLTextFormat {
 }
 
 /// How positives and negatives are formatted for the contrastive pass (YAML `passage_format`).
-public enum PassageFormat: String, Sendable, Equatable {
+public enum PassageFormat: String, Sendable, Equatable, CaseIterable {
     /// `{instruction}\n{text}` like the query: the reference's training format.
     case query
     /// `{instruction}\nCandidate:\n{text}`: the format `encode_corpus` embeds documents in, so a model

@@ -26,18 +26,9 @@ import Glibc
 //   (AvgNonZeroReducer), 0 if none. No positive or no negative pair at all → 0.
 // The reference multiplies by world_size (1 on one process); callers do that if they shard the batch.
 
-/// Which contrastive loss (the reference's `loss_type`).
-public enum ContrastiveLossKind: Sendable {
-    case ntxent, supcon
-
-    /// "NTXentLoss" or "SupConLoss", as the reference's config.
-    public init?(referenceName: String) {
-        switch referenceName {
-        case "NTXentLoss": self = .ntxent
-        case "SupConLoss": self = .supcon
-        default: return nil
-        }
-    }
+/// Which contrastive loss (the reference's `loss_type`; raw values are its names).
+public enum ContrastiveLossKind: String, Sendable, CaseIterable {
+    case ntxent = "NTXentLoss", supcon = "SupConLoss"
 }
 
 /// Configuration of L_CL; defaults are the reference's training config (METHOD §7).

@@ -20,19 +20,8 @@ import Glibc
 //   config's label_smoothing, default 0.0).
 
 /// Which generative loss (the reference's `gen_loss_type`).
-public enum GenLossKind: Sendable {
-    case sft, sigmoid, hinge, ipo, ktoPair
-
-    public init?(referenceName: String) {
-        switch referenceName {
-        case "sft": self = .sft
-        case "sigmoid": self = .sigmoid
-        case "hinge": self = .hinge
-        case "ipo": self = .ipo
-        case "kto_pair": self = .ktoPair
-        default: return nil
-        }
-    }
+public enum GenLossKind: String, Sendable, CaseIterable {
+    case sft, sigmoid, hinge, ipo, ktoPair = "kto_pair"
 
     /// true when the sequence log-prob fed to the loss is the token mean (ipo), false for the sum.
     public var usesMeanLogps: Bool { self == .ipo }
