@@ -5,7 +5,7 @@ SWIFT ?= swift
 BUILD := build
 REL := .build/release
 
-.PHONY: all lib docs-config wheel test-standalone models fixtures wordnet-data mixture-data eval-suite-data release-model release-model-tiny check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-experiments test-c test-go test-mpi test-reliability bench bench-all bench-peak bench-train bench-grl bench-storage install clean
+.PHONY: all lib check check-offline docs-config wheel test-standalone models fixtures wordnet-data mixture-data eval-suite-data release-model release-model-tiny check-wordnet-determinism test grl-demo experiment experiment-tiny test-swift test-python test-experiments test-c test-go test-mpi test-reliability bench bench-all bench-peak bench-train bench-grl bench-storage install clean
 
 all: lib
 
@@ -61,6 +61,27 @@ release-model: lib mixture-data
 release-model-tiny: lib mixture-data
 	python3 experiments/release_model.py --tiny
 
+empty :=
+space := $(empty) $(empty)
+
+# The everyday check (~2.5 min on a built tree, offline): the Swift and Python tests that need only committed
+# fixtures and installed packages: no model download, no generated fixtures. `make test` runs everything.
+CHECK_SWIFT := ActivationCheckpointingTests AttentionKernelTests CAPITests ConcurrencyTests DataParallelTests \
+	EvalMetricsTests FuzzRegressionTests GRLDataTests GRLTrainerTests GemmBF16Tests GemmTests GradCacheTests \
+	PEFTGradientTests TrainBlocksTests TrainConfigKeysTests TrainingFaultTests TrainingGradientTests WorkerPoolTests
+CHECK_PYTHON := test_convert_checkpoint.py test_eval_data.py test_families.py test_server.py test_train_faults.py \
+	test_train_kill9.py test_train_resume.py test_trainer.py
+check: lib
+	$(SWIFT) test --disable-swift-testing --filter '$(subst $(space),|,$(strip $(CHECK_SWIFT)))'
+	cd bindings/python/tests && ULLME_LIB=$(abspath $(BUILD))/lib/libullme.so ULLME_REQUIRE_LIB=1 python3 -m pytest $(CHECK_PYTHON) -q
+
+# `make check` with the generated fixtures and the model cache hidden (empty tmpfs over them, needs root) and a
+# 5-minute limit: proves it needs neither (run by `make test`).
+check-offline: lib
+	unshare -m sh -c 'mount -t tmpfs none Tests/fixtures/generated && mount -t tmpfs none $(or $(ULLME_CACHE),$(HOME)/.cache/ullme) \
+		&& timeout 300 $(MAKE) check'
+	@echo "== check-offline done"   # .ci/run counts the tests after this line (the full suites)
+
 # docs/training-config.md's key table, generated from the config-key table (TrainConfigKeysTests checks it).
 docs-config: lib
 	sed '/^<!-- keys -->$$/q' docs/training-config.md > $(BUILD)/training-config.md
@@ -77,7 +98,7 @@ check-wordnet-determinism:
 	diff -r $(BUILD)/wn-tiny data/grl/wordnet-tiny
 
 # test-swift runs before test-python: the Swift adapter test exports what the PEFT test loads.
-test: lib fixtures wordnet-data check-wordnet-determinism test-swift test-python test-experiments test-c test-go test-standalone test-mpi test-reliability grl-demo experiment-tiny release-model-tiny
+test: lib fixtures wordnet-data check-wordnet-determinism check-offline test-swift test-python test-experiments test-c test-go test-standalone test-mpi test-reliability grl-demo experiment-tiny release-model-tiny
 
 # The GRL acceptance run: 40 steps of CL + DPO + KL with GradCache on SmolLM2 + WordNet (~8-15 min on 2 cores);
 # checks every loss term is logged and the contrastive loss falls to <= 80 % (last 20 vs first 20 steps).
@@ -111,7 +132,7 @@ GOENV = GOFLAGS=-mod=mod GOPROXY=off GOCACHE=$(abspath $(BUILD))/go/cache GOPATH
 	CGO_LDFLAGS="-L$(ABS_LIBDIR) -Wl,-rpath,$(ABS_LIBDIR)"
 REQUIRE_LIB ?= 1
 
-# Order matters: test-swift (AdapterTests) writes tests/fixtures/generated/adapter-export/, which
+# Order matters: test-swift (AdapterTests) writes Tests/fixtures/generated/adapter-export/, which
 # bindings/python/tests/test_adapter.py loads with PEFT (needs torch + peft; it fails without them).
 test-python:
 	ULLME_LIB=$(ABS_LIBDIR)/libullme.so ULLME_REQUIRE_LIB=$(REQUIRE_LIB) python3 -m pytest bindings/python/tests -q
@@ -147,7 +168,7 @@ test-mpi: lib
 # The shipped binaries are self-contained: exports only ullme_*, no Swift library needed; the installed
 # wheel, the C and Go examples and the CLI run with the Swift toolchain hidden (mount namespace; needs root).
 test-standalone: wheel test-go
-	MODEL=$(MODEL) tests/packaging/check_standalone.sh
+	MODEL=$(MODEL) Tests/packaging/check_standalone.sh
 
 test-go:
 	mkdir -p $(BINDIR)

@@ -18,7 +18,7 @@
  *
  * Thread safety: a loaded `ullme_model` is immutable. Every function taking a `const ullme_model *`
  * may be called concurrently from many threads on the same handle, and gives bit-identical results to
- * the same call made from one thread (tests/c/concurrency.c). `ullme_model_free` must not race
+ * the same call made from one thread (Tests/c/concurrency.c). `ullme_model_free` must not race
  * with other calls on that handle; using a handle after freeing it is undefined behaviour (as free()).
  * ullme_version, ullme_abi_version, ullme_status_name, ullme_*_default_params and ullme_*_from_name
  * may be called from any thread at any time; ullme_last_error is per thread. ullme_model_load may run

@@ -81,7 +81,7 @@ def run(cmd, env):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=str(REPO / "build/bin/ullme"))
-    ap.add_argument("--model", default=str(REPO / "tests/fixtures/tiny-llama"))
+    ap.add_argument("--model", default=str(REPO / "Tests/fixtures/tiny-llama"))
     ap.add_argument("--data", default=str(REPO / "data/grl/wordnet-tiny/train.jsonl"))
     ap.add_argument("--np", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)

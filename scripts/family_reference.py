@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Independent NumPy (float64) re-implementation of the decoder families in tests/fixtures/FAMILIES.md.
+"""Independent NumPy (float64) re-implementation of the decoder families in docs/families.md.
 
-It reads only config.json and model.safetensors of each tests/fixtures/tiny-*/ directory (no transformers), runs
+It reads only config.json and model.safetensors of each Tests/fixtures/tiny-*/ directory (no transformers), runs
 every sequence of expected.json alone (no padding), causally and bidirectionally, and compares with the stored
-hidden states and logits. It is the executable form of FAMILIES.md: if it passes at 1e-4, the prose there is
+hidden states and logits. It is the executable form of docs/families.md: if it passes at 1e-4, the prose there is
 complete enough to reproduce transformers.
 
 Usage: python3 scripts/family_reference.py [tiny-NAME ...]   (default: every tiny-* directory but tiny-llama*)
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
-FIX = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+FIX = Path(__file__).resolve().parent.parent / "Tests" / "fixtures"
 
 
 def rms(x, w, eps, gemma):

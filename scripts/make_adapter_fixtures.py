@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""PEFT LoRA adapter fixtures: tests/fixtures/peft-adapters/<model>/ (AdapterTests.testPEFTFixture*).
+"""PEFT LoRA adapter fixtures: Tests/fixtures/peft-adapters/<model>/ (AdapterTests.testPEFTFixture*).
 
 For each tiny model, builds a PEFT LoRA adapter (torch + peft; checked with peft 0.21.2, torch 2.13,
 transformers 5.24) on `AutoModel` (the decoder without LM head, task_type FEATURE_EXTRACTION, what an
 embedding model loads), fills A and B with seeded non-zero values, saves it with `save_pretrained`, and
 writes expected.json: token id sequences, their mean-pooled bidirectional embeddings with the adapter
-(and without it, to show the adapter matters), as FAMILIES.md defines bidirectional: a right-padded batch
+(and without it, to show the adapter matters), as docs/families.md defines bidirectional: a right-padded batch
 with a 4-D additive mask (0 for real keys, finfo.min for padding), eager attention, float32.
 
   tiny-llama: every linear (q,k,v,o,gate,up,down), r=4, alpha=8, dropout 0.1, plus
@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from transformers import AutoModel
 
 ROOT = Path(__file__).resolve().parent.parent
-FIX = ROOT / "tests" / "fixtures"
+FIX = ROOT / "Tests" / "fixtures"
 OUT = FIX / "peft-adapters"
 LENGTHS = [7, 12, 3]
 PAD_ID = 0
@@ -104,7 +104,7 @@ def make(name, spec):
     (out / "README.md").unlink(missing_ok=True)  # PEFT's model-card boilerplate
     cfg_path = out / "adapter_config.json"  # no machine-specific absolute path in a committed fixture
     cj = json.loads(cfg_path.read_text())
-    cj["base_model_name_or_path"] = f"tests/fixtures/{name}"
+    cj["base_model_name_or_path"] = f"Tests/fixtures/{name}"
     cfg_path.write_text(json.dumps(cj, indent=2, sort_keys=True) + "\n")
 
     # Reload exactly as a user would and check the file reproduces the embeddings.

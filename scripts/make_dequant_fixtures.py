@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fixtures for libullme's dequantisation tests (FormatsTests), made with gguf-py (`pip install gguf`).
 
-(a) tests/fixtures/dequant/ (committed, small; re-run only to regenerate):
+(a) Tests/fixtures/dequant/ (committed, small; re-run only to regenerate):
     synthetic.gguf  tensors of every supported storage type:
                     - F16 and BF16 holding all 65536 bit patterns (subnormals, inf, NaN, -0 included);
                     - F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 quantised from random data by
@@ -10,10 +10,10 @@
                       block layouts is exercised, including the K-quants gguf-py cannot quantise ("r.<TYPE>").
     expected.gguf   for each tensor of synthetic.gguf, an F32 tensor of the same name and shape holding
                     gguf.quants.dequantize of its bytes.
-    tests/fixtures/safetensors/tiny.safetensors  written by the reference `safetensors` package
+    Tests/fixtures/safetensors/tiny.safetensors  written by the reference `safetensors` package
                     (numpy API): "f32" = arange(12).reshape(3, 4) / 4 as F32, "f16" = the same as F16,
                     "scalar" = F32 shape [] value 7, with __metadata__ {"format": "np"}.
-(b) tests/fixtures/generated/ (gitignored; run by CI before the tests, needs scripts/fetch_models.sh --gemma3):
+(b) Tests/fixtures/generated/ (gitignored; run by CI before the tests, needs scripts/fetch_models.sh --gemma3):
     <model>.expected.gguf  for each tensor type present in a real model, the smallest tensor of that type,
                            dequantised by gguf.quants.dequantize, as an F32 tensor of the same name.
 
@@ -29,7 +29,7 @@ from gguf import GGMLQuantizationType as Q
 from gguf.quants import quantize, dequantize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+FIXTURES = os.path.join(ROOT, "Tests", "fixtures")
 CACHE = os.environ.get("ULLME_CACHE") or os.path.expanduser("~/.cache/ullme")
 MODELS = ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"]
 

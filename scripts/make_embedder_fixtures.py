@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tiny random embedders and their reference embeddings (float32), for the embedder-profile tests.
 
-Writes tests/fixtures/generated/embedders/<name>/ (run by scripts/make_generated_fixtures.sh, i.e. `make fixtures`):
+Writes Tests/fixtures/generated/embedders/<name>/ (run by scripts/make_generated_fixtures.sh, i.e. `make fixtures`):
 
 sentence-transformers directories (SentenceTransformer(modules=[Transformer, Pooling(, Normalize)]).save; the
 Transformer's weights are saved from the base model class: no "model." prefix, no lm_head), expected.json =
@@ -52,7 +52,7 @@ from make_family_fixtures import perturb_norms_and_biases  # noqa: E402
 from make_parity_fixtures import f32list  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "tests" / "fixtures" / "generated" / "embedders"
+OUT = ROOT / "Tests" / "fixtures" / "generated" / "embedders"
 SEED = 1234
 
 QUERIES = ["how do lighthouses work?", "what is the boiling point of water", "a", ""]

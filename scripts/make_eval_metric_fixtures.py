@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make tests/fixtures/eval/: a TREC run file and qrels with ties, graded relevance and queries whose
+"""Make Tests/fixtures/eval/: a TREC run file and qrels with ties, graded relevance and queries whose
 relevant documents are not retrieved, plus the metrics pytrec_eval (trec_eval's own code) gives them,
 and STS score vectors with ties plus scipy's Spearman/Pearson. Tests/ULLMETests/EvalMetricsTests.swift
 compares the Swift metrics with these within 1e-6.
@@ -22,7 +22,7 @@ try:
 except ImportError as e:
     sys.exit(f"make_eval_metric_fixtures: {e}; pip install pytrec-eval-terrier scipy")
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "eval")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "fixtures", "eval")
 
 
 def trec_order(docs):

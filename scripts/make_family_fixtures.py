@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Reference fixtures for the non-Llama decoder families, computed with Hugging Face transformers (float32).
 
-Companion of scripts/make_parity_fixtures.py (which makes tests/fixtures/tiny-llama*/ and whose helpers are
+Companion of scripts/make_parity_fixtures.py (which makes Tests/fixtures/tiny-llama*/ and whose helpers are
 imported here). Deterministic: fixed seeds, torch.set_num_threads(1), eager attention, float32.
 
 For each family a tiny random model is built with AutoConfig.for_model(...) / AutoModelForCausalLM.from_config
-and saved with save_pretrained (safetensors) under tests/fixtures/tiny-<family>/:
+and saved with save_pretrained (safetensors) under Tests/fixtures/tiny-<family>/:
 
   tiny-mistral      MistralConfig, GQA 4/2 heads, sliding_window 6 (all layers), untied
   tiny-qwen2        Qwen2Config, q/k/v biases (o_proj has none), tied embeddings; config.json carries

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""tests/fixtures/tiny-qwen3 as a GGUF file, named as llama.cpp's convert_hf_to_gguf.py names a Qwen3 model:
+"""Tests/fixtures/tiny-qwen3 as a GGUF file, named as llama.cpp's convert_hf_to_gguf.py names a Qwen3 model:
 general.architecture "qwen3", qwen3.* hyper-parameters (attention.key_length = head_dim 24), tensors
 token_embd / blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_q_norm, attn_k_norm, attn_output, ffn_norm, ffn_gate,
 ffn_up, ffn_down} / output_norm / output, all F32, Q/K rows NOT permuted (llama.cpp permutes only llama-style
 models), tokenizer.ggml.model "gpt2" with pre "qwen2" (what llama.cpp writes for Qwen3 vocabularies) over the
 fixture's byte-level vocabulary. The decoder on this file must reproduce tiny-qwen3/expected.json (transformers).
 
-Writes tests/fixtures/generated/tiny-qwen3.gguf (run by scripts/make_generated_fixtures.sh).
+Writes Tests/fixtures/generated/tiny-qwen3.gguf (run by scripts/make_generated_fixtures.sh).
 """
 import json
 import os
@@ -17,8 +17,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_fuzz_seeds import ROOT, f32_tensors, write_gguf  # noqa: E402
 
-SRC = os.path.join(ROOT, "tests", "fixtures", "tiny-qwen3")
-OUT = os.path.join(ROOT, "tests", "fixtures", "generated", "tiny-qwen3.gguf")
+SRC = os.path.join(ROOT, "Tests", "fixtures", "tiny-qwen3")
+OUT = os.path.join(ROOT, "Tests", "fixtures", "generated", "tiny-qwen3.gguf")
 
 
 def main():

@@ -5,11 +5,11 @@
       tokens (merges kept only when all three tokens survive) and a handful of tiny tensors of every
       supported type; the llama SentencePiece vocab (ggml-vocab-llama-spm.gguf) cut the same way; and the
       literal first 64 KB of the SmolLM2 GGUF with kv_count patched to the pairs that fit and tensor_count 0.
-  safetensors: tests/fixtures/safetensors/tiny.safetensors and a small F32/F16/BF16 file.
-  config: every tests/fixtures/tiny-*/config.json.
+  safetensors: Tests/fixtures/safetensors/tiny.safetensors and a small F32/F16/BF16 file.
+  config: every Tests/fixtures/tiny-*/config.json.
   tokenizer-json: tiny-llama's tokenizer.json, SmolLM2's cut to 400 tokens, a SentencePiece-style one.
-  encode-smollm2, encode-spm: the texts of tests/fixtures/tokenizer/corpus.jsonl.
-  model-gguf: tests/fixtures/tiny-llama as a GGUF (F32, Q8_0 and Q4_0 tensors, byte-level vocab).
+  encode-smollm2, encode-spm: the texts of Tests/fixtures/tokenizer/corpus.jsonl.
+  model-gguf: Tests/fixtures/tiny-llama as a GGUF (F32, Q8_0 and Q4_0 tensors, byte-level vocab).
   grl-jsonl: data/grl/wordnet-tiny/{train,heldout}.jsonl in < 4 KB pieces and one file of every line shape
       (cluster int/string, CRLF, blank and malformed lines). train-yaml: examples/*.yaml, the resume test's
       config and one with every key (anchors, flow/block styles, nulls, .inf). `--train-only`: just these two.
@@ -171,10 +171,10 @@ def f32_tensors(path):
 
 
 def tiny_llama_gguf(path):
-    """tests/fixtures/tiny-llama converted to GGUF naming (weights as stored; Q/K not permuted, which
+    """Tests/fixtures/tiny-llama converted to GGUF naming (weights as stored; Q/K not permuted, which
     only changes the numbers) with ffn_down in Q8_0 and ffn_up in Q4_0 (re-encoded crudely)."""
     import numpy as np
-    d = os.path.join(ROOT, "tests/fixtures/tiny-llama")
+    d = os.path.join(ROOT, "Tests/fixtures/tiny-llama")
     cfg = json.load(open(os.path.join(d, "config.json")))
     t = f32_tensors(os.path.join(d, "model.safetensors"))
     def q8_0(a):
@@ -268,13 +268,13 @@ def train_seeds():
     for p in sorted(glob.glob(os.path.join(ROOT, "examples/*.yaml"))):
         shutil.copy(p, dirs["train-yaml"])
     with open(os.path.join(dirs["train-yaml"], "test-resume.yaml"), "w") as g:
-        g.write("model: tests/fixtures/tiny-llama\ndata:\n  - name: wordnet-tiny\n    file: data/grl/wordnet-tiny/train.jsonl\n"
+        g.write("model: Tests/fixtures/tiny-llama\ndata:\n  - name: wordnet-tiny\n    file: data/grl/wordnet-tiny/train.jsonl\n"
                 "    instruction: Given a sentence, retrieve the definition.\noutput_dir: /tmp/out\nmax_seq_length: 128\n"
                 "loar_r: 4\nlora_alpha: 8\nglobal_batch_size: 8\ngc_chunk_size: 4\nmax_steps: 14\ncheckpoint_interval: 2\n"
                 "use_gen: true\ngen_loss_type: sigmoid\nuse_kl: true\nnonfinite_policy: skip\ninject_nonfinite_steps: [3, 5]\n")
     with open(os.path.join(dirs["train-yaml"], "all-keys.yaml"), "w") as g:
         g.write("""# every key, flow and block styles, anchors, aliases, nulls, .inf
-encoder_name_or_path: &m tests/fixtures/tiny-llama
+encoder_name_or_path: &m Tests/fixtures/tiny-llama
 data: [{file: a.jsonl, instruction: "I", name: a}, {file: 'b.jsonl', instruction: >-
     folded text, alignment_instruction: |
     literal
@@ -363,7 +363,7 @@ def main():
     tiny_llama_gguf(os.path.join(dirs["model-gguf"], "tiny-llama.gguf"))
 
     # safetensors
-    shutil.copy(os.path.join(ROOT, "tests/fixtures/safetensors/tiny.safetensors"), dirs["safetensors"])
+    shutil.copy(os.path.join(ROOT, "Tests/fixtures/safetensors/tiny.safetensors"), dirs["safetensors"])
     st_file(os.path.join(dirs["safetensors"], "mixed.safetensors"), [
         ("a.weight", "F32", [2, 3], struct.pack("<6f", *range(6))),
         ("b.bias", "F16", [4], struct.pack("<4e", 1, 2, 3, 4)),
@@ -372,13 +372,13 @@ def main():
     ], meta={"format": "pt"})
 
     # config.json
-    for p in sorted(glob.glob(os.path.join(ROOT, "tests/fixtures/tiny-*/config.json"))):
+    for p in sorted(glob.glob(os.path.join(ROOT, "Tests/fixtures/tiny-*/config.json"))):
         shutil.copy(p, os.path.join(dirs["config"], os.path.basename(os.path.dirname(p)) + ".json"))
 
     # tokenizer.json
-    shutil.copy(os.path.join(ROOT, "tests/fixtures/tiny-llama/tokenizer.json"),
+    shutil.copy(os.path.join(ROOT, "Tests/fixtures/tiny-llama/tokenizer.json"),
                 os.path.join(dirs["tokenizer-json"], "tiny-llama.json"))
-    j = json.load(open(os.path.join(ROOT, "tests/fixtures/tokenizer/tokenizer-smollm2/tokenizer.json")))
+    j = json.load(open(os.path.join(ROOT, "Tests/fixtures/tokenizer/tokenizer-smollm2/tokenizer.json")))
     vocab = {k: v for k, v in j["model"]["vocab"].items() if v < NTOK}
     j["model"]["vocab"] = vocab
     j["model"]["merges"] = [m for m in j["model"]["merges"]
@@ -418,7 +418,7 @@ def main():
         json.dump(ms, f, ensure_ascii=False)
 
     # texts
-    with open(os.path.join(ROOT, "tests/fixtures/tokenizer/corpus.jsonl")) as f:
+    with open(os.path.join(ROOT, "Tests/fixtures/tokenizer/corpus.jsonl")) as f:
         for i, line in enumerate(f):
             raw = base64.b64decode(json.loads(line)["b64"])[:4096]
             for t in ("encode-smollm2", "encode-spm"):

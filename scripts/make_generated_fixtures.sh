@@ -5,20 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
-for f in tests/fixtures/tiny-llama/{config.json,model.safetensors,expected.json} \
-         tests/fixtures/tiny-llama-rope/{config.json,model.safetensors,expected.json} \
-         tests/fixtures/tiny-llama-linear/{config.json,model.safetensors,expected.json} \
-         tests/fixtures/tiny-qwen3/{config.json,model.safetensors,expected.json} \
-         tests/fixtures/smollm2/expected.json; do
+for f in Tests/fixtures/tiny-llama/{config.json,model.safetensors,expected.json} \
+         Tests/fixtures/tiny-llama-rope/{config.json,model.safetensors,expected.json} \
+         Tests/fixtures/tiny-llama-linear/{config.json,model.safetensors,expected.json} \
+         Tests/fixtures/tiny-qwen3/{config.json,model.safetensors,expected.json} \
+         Tests/fixtures/smollm2/expected.json; do
     if [ ! -s "$f" ]; then echo "missing committed fixture: $f (run scripts/make_parity_fixtures.py)" >&2; fail=1; fi
 done
 [ "$fail" = 0 ] || exit 1
 echo "committed parity fixtures: present"
 # make_embedder_fixtures.py: tiny sentence-transformers and GenC-format models with reference embeddings
-# (needs torch, transformers, sentence-transformers; tests/fixtures/generated/embedders/, ~10 s);
+# (needs torch, transformers, sentence-transformers; Tests/fixtures/generated/embedders/, ~10 s);
 # make_upstream_embedder_fixtures.py: the same GritLM/LLM2Vec models through the gritlm and llm2vec PyPI packages,
-# each in a venv under build/venvs (made once from PyPI, ~1 min; tests/fixtures/generated/upstream/);
-# make_family_gguf.py: tests/fixtures/tiny-qwen3 as a qwen3 GGUF (tests/fixtures/generated/tiny-qwen3.gguf).
+# each in a venv under build/venvs (made once from PyPI, ~1 min; Tests/fixtures/generated/upstream/);
+# make_family_gguf.py: Tests/fixtures/tiny-qwen3 as a qwen3 GGUF (Tests/fixtures/generated/tiny-qwen3.gguf).
 for s in scripts/make_dequant_fixtures.py scripts/make_tokenizer_fixtures.py scripts/make_embedder_fixtures.py \
          scripts/make_upstream_embedder_fixtures.py scripts/make_family_gguf.py; do
     if [ -f "$s" ]; then

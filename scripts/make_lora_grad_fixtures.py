@@ -5,9 +5,9 @@ Deterministic: fixed seeds, torch.set_num_threads(1), eager attention, float32, 
 Reads the tiny models made by scripts/make_parity_fixtures.py and scripts/make_family_fixtures.py:
 
   tiny-llama tiny-llama-rope tiny-mistral tiny-qwen2 tiny-qwen2-swa tiny-qwen3 tiny-phi tiny-phi3 tiny-phi3-longrope
-  tiny-gemma2 tiny-gemma3          (tests/fixtures/<fixture>/{config.json, model.safetensors, expected.json})
+  tiny-gemma2 tiny-gemma3          (Tests/fixtures/<fixture>/{config.json, model.safetensors, expected.json})
 
-and writes, for each, tests/fixtures/lora-grads/<fixture>/:
+and writes, for each, Tests/fixtures/lora-grads/<fixture>/:
 
   adapter.safetensors   the LoRA weights used (float32), PEFT state-dict keys and shapes, i.e. exactly the tensors of
                         PEFT's own adapter_model.safetensors (the script checks this key for key):
@@ -54,14 +54,14 @@ LoRA (PEFT 0.21 lora.Linear, as Sources/ULLMESwift/Train/LoRA.swift):
   multiple of 0.005 that moves all of them >= 0.01 away (expected.json head.b1_nudged_units lists the units; the stored
   head.safetensors has the final values, nothing needs redoing on the engine side). G [3, d] ~ N(0, 1) from seed 3000 + same; stored in expected.json.
 
-Inputs: the batch of tests/fixtures/<fixture>/expected.json: 3 sequences of lengths 7, 12, 3 (ids there), right
+Inputs: the batch of Tests/fixtures/<fixture>/expected.json: 3 sequences of lengths 7, 12, 3 (ids there), right
 padded with pad id 0 to L = 12; attention_mask (2-D) = 1 on real tokens, 0 on padding.
 
 Objectives ("<objective>" names):
   embed_mean   (every fixture)  GradCache surrogate of the embedding loss:
         hidden = the decoder's last_hidden_state (after the final norm; model.model(...), no lm_head) run with
                  BIDIRECTIONAL attention given as a 4-D additive mask (B,1,L,L): 0 for real keys, finfo(float32).min
-                 for padded keys. Every layer, sliding or not, sees every real token (no window; FAMILIES.md).
+                 for padded keys. Every layer, sliding or not, sees every real token (no window; docs/families.md).
         pooled = masked MEAN over the real tokens of each sequence: sum_t m_t h_t / sum_t m_t
         reps   = F.normalize(proj(pooled), p=2, dim=-1, eps=1e-12)      (head on the UNNORMALISED pooled vector)
         loss_a = sum(reps * G)   (sum over all 3 x d entries; dL/dreps = G, the GradCache cache)
@@ -77,7 +77,7 @@ Objectives ("<objective>" names):
         sequence and every padded position predict nothing); cross_entropy(reduction="mean", ignore_index=-100):
         loss_b = (sum over the (7-1)+(12-1)+(3-1) = 19 scored positions of -log softmax(logits_t)[ids_{t+1}]) / 19,
         one mean over the whole batch (not a mean of per-sequence means). Causal attention follows each family's
-        rules (sliding windows included, see FAMILIES.md).
+        rules (sliding windows included, see docs/families.md).
 
 tiny-phi3-longrope: like its expected.json ("per_sequence": true) every sequence is run ALONE (batch of 1, no
 padding) so that longrope picks short/long factors by the sequence's own length (7, 3 short; 12 long). The losses
@@ -417,11 +417,11 @@ def make(fixture, summary):
         assert sorted(peft_sd) == sorted(adapter) == sorted(ours), f"{fixture}: key mismatch with PEFT's save"
         assert all(torch.equal(peft_sd[k], adapter[k]) for k in adapter)
         ac = json.loads((Path(tmp) / "adapter_config.json").read_text())
-    ac["base_model_name_or_path"] = f"tests/fixtures/{fixture}"
+    ac["base_model_name_or_path"] = f"Tests/fixtures/{fixture}"
     ac["target_modules"] = sorted(ac["target_modules"])  # PEFT writes a set in hash order
     (out / "adapter_config.json").write_text(json.dumps(ac, indent=2, sort_keys=True) + "\n")
 
-    exp = {"fixture": fixture, "model_dir": f"tests/fixtures/{fixture}", "model_type": mt, "hidden_size": d,
+    exp = {"fixture": fixture, "model_dir": f"Tests/fixtures/{fixture}", "model_type": mt, "hidden_size": d,
            "num_hidden_layers": n_layers, "lengths": lengths, "pad_id": pad_id, "ids": exp_src["ids"],
            "per_sequence": per_seq,
            "lora": {"r": R, "lora_alpha": ALPHA, "scale": ALPHA / R, "dropout": 0.0, "bias": "none",

@@ -4,15 +4,15 @@
 Deterministic (fixed seeds, single-threaded torch, eager attention). Writes small files that are
 committed to the repository:
 
-  tests/fixtures/tiny-llama/          random LlamaConfig (hidden 64, 2 layers, 4 heads, 2 kv heads
+  Tests/fixtures/tiny-llama/          random LlamaConfig (hidden 64, 2 layers, 4 heads, 2 kv heads
                                       = GQA, intermediate 128, vocab 256, max_pos 128, rope_theta 1e4,
                                       rms_eps 1e-5, untied embeddings), no rope scaling
-  tests/fixtures/tiny-llama-rope/     same shape, rope_scaling llama3 (factor 8, low 1, high 4,
+  Tests/fixtures/tiny-llama-rope/     same shape, rope_scaling llama3 (factor 8, low 1, high 4,
                                       original_max_position_embeddings 32), tied embeddings
-  tests/fixtures/tiny-llama-linear/   same shape, rope_scaling linear factor 2, untied
+  Tests/fixtures/tiny-llama-linear/   same shape, rope_scaling linear factor 2, untied
       each: config.json, model.safetensors (float32), tokenizer.json (byte-level, id = byte value,
       no special tokens; only so the directory is a complete HF model dir), expected.json
-  tests/fixtures/smollm2/expected.json  SmolLM2-135M-Instruct.Q4_1.gguf as loaded (dequantised to
+  Tests/fixtures/smollm2/expected.json  SmolLM2-135M-Instruct.Q4_1.gguf as loaded (dequantised to
                                       float32) by transformers: token ids, pooled embeddings, rows.
 
 Tiny-model expected.json: a batch of 3 sequences of lengths 7, 12, 3 run right-padded in one
@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-FIX = ROOT / "tests" / "fixtures"
+FIX = ROOT / "Tests" / "fixtures"
 SEED = 1234
 
 

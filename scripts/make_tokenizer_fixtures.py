@@ -5,10 +5,10 @@
    $ULLME_CACHE/vocab (default ~/.cache/ullme/vocab). When absent they are extracted
    from the llama-cpp-python sdist, fetched with
    `pip download --no-deps --no-binary llama-cpp-python llama-cpp-python`.
-2. Writes tests/fixtures/tokenizer/corpus.jsonl (one {"b64": ...} per line, so invalid
+2. Writes Tests/fixtures/tokenizer/corpus.jsonl (one {"b64": ...} per line, so invalid
    UTF-8 and NULs survive) from CORPUS below.
 3. For each reference tokenizer HF transformers can load, writes
-   tests/fixtures/tokenizer/expected-<name>.json:
+   Tests/fixtures/tokenizer/expected-<name>.json:
      {"source": ..., "ids": [[...] per corpus line, add_special_tokens=False],
       "ids_special": [[...] per line, add_special_tokens=True]}
    (plus expected-vocab-starcoder-digits.json: see DIGITS_FIRST).
@@ -23,7 +23,7 @@ Needs: transformers>=4.45 with gguf, tokenizers. Model: scripts/fetch_models.sh.
 import base64, glob, json, os, shutil, subprocess, sys, tarfile, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIX = os.path.join(ROOT, "tests", "fixtures", "tokenizer")
+FIX = os.path.join(ROOT, "Tests", "fixtures", "tokenizer")
 CACHE = os.environ.get("ULLME_CACHE", os.path.expanduser("~/.cache/ullme"))
 VOCAB = os.path.join(CACHE, "vocab")
 MODELS = os.path.join(CACHE, "models")

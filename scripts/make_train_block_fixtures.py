@@ -13,7 +13,7 @@ Losses and gradients are computed in float64 from float32-representable inputs (
 checked to agree, including the miner's pair selection, which is done on float32 inputs in the
 reference); AdamW / clipping run in float32 as in training.
 
-Writes tests/fixtures/train_blocks/{contrastive,preference,kl,projection,optim,lora}.json
+Writes Tests/fixtures/train_blocks/{contrastive,preference,kl,projection,optim,lora}.json
 Usage: python3 scripts/make_train_block_fixtures.py [--reference /path/to/ullme/repo]
 """
 import argparse, ast, json, math, os, subprocess, sys
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "tests", "fixtures", "train_blocks")
+OUT = os.path.join(ROOT, "Tests", "fixtures", "train_blocks")
 torch.set_num_threads(1)
 
 

@@ -4,8 +4,8 @@ each in its own virtual environment, for bindings/python/tests/test_upstream_emb
 
     python3 scripts/make_upstream_embedder_fixtures.py     # after scripts/make_embedder_fixtures.py
 
-Writes tests/fixtures/generated/upstream/{gritlm,llm2vec}.json (and the LLM2Vec adapters beside them). The
-models are tests/fixtures/generated/embedders/{gritlm,llm2vec} (tiny Mistrals with a trained BPE tokenizer);
+Writes Tests/fixtures/generated/upstream/{gritlm,llm2vec}.json (and the LLM2Vec adapters beside them). The
+models are Tests/fixtures/generated/embedders/{gritlm,llm2vec} (tiny Mistrals with a trained BPE tokenizer);
 the texts and instructions are those of their expected.json, embedded as padded batches.
 - gritlm 1.0.2 (`pip install --no-deps`: it would pull all of mteb, which encode does not use) in a venv over
   this Python's packages: `GritLM(dir, mode="embedding", pooling_method="mean", attn="bbcc")` with the
@@ -26,8 +26,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ROOT / "tests" / "fixtures" / "generated" / "embedders"
-OUT = ROOT / "tests" / "fixtures" / "generated" / "upstream"
+MODELS = ROOT / "Tests" / "fixtures" / "generated" / "embedders"
+OUT = ROOT / "Tests" / "fixtures" / "generated" / "upstream"
 VENVS = ROOT / "build" / "venvs"
 PACKAGES = {
     "gritlm": ["--no-deps", "gritlm==1.0.2"],

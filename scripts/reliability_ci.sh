@@ -14,7 +14,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
-MODEL=${ULLME_CI_MODEL:-tests/fixtures/tiny-llama}
+MODEL=${ULLME_CI_MODEL:-Tests/fixtures/tiny-llama}
 OUT=${OUT:-/tmp/build-rel/c}
 failed=0
 STEPS=",${RELIABILITY_STEPS:-fuzz,capi,faults,sanitizers},"
@@ -29,7 +29,7 @@ fi
 
 if want capi; then
 step "C API tests ($MODEL)"
-check tests/c/build.sh
+check Tests/c/build.sh
 check "$OUT/bad_input" "$MODEL"
 check "$OUT/concurrency" "$MODEL" 8 4
 check "$OUT/load_cycle" "$MODEL" 100

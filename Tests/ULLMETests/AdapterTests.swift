@@ -5,7 +5,7 @@ import XCTest
 
 /// LoRA adapter files (PEFT format): the safetensors writer, export → import round trips, adapters made by
 /// PEFT itself (scripts/make_adapter_fixtures.py), and the C API's adapter_path. testWriteAdaptersForPEFT
-/// also writes tests/fixtures/generated/adapter-export/, which bindings/python/tests/test_adapter.py loads
+/// also writes Tests/fixtures/generated/adapter-export/, which bindings/python/tests/test_adapter.py loads
 /// with PeftModel (run this suite first: `make test` does).
 final class AdapterTests: XCTestCase {
     static let models = ["tiny-llama", "tiny-phi3"]
@@ -285,17 +285,17 @@ final class AdapterTests: XCTestCase {
 
     // MARK: files for the Python/PEFT side
 
-    /// Exports seeded adapters for every fixture model to tests/fixtures/generated/adapter-export/<model>/
+    /// Exports seeded adapters for every fixture model to Tests/fixtures/generated/adapter-export/<model>/
     /// with our embeddings (ours.json); bindings/python/tests/test_adapter.py loads them with PeftModel.
     func testWriteAdaptersForPEFT() throws {
-        let root = packageRoot + "/tests/fixtures/generated/adapter-export"
+        let root = packageRoot + "/Tests/fixtures/generated/adapter-export"
         let seqs: [[Int32]] = [[1, 17, 200, 45, 3, 9, 88], [5, 6], [99, 98, 97, 96, 95, 94, 93, 92, 91, 90, 89]]
         for (k, name) in Self.models.enumerated() {
             let base = try Model.load(path: try modelDir(name))
             let lora = seededLoRA(base.config, seed: UInt64(40 + k), rank: 4 + k, alpha: 16)
             let dir = root + "/" + name
             try AdapterIO.export(lora, head: ProjectionHead(dim: base.config.hiddenSize, seed: 1), config: base.config,
-                                 to: dir, baseModelNameOrPath: "tests/fixtures/\(name)")
+                                 to: dir, baseModelNameOrPath: "Tests/fixtures/\(name)")
             let emb = try meanPooled(try base.withAdapter(lora), seqs)
             let json = "{\"model\":" + jsonString(name) + ",\"ids\":[" + seqs.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",")
                 + "],\"mean_pooled\":[" + emb.map { "[" + $0.map(\.description).joined(separator: ",") + "]" }.joined(separator: ",") + "]}\n"

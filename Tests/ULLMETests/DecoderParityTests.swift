@@ -7,7 +7,7 @@ enum ParityFixtures {
     static var root: String {
         var parts = String(#filePath).split(separator: "/", omittingEmptySubsequences: false)
         parts.removeLast(3)  // Tests/ULLMETests/<file>
-        return parts.joined(separator: "/") + "/tests/fixtures"
+        return parts.joined(separator: "/") + "/Tests/fixtures"
     }
     static func json(_ rel: String) throws -> JSONValue {
         let path = root + "/" + rel

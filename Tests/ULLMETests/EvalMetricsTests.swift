@@ -9,7 +9,7 @@ final class EvalMetricsTests: XCTestCase {
     static let script = "python3 scripts/make_eval_metric_fixtures.py (pip install pytrec-eval-terrier scipy)"
 
     func fixture(_ name: String) throws -> [UInt8] {
-        let path = packageRoot + "/tests/fixtures/eval/" + name
+        let path = packageRoot + "/Tests/fixtures/eval/" + name
         guard let data = FileManager.default.contents(atPath: path) else {
             throw MissingFile(description: "missing fixture \(path): run \(Self.script)")
         }

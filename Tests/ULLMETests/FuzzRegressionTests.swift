@@ -3,8 +3,8 @@ import XCTest
 import CULLME
 @testable import ULLMESwift
 
-/// One test per bug found by fuzzing (fuzz/) or by the C API tests (tests/c/), with the input that
-/// triggered it (tests/fixtures/fuzz-regressions/ when it came from the fuzzer), plus allocation-cap
+/// One test per bug found by fuzzing (fuzz/) or by the C API tests (Tests/c/), with the input that
+/// triggered it (Tests/fixtures/fuzz-regressions/ when it came from the fuzzer), plus allocation-cap
 /// tests: absurd sizes and counts must be rejected before anything that large is allocated.
 final class FuzzRegressionTests: XCTestCase {
     private func clock() -> Double {
@@ -66,7 +66,7 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertEqual(try TokenizerLoader.fromTokenizerJSON(ok, config: nil).vocabSize, 41)
     }
 
-    /// tests/c/bad_input.c: a size_t length above Int.max (e.g. SIZE_MAX - 1) arrived negative and
+    /// Tests/c/bad_input.c: a size_t length above Int.max (e.g. SIZE_MAX - 1) arrived negative and
     /// made an UnsafeBufferPointer with a negative count (memory corruption in the release build).
     func testCAPIHugeLengthsAreArgumentErrors() throws {
         let path = try fixturePath("tiny-llama")

@@ -6,8 +6,8 @@ import XCTest
 /// and resume continuing bit-identically.
 final class GRLTrainerTests: XCTestCase {
     func runConfig(_ out: String) -> TrainConfig {
-        let root = ParityFixtures.root.replacingOccurrences(of: "/tests/fixtures", with: "")
-        var s = TrainConfig(modelPath: root + "/tests/fixtures/tiny-llama",
+        let root = ParityFixtures.root.replacingOccurrences(of: "/Tests/fixtures", with: "")
+        var s = TrainConfig(modelPath: root + "/Tests/fixtures/tiny-llama",
                                data: [.init(file: root + "/data/grl/wordnet-tiny/train.jsonl", instruction: "Given a word sense example, retrieve its definition")],
                                outputDir: out)
         s.batchSize = 4

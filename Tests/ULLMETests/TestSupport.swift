@@ -28,9 +28,9 @@ func modelPath(_ name: String) throws -> String {
     return p
 }
 
-/// Path of a fixture under tests/fixtures/; throws (failing the test) naming the generator script.
+/// Path of a fixture under Tests/fixtures/; throws (failing the test) naming the generator script.
 func fixturePath(_ rel: String) throws -> String {
-    let p = packageRoot + "/tests/fixtures/" + rel
+    let p = packageRoot + "/Tests/fixtures/" + rel
     guard FileManager.default.fileExists(atPath: p) else {
         let script = rel.hasPrefix("generated/") || rel.hasPrefix("dequant/")
             ? "python3 scripts/make_dequant_fixtures.py" : "the fixture scripts in scripts/"

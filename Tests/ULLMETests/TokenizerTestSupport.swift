@@ -7,10 +7,10 @@ import XCTest
 enum TokFixtures {
     static let regenerate = "python3 scripts/make_tokenizer_fixtures.py (models: scripts/fetch_models.sh)"
 
-    /// tests/fixtures/tokenizer, found relative to this file.
+    /// Tests/fixtures/tokenizer, found relative to this file.
     static var dir: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("tests/fixtures/tokenizer")
+            .deletingLastPathComponent().appendingPathComponent("Tests/fixtures/tokenizer")
     }
 
     /// $ULLME_CACHE (default ~/.cache/ullme).

@@ -8,7 +8,7 @@ final class TrainBlocksTests: XCTestCase {
     static let script = "python3 scripts/make_train_block_fixtures.py"
 
     func fixture(_ name: String) throws -> JSONValue {
-        let path = packageRoot + "/tests/fixtures/train_blocks/" + name
+        let path = packageRoot + "/Tests/fixtures/train_blocks/" + name
         guard let data = FileManager.default.contents(atPath: path) else {
             XCTFail("missing fixture \(path): run \(Self.script)")
             throw MissingFile(description: "missing fixture \(path): run \(Self.script)")

@@ -41,7 +41,7 @@ final class TrainConfigKeysTests: XCTestCase {
     }
 
     func testDocumentationIsTheGeneratedTable() throws {
-        let root = ParityFixtures.root.replacingOccurrences(of: "/tests/fixtures", with: "")
+        let root = ParityFixtures.root.replacingOccurrences(of: "/Tests/fixtures", with: "")
         let doc = try String(contentsOfFile: root + "/docs/training-config.md", encoding: .utf8)
         XCTAssertTrue(doc.contains(TrainConfig.keyTable),
                       "docs/training-config.md is out of date: regenerate it with `make docs-config`")

@@ -15,8 +15,8 @@ final class TrainingFaultTests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(atPath: base) }
 
     func runConfig(_ name: String, policy: NonFinitePolicy, inject: Set<Int> = [], lr: Double = 1e-3) -> TrainConfig {
-        let root = ParityFixtures.root.replacingOccurrences(of: "/tests/fixtures", with: "")
-        var s = TrainConfig(modelPath: root + "/tests/fixtures/tiny-llama",
+        let root = ParityFixtures.root.replacingOccurrences(of: "/Tests/fixtures", with: "")
+        var s = TrainConfig(modelPath: root + "/Tests/fixtures/tiny-llama",
                                data: [.init(file: root + "/data/grl/wordnet-tiny/train.jsonl", instruction: "Given a word sense example, retrieve its definition")],
                                outputDir: base + "/" + name)
         s.batchSize = 4

@@ -1,7 +1,7 @@
 import Glibc
 
 /// Reading a Hugging Face config.json (transformers 4.x `rope_scaling`/`rope_theta` or 5.x `rope_parameters`).
-/// The rules per family are those of tests/fixtures/FAMILIES.md (written from the transformers modeling files).
+/// The rules per family are those of docs/families.md (written from the transformers modeling files).
 extension ModelConfig {
     public static func fromHF(_ json: JSONValue) throws -> ModelConfig {
         func int(_ key: String) throws -> Int {

@@ -15,7 +15,7 @@ sys.path.insert(0, str(HERE.parent))  # the package from source, unless installe
 
 import ullme  # noqa: E402
 
-FIXTURES = REPO / "tests" / "fixtures"
+FIXTURES = REPO / "Tests" / "fixtures"
 REQUIRE = os.environ.get("ULLME_REQUIRE_LIB") == "1"
 
 
@@ -112,7 +112,7 @@ def read_checkpoint(path):
 def tiny_train_config(repo, out, steps, interval=1, extra="", rank=4):
     """A tiny-llama GRL config that trains in ~20-100 ms a step (release build)."""
     return f"""
-model: {repo}/tests/fixtures/tiny-llama
+model: {repo}/Tests/fixtures/tiny-llama
 data:
   - name: wordnet-tiny
     file: {repo}/data/grl/wordnet-tiny/train.jsonl

@@ -1,11 +1,11 @@
 """LoRA adapters between libullme and PEFT.
 
 - test_peft_loads_our_export: the adapters that AdapterTests.testWriteAdaptersForPEFT (Swift) exported to
-  tests/fixtures/generated/adapter-export/<model>/ load with PeftModel.from_pretrained on the tiny HF model
+  Tests/fixtures/generated/adapter-export/<model>/ load with PeftModel.from_pretrained on the tiny HF model
   (AutoModel), every tensor lands in the model, and the mean-pooled bidirectional embeddings match ours
   (ours.json) with cosine >= 0.9999. Order: run the Swift tests first (`make test` does).
 - test_model_adapter_param: ullme.Model(path, adapter=dir) on the adapters PEFT made
-  (tests/fixtures/peft-adapters, scripts/make_adapter_fixtures.py) gives PEFT's embeddings.
+  (Tests/fixtures/peft-adapters, scripts/make_adapter_fixtures.py) gives PEFT's embeddings.
 
 torch and peft are required (CI installs them): a missing import fails the module, it is never skipped.
 """
@@ -26,7 +26,7 @@ EXPORT = FIXTURES / "generated" / "adapter-export"
 
 
 def bidir_mean_pooled(model, seqs):
-    """Mean-pooled final hidden states with the 4-D bidirectional mask of tests/fixtures/FAMILIES.md."""
+    """Mean-pooled final hidden states with the 4-D bidirectional mask of docs/families.md."""
     L = max(len(s) for s in seqs)
     ids = torch.zeros(len(seqs), L, dtype=torch.long)
     attn = torch.zeros(len(seqs), L, dtype=torch.long)

@@ -111,7 +111,7 @@ def test_embed_corpus_defaults_follow_the_model(ray_cluster, lib, repo_root, tmp
         assert m.adapter and man["settings"]["adapter"] == m.adapter
         assert np.array_equal(ud.load_embeddings(str(tmp_path / "default"))[1], m.encode(texts, is_query=False))
 
-    st = repo_root / "tests" / "fixtures" / "generated" / "embedders" / "st-qwen3"
+    st = repo_root / "Tests" / "fixtures" / "generated" / "embedders" / "st-qwen3"
     out = tmp_path / "st"
     ud.embed_corpus(str(src), str(out), model=str(st), num_workers=1, shard_size=6, prompt_name="query",
                     truncate_dim=16)

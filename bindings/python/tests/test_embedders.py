@@ -15,7 +15,7 @@ MIN_COS = 0.99999
 
 
 def fixture(repo_root, name):
-    d = repo_root / "tests" / "fixtures" / "generated" / "embedders" / name
+    d = repo_root / "Tests" / "fixtures" / "generated" / "embedders" / name
     if not (d / "expected.json").is_file():
         pytest.fail(f"missing fixture {d}: run scripts/make_embedder_fixtures.py (make fixtures)")
     return d, json.loads((d / "expected.json").read_text())
@@ -139,7 +139,7 @@ def test_custom_architectures_name_loads_by_model_type(repo_root, lib, tmp_path)
     """A merged checkpoint whose `architectures` names a custom class (GenC, LLM2Vec, GritLM ship such configs,
     with auto_map) loads by its `model_type`."""
     import shutil
-    src = repo_root / "tests" / "fixtures" / "tiny-llama"
+    src = repo_root / "Tests" / "fixtures" / "tiny-llama"
     for f in ("model.safetensors", "tokenizer.json"):
         shutil.copy(src / f, tmp_path / f)
     cfg = json.loads((src / "config.json").read_text())

@@ -12,7 +12,7 @@ FAMILIES = ["tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa", "tiny-
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_family_loads_and_matches(name, repo_root):
-    path = repo_root / "tests" / "fixtures" / name
+    path = repo_root / "Tests" / "fixtures" / name
     expected = json.loads((path / "expected.json").read_text())
     with ullme.Model(str(path)) as m:
         assert m.dim == expected["hidden_size"]

@@ -84,7 +84,7 @@ CALLS = [
 
 @pytest.fixture(scope="module")
 def tiny(lib):
-    """tests/fixtures/tiny-llama: the same code paths as a real model, fast enough for many calls."""
+    """Tests/fixtures/tiny-llama: the same code paths as a real model, fast enough for many calls."""
     import ullme
     m = ullme.Model(str(FIXTURES / "tiny-llama"))
     yield m

@@ -8,7 +8,7 @@ import time
 
 def config(repo, out, steps):
     return f"""
-model: {repo}/tests/fixtures/tiny-llama
+model: {repo}/Tests/fixtures/tiny-llama
 data:
   - name: wordnet-tiny
     file: {repo}/data/grl/wordnet-tiny/train.jsonl

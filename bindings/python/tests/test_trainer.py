@@ -4,7 +4,7 @@ import pytest
 
 import ullme
 
-TINY = "tests/fixtures/tiny-llama"
+TINY = "Tests/fixtures/tiny-llama"
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_trainer_errors(tiny):
 def test_train_run_from_yaml(repo_root, tmp_path):
     cfg = tmp_path / "grl.yaml"
     cfg.write_text(f"""
-model: {repo_root}/tests/fixtures/tiny-llama
+model: {repo_root}/Tests/fixtures/tiny-llama
 data:
   - name: wordnet-tiny
     file: {repo_root}/data/grl/wordnet-tiny/train.jsonl

@@ -12,7 +12,7 @@ from test_embedders import assert_close, fixture
 
 
 def upstream(repo_root, name):
-    path = repo_root / "tests" / "fixtures" / "generated" / "upstream" / f"{name}.json"
+    path = repo_root / "Tests" / "fixtures" / "generated" / "upstream" / f"{name}.json"
     if not path.is_file():
         pytest.fail(f"missing fixture {path}: run scripts/make_upstream_embedder_fixtures.py (make fixtures)")
     return path.parent, json.loads(path.read_text())
