@@ -78,7 +78,8 @@ final class DecoderWeights: @unchecked Sendable {
         let I = config.intermediateSize, V = config.vocabSize
         let gguf = naming == .gguf
         // HF gemma stores w and computes (1 + w); llama.cpp's converter already added the 1.
-        let normOffset: Float = (!gguf && (config.family == .gemma2 || config.family == .gemma3)) ? 1 : 0
+        let family = config.family.spec
+        let normOffset: Float = !gguf && family.hfNormsStoreOffset ? 1 : 0
         var count = 0
 
         func load(_ name: String, _ shape: [Int]) throws -> [Float] {
@@ -144,7 +145,7 @@ final class DecoderWeights: @unchecked Sendable {
             } } }
             return out
         }
-        let permuted = gguf && (config.family == .llama || config.family == .mistral)
+        let permuted = gguf && family.ggufRotaryPermuted
 
         let embName = gguf ? "token_embd.weight" : "model.embed_tokens.weight"
         let embeddingRows = try storedRows(embName, [V, C])
@@ -167,9 +168,7 @@ final class DecoderWeights: @unchecked Sendable {
             let p = gguf ? "blk.\(i)." : "model.layers.\(i)."
             func name(hf: String, gguf ggufName: String) -> String { p + (gguf ? ggufName : hf) }
 
-            // bf16 mode: the first fifth of the layers stays float32: their rounding errors pass through every
-            // later layer (SmolLM2 parity texts: sum of 1 - cosine 0.00165 with none exact, 0.00024 with 6 of 30).
-            let fastLayer = i >= (config.nLayers + 4) / 5
+            let fastLayer = Precision.layerTakesBF16(i, of: config.nLayers)  // bf16 mode's per-layer policy
             // Attention projections: fused in the file (phi3, some GGUFs) or separate. Always float32: the
             // softmax amplifies errors of q·k, and bf16 Q/K/V tripled the embeddings' distance to exact
             // (sum of 1 - cosine over the SmolLM2 parity texts 0.00202 vs 0.00066 with them exact).
@@ -194,7 +193,7 @@ final class DecoderWeights: @unchecked Sendable {
                 }
             }
             if config.qkvBias && bqkv == nil { throw ULLMEError.format("missing q/k/v biases in layer \(i)") }
-            let o = name(hf: config.family == .phi ? "self_attn.dense" : "self_attn.o_proj", gguf: "attn_output")
+            let o = name(hf: "self_attn." + family.outputProjection, gguf: "attn_output")
 
             // MLP: gated (gate | up fused at load, or fused in the file as phi3) or plain fc1/fc2 (phi).
             let wUp: PackedMatrix
@@ -202,7 +201,7 @@ final class DecoderWeights: @unchecked Sendable {
             let down: String
             if config.gatedMLP {
                 let fusedUp = name(hf: "mlp.gate_up_proj", gguf: "ffn_up")
-                if config.family == .phi3 {
+                if family.fusedProjections {
                     wUp = try linear([fusedUp + ".weight"], rows: [2 * I], cols: C, fast: fastLayer)
                 } else {
                     wUp = try linear([name(hf: "mlp.gate_proj", gguf: "ffn_gate") + ".weight", name(hf: "mlp.up_proj", gguf: "ffn_up") + ".weight"],
@@ -238,7 +237,7 @@ final class DecoderWeights: @unchecked Sendable {
                 postMlpNorm: sandwich ? try norm(name(hf: "post_feedforward_layernorm", gguf: "post_ffw_norm"), C) : nil))
         }
         self.layers = layers
-        finalNorm = try norm(gguf ? "output_norm" : (config.family == .phi ? "model.final_layernorm" : "model.norm"), C)
+        finalNorm = try norm(gguf ? "output_norm" : family.hfFinalNorm, C)
         let head = gguf ? "output" : "lm_head"
         if config.tieWordEmbeddings || tensor(head + ".weight") == nil {
             if storage == .stored {

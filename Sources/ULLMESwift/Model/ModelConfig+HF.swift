@@ -29,7 +29,7 @@ extension ModelConfig {
             maxPositions: json["max_position_embeddings"]?.int ?? 2048,
             normEps: Float(json["rms_norm_eps"]?.double ?? json["layer_norm_eps"]?.double ?? 1e-6), ropeTheta: Float(theta),
             ropeScaling: .none,
-            tieWordEmbeddings: json["tie_word_embeddings"]?.bool ?? (family == .gemma2 || family == .gemma3))
+            tieWordEmbeddings: json["tie_word_embeddings"]?.bool ?? family.spec.tiesEmbeddingsByDefault)
         c.applyFamilyDefaults()
 
         let act = json["hidden_act"]?.string ?? json["hidden_activation"]?.string ?? "silu"

@@ -1,7 +1,8 @@
 /// The backbone families (METHOD §1, plus qwen3), one decoder with per-family knobs.
-/// Everything that tells one family from another lives in this file: the names files give it
-/// (`FamilySpec`), its knobs (`applyFamilyDefaults`) and which layers slide. Adding a family means a case
-/// here, its row in `spec` and its knobs; the readers, the decoder, LoRA and training follow.
+/// Everything that tells one family from another lives in this file: the names files give it and its
+/// tensors' names and layouts (`FamilySpec`), its knobs (`applyFamilyDefaults`) and which layers slide. Adding
+/// a family means a case here, its row in `spec` and its knobs; the weight loader, the LoRA targets and
+/// training follow (the config readers add what only that family's config keys say).
 public enum Family: String, Sendable, CaseIterable {
     case llama, mistral, qwen2, qwen3, phi, phi3, gemma2, gemma3
 
@@ -9,17 +10,22 @@ public enum Family: String, Sendable, CaseIterable {
     var spec: FamilySpec {
         switch self {
         case .llama: FamilySpec(hfModelTypes: ["llama"], ggufArchitectures: ["llama"], hfSliding: .none, ggufSliding: .all,
-                                readsAttentionBias: true)
-        case .mistral: FamilySpec(hfModelTypes: ["mistral"], ggufArchitectures: ["mistral"], hfSliding: .all, ggufSliding: .all)
+                                readsAttentionBias: true, ggufRotaryPermuted: true)
+        case .mistral: FamilySpec(hfModelTypes: ["mistral"], ggufArchitectures: ["mistral"], hfSliding: .all, ggufSliding: .all,
+                                  ggufRotaryPermuted: true)
         case .qwen2: FamilySpec(hfModelTypes: ["qwen2"], ggufArchitectures: ["qwen2"], hfSliding: .fromMaxWindowLayers, ggufSliding: .none)
         // Qwen3 (Qwen3-Embedding too): qwen2 without q/k/v biases (attention_bias, default false) and with an
         // RMSNorm over head_dim on q and k before RoPE; head_dim is explicit (128 with hidden 1024 / 16 heads).
         case .qwen3: FamilySpec(hfModelTypes: ["qwen3"], ggufArchitectures: ["qwen3"], hfSliding: .fromMaxWindowLayers,
                                 ggufSliding: .none, readsAttentionBias: true)
-        case .phi: FamilySpec(hfModelTypes: ["phi"], ggufArchitectures: ["phi2"], hfSliding: .none, ggufSliding: .none)
-        case .phi3: FamilySpec(hfModelTypes: ["phi3"], ggufArchitectures: ["phi3"], hfSliding: .all, ggufSliding: .all)
-        case .gemma2: FamilySpec(hfModelTypes: ["gemma2"], ggufArchitectures: ["gemma2"], hfSliding: .alternating, ggufSliding: .alternating)
-        case .gemma3: FamilySpec(hfModelTypes: ["gemma3_text"], ggufArchitectures: ["gemma3"], hfSliding: .pattern(6), ggufSliding: .pattern(6))
+        case .phi: FamilySpec(hfModelTypes: ["phi"], ggufArchitectures: ["phi2"], hfSliding: .none, ggufSliding: .none,
+                              outputProjection: "dense", hfFinalNorm: "model.final_layernorm")
+        case .phi3: FamilySpec(hfModelTypes: ["phi3"], ggufArchitectures: ["phi3"], hfSliding: .all, ggufSliding: .all,
+                               fusedProjections: true)
+        case .gemma2: FamilySpec(hfModelTypes: ["gemma2"], ggufArchitectures: ["gemma2"], hfSliding: .alternating, ggufSliding: .alternating,
+                                 hfNormsStoreOffset: true, tiesEmbeddingsByDefault: true)
+        case .gemma3: FamilySpec(hfModelTypes: ["gemma3_text"], ggufArchitectures: ["gemma3"], hfSliding: .pattern(6), ggufSliding: .pattern(6),
+                                 hfNormsStoreOffset: true, tiesEmbeddingsByDefault: true)
         }
     }
 
@@ -47,6 +53,19 @@ struct FamilySpec {
     var ggufSliding: SlidingRule
     /// config.json's `attention_bias` turns q/k/v/o biases on (llama: also `mlp_bias`).
     var readsAttentionBias = false
+    // Tensor names and layouts (DecoderWeights; the LoRA targets name the same modules, as PEFT does).
+    /// llama.cpp's converter permutes the q/k rows of llama/mistral (interleaved rotary pairs); undone at load.
+    var ggufRotaryPermuted = false
+    /// The attention output module: HF `self_attn.<name>` and the PEFT target.
+    var outputProjection = "o_proj"
+    /// The HF name of the final norm.
+    var hfFinalNorm = "model.norm"
+    /// The HF files fuse q|k|v (`self_attn.qkv_proj`) and gate|up (`mlp.gate_up_proj`), and PEFT targets those.
+    var fusedProjections = false
+    /// HF gemma stores norm weights w and computes (1 + w); llama.cpp's converter already added the 1.
+    var hfNormsStoreOffset = false
+    /// `tie_word_embeddings` when config.json does not say.
+    var tiesEmbeddingsByDefault = false
 }
 
 /// How a normalisation layer computes (gemma's (1 + w) is folded into the weight at load).

@@ -17,32 +17,26 @@ public struct LoRATarget: Sendable, Equatable {
 }
 
 extension ModelConfig {
-    /// Every linear layer of attention and MLP with its family's module name (METHOD §2). Fused phi3
-    /// projections get one adapter each, as PEFT does on qkv_proj / gate_up_proj.
+    /// Every linear layer of attention and MLP with its family's module name (METHOD §2), as the family table
+    /// names them: fused projections (phi3's qkv_proj / gate_up_proj) get one adapter each, as PEFT does.
     public var loraTargets: [LoRATarget] {
         let C = hiddenSize, q = nHeads * headDim, kv = nKVHeads * headDim, I = intermediateSize
-        switch family {
-        case .phi3:
-            return [LoRATarget(name: "qkv_proj", site: .qkv, columns: 0..<(q + 2 * kv), inFeatures: C),
-                    LoRATarget(name: "o_proj", site: .output, columns: 0..<C, inFeatures: q),
-                    LoRATarget(name: "gate_up_proj", site: .up, columns: 0..<(2 * I), inFeatures: C),
-                    LoRATarget(name: "down_proj", site: .down, columns: 0..<C, inFeatures: I)]
-        case .phi:
-            return [LoRATarget(name: "q_proj", site: .qkv, columns: 0..<q, inFeatures: C),
-                    LoRATarget(name: "k_proj", site: .qkv, columns: q..<(q + kv), inFeatures: C),
-                    LoRATarget(name: "v_proj", site: .qkv, columns: (q + kv)..<(q + 2 * kv), inFeatures: C),
-                    LoRATarget(name: "dense", site: .output, columns: 0..<C, inFeatures: q),
-                    LoRATarget(name: "fc1", site: .up, columns: 0..<I, inFeatures: C),
-                    LoRATarget(name: "fc2", site: .down, columns: 0..<C, inFeatures: I)]
-        default:  // q, k, v, o, gate, up, down: every other family
-            return [LoRATarget(name: "q_proj", site: .qkv, columns: 0..<q, inFeatures: C),
-                    LoRATarget(name: "k_proj", site: .qkv, columns: q..<(q + kv), inFeatures: C),
-                    LoRATarget(name: "v_proj", site: .qkv, columns: (q + kv)..<(q + 2 * kv), inFeatures: C),
-                    LoRATarget(name: "o_proj", site: .output, columns: 0..<C, inFeatures: q),
-                    LoRATarget(name: "gate_proj", site: .up, columns: 0..<I, inFeatures: C),
-                    LoRATarget(name: "up_proj", site: .up, columns: I..<(2 * I), inFeatures: C),
-                    LoRATarget(name: "down_proj", site: .down, columns: 0..<C, inFeatures: I)]
+        let spec = family.spec
+        var targets = spec.fusedProjections
+            ? [LoRATarget(name: "qkv_proj", site: .qkv, columns: 0..<(q + 2 * kv), inFeatures: C)]
+            : [LoRATarget(name: "q_proj", site: .qkv, columns: 0..<q, inFeatures: C),
+               LoRATarget(name: "k_proj", site: .qkv, columns: q..<(q + kv), inFeatures: C),
+               LoRATarget(name: "v_proj", site: .qkv, columns: (q + kv)..<(q + 2 * kv), inFeatures: C)]
+        targets.append(LoRATarget(name: spec.outputProjection, site: .output, columns: 0..<C, inFeatures: q))
+        if !gatedMLP {  // phi: fc1 / fc2
+            return targets + [LoRATarget(name: "fc1", site: .up, columns: 0..<I, inFeatures: C),
+                              LoRATarget(name: "fc2", site: .down, columns: 0..<C, inFeatures: I)]
         }
+        targets += spec.fusedProjections
+            ? [LoRATarget(name: "gate_up_proj", site: .up, columns: 0..<(2 * I), inFeatures: C)]
+            : [LoRATarget(name: "gate_proj", site: .up, columns: 0..<I, inFeatures: C),
+               LoRATarget(name: "up_proj", site: .up, columns: I..<(2 * I), inFeatures: C)]
+        return targets + [LoRATarget(name: "down_proj", site: .down, columns: 0..<C, inFeatures: I)]
     }
 
     /// PEFT's module path of a target in layer `layer` (for adapter files). PEFT 0.21 saves keys relative
