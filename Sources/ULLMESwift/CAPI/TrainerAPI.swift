@@ -59,16 +59,16 @@ public func capi_trainer_new(_ model: OpaquePointer?, _ params: UnsafePointer<ul
         guard p.lora_dropout >= 0, p.lora_dropout < 1 else { throw argError("lora_dropout must be in [0, 1)") }
         guard p.learning_rate.isFinite, p.min_learning_rate.isFinite, p.weight_decay.isFinite, p.grad_clip.isFinite,
               p.warmup_proportion.isFinite else { throw argError("non-finite optimiser setting") }
-        var s = OptimizerSettings()
-        s.learningRate = p.learning_rate; s.minLearningRate = p.min_learning_rate; s.weightDecay = p.weight_decay
-        s.gradClip = p.grad_clip; s.warmupProportion = p.warmup_proportion; s.stepsPerEpoch = Int(p.steps_per_epoch)
-        s.maxEpochs = Int(p.max_epochs); s.cosineAnnealing = p.is_cosine_annealing != 0
-        let config = h.model.config
-        let lora = LoRAModel(config: config, rank: Int(p.lora_rank), alpha: p.lora_alpha, dropout: p.lora_dropout, seed: p.seed)
-        let tm = TrainingModel(model: h.model, lora: lora, head: ProjectionHead(dim: config.hiddenSize, seed: p.seed),
-                               pooling: try Pooling(c: h.params.pooling))
-        tm.activationCheckpointing = p.activation_checkpointing != 0
-        let session = try TrainingSession(model: tm, settings: s)
+        // The C parameters as a training config (its other settings, the defaults), then the trainers' one factory.
+        var c = TrainConfig()
+        c.loraRank = Int(p.lora_rank); c.loraAlpha = p.lora_alpha; c.loraDropout = p.lora_dropout; c.seed = p.seed
+        c.optimizer.learningRate = p.learning_rate; c.optimizer.minLearningRate = p.min_learning_rate
+        c.optimizer.weightDecay = p.weight_decay; c.optimizer.gradClip = p.grad_clip
+        c.optimizer.warmupProportion = p.warmup_proportion; c.optimizer.maxEpochs = Int(p.max_epochs)
+        c.optimizer.cosineAnnealing = p.is_cosine_annealing != 0
+        c.activationCheckpointing = p.activation_checkpointing != 0
+        c.pooling = try Pooling(c: h.params.pooling)
+        let session = try TrainingSession(model: h.model, config: c, stepsPerEpoch: Int(p.steps_per_epoch))
         out.pointee = OpaquePointer(Unmanaged.passRetained(TrainerHandle(session: session, modelHandle: h)).toOpaque())
     }
 }

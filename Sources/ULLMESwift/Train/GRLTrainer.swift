@@ -75,15 +75,7 @@ public final class GRLTrainer {
         }
         sampler = try config.makeSampler(datasets)
         totalSteps = min(config.optimizer.maxSteps, sampler.stepsPerEpoch * config.optimizer.maxEpochs)
-        var opt = config.optimizer
-        opt.stepsPerEpoch = sampler.stepsPerEpoch
-        let lora = LoRAModel(config: model.config, rank: config.loraRank, alpha: config.loraAlpha, dropout: config.loraDropout,
-                             seed: config.seed, targetNames: config.loraTargets)
-        let tm = TrainingModel(model: model, lora: lora, head: ProjectionHead(dim: model.config.hiddenSize, seed: config.seed),
-                               pooling: config.pooling)
-        tm.attention = config.attention
-        tm.activationCheckpointing = config.activationCheckpointing
-        session = try TrainingSession(model: tm, settings: opt)
+        session = try TrainingSession(model: model, config: config, stepsPerEpoch: sampler.stepsPerEpoch)
     }
 
     /// Lines the data loader skipped (with skipMalformedLines), "file:line: reason".

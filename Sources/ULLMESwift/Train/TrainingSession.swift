@@ -139,3 +139,20 @@ func allFinite(_ tensors: [[Float]]) -> Bool {
     }
     return true
 }
+
+extension TrainingSession {
+    /// LoRA adapters and a projection head on `model` as `config` says (rank, alpha, dropout, targets, seed,
+    /// pooling, attention, activation checkpointing), with its optimiser over `stepsPerEpoch`-step epochs:
+    /// what a GRL run (GRLTrainer) and a caller-driven trainer (ullme_trainer_new) both start from.
+    public convenience init(model: Model, config: TrainConfig, stepsPerEpoch: Int) throws {
+        let lora = LoRAModel(config: model.config, rank: config.loraRank, alpha: config.loraAlpha, dropout: config.loraDropout,
+                             seed: config.seed, targetNames: config.loraTargets)
+        let tm = TrainingModel(model: model, lora: lora, head: ProjectionHead(dim: model.config.hiddenSize, seed: config.seed),
+                               pooling: config.pooling)
+        tm.attention = config.attention
+        tm.activationCheckpointing = config.activationCheckpointing
+        var optimizer = config.optimizer
+        optimizer.stepsPerEpoch = stepsPerEpoch
+        try self.init(model: tm, settings: optimizer)
+    }
+}
