@@ -146,7 +146,7 @@ test-experiments: lib mixture-data eval-suite-data
 	ULLME_LIB=$(ABS_LIBDIR)/libullme.so ULLME_BIN=$(abspath $(BINDIR))/ullme PYTHONPATH=bindings/python \
 		python3 -m pytest experiments/tests -q
 
-# Issue 9's short run: every fuzz target for 10 s (debug + ASan + libFuzzer) and the C API checks (bad input,
+# The short reliability run: every fuzz target for 10 s (debug + ASan + libFuzzer) and the C API checks (bad input,
 # 8 threads bit-identical, 100 load/embed/free cycles with flat RSS, 20 under valgrind). The Python fault, kill -9
 # and thread tests run in test-python; the sanitizer suites: scripts/reliability_ci.sh (all steps, ~+15 min).
 test-reliability: lib
@@ -187,7 +187,7 @@ bench-train:
 bench-grl:
 	python3 bench/bench_grl.py
 
-# Every comparison of issue 8 in one run (peak, embedding, scaling + plot, GRL step): bench/results/run-*/summary.md.
+# Every performance comparison in one run (peak, embedding, scaling + plot, GRL step): bench/results/run-*/summary.md.
 bench-all: lib
 	python3 bench/bench_all.py
 

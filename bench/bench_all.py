@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Every performance comparison of issue 8 in one command, one summary table.
+"""Every performance comparison in one command, one summary table.
 
     python3 bench/bench_all.py [--threads 2] [--skip scaling,grl] [--with-train]     (make bench-all)
 
@@ -11,7 +11,7 @@ Runs, one after another on this machine (run it when nothing else does):
   4. bench_grl.py         one GRL step (CL + DPO + KL, GradCache) vs a PyTorch + PEFT baseline;
   5. bench_train.py       (--with-train) LoRA steps vs PyTorch + PEFT.
 Each writes its JSON into bench/results/run-<timestamp>/; this script then writes summary.md there (date,
-CPU model and flags, every table and the goals of issue 8 with met / not met) and prints it.
+CPU model and flags, every table and the performance goals with met / not met) and prints it.
 """
 import argparse
 import datetime
@@ -158,7 +158,7 @@ def summary(out, threads, peaks, embed, scaling, grl, train):
     if train:
         lines += ["", "## LoRA training steps vs PyTorch + PEFT: see train-*.json (bench/README.md explains the columns)"]
     if goals:
-        lines += ["", "## Goals of issue 8", "", "| goal | met | measured |", "|---|---|---|"]
+        lines += ["", "## Performance goals", "", "| goal | met | measured |", "|---|---|---|"]
         lines += [f"| {g} | {'yes' if ok else 'no'} | {m} |" for g, ok, m in goals]
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text)

@@ -17,7 +17,7 @@ in sorted order, then /usr/share/doc/*/copyright; paragraphs of >= 60 words, ded
             note llama.cpp runs llama models with causal attention even for embeddings
 all with the same thread count, each engine in its own child process (its peak RSS comes from wait4). Prints
 tokens/s (real tokens, no padding), GFLOP/s (flops_per_token below), peak RSS and ratios, the median latency
-of one 17-token query, the mean and minimum per-vector cosine between engines (ullme-bf16~hf is issue 8's
+of one 17-token query, the mean and minimum per-vector cosine between engines (ullme-bf16~hf is the bf16 mode's
 accuracy figure), and writes bench/results/embed-<date>.json.
 """
 import argparse

@@ -59,7 +59,7 @@ from bench_train import run_step_worker  # noqa: E402  (the same child-process p
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 INSTRUCTION = "Given a sentence, retrieve the definition of the sense in which its word is used."  # the demo's
 ALIGNMENT = "Please write a query that can be used to retrieve above passage."  # GRLTextFormat's default
-# Our GRL defaults (examples/grl-wordnet-demo.yaml; METHOD §2, §4, §7)
+# Our GRL defaults (examples/grl-wordnet-demo.yaml; docs/method.md §2, §4, §7)
 CFG = dict(seed=777, lora_r=16, lora_alpha=32, lora_dropout=0.1, lr=1e-4, weight_decay=0.0, grad_clip=1.0,
            temperature=0.05, beta=0.1, label_smoothing=0.0, miner_epsilon=0.25, cl_weight=1.0, gen_weight=1.0,
            kl_weight=1.0, pos_per_sample=1, neg_per_sample=1)
@@ -332,7 +332,7 @@ def worker_peft(job):
         # (3) per chunk, same RNG state: encode + generate with grad, one backward
         gen_total = kl_total = 0.0
         for ch, (ids, mask, bidir, gids, gmask, glabels), state in zip(chunks, batches, states):
-            w = len(ch) / B   # our default: each chunk's gen/KL mean weighted chunk/batch (METHOD §5)
+            w = len(ch) / B   # our default: each chunk's gen/KL mean weighted chunk/batch (docs/method.md §5)
             with torch.random.fork_rng(devices=[]):
                 torch.set_rng_state(state)
                 proj = encode(ids, mask, bidir)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scale-out figures (issue #10): corpus embedding on Ray with 1 vs 2 workers, and data-parallel GRL
+"""Scale-out figures: corpus embedding on Ray with 1 vs 2 workers, and data-parallel GRL
 over MPI with 1 process vs 2 ranks, on the real SmolLM2-135M-Instruct Q4_1 model. Writes a JSON record.
 
     python3 bench/bench_scaleout.py [--bin build/bin/ullme] [--out bench/results/scaleout-DATE.json]

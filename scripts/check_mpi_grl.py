@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Data-parallel GRL over MPI equals a single-process run (issue #10 B).
+"""Data-parallel GRL over MPI equals a single-process run.
 
 Runs `ullme train` on the tiny Llama fixture with the tiny WordNet set (CL + DPO + KL, GradCache) twice:
 alone, and as `mpirun -np 2` (each rank half of the global batch), with the same config, global batch and

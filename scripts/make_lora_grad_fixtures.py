@@ -65,7 +65,7 @@ Objectives ("<objective>" names):
         pooled = masked MEAN over the real tokens of each sequence: sum_t m_t h_t / sum_t m_t
         reps   = F.normalize(proj(pooled), p=2, dim=-1, eps=1e-12)      (head on the UNNORMALISED pooled vector)
         loss_a = sum(reps * G)   (sum over all 3 x d entries; dL/dreps = G, the GradCache cache)
-  tiny-llama only, same loss with another pooling (METHOD §1; weights only over real tokens):
+  tiny-llama only, same loss with another pooling (docs/method.md §1; weights only over real tokens):
     embed_weightedmean  pooled = sum_t w_t h_t / sum_t w_t,  w_t = t+1 (1-based position: mask * cumsum(mask))
     embed_cls           pooled = h_0 (first token)
     embed_lasttoken     pooled = h_{n-1} (last real token)

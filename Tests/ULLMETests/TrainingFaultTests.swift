@@ -2,7 +2,7 @@ import FoundationEssentials
 import XCTest
 @testable import ULLMESwift
 
-/// Issue 9, training faults: non-finite losses (nonfinite_policy stop/skip, injected and from a diverging
+/// Training faults: non-finite losses (nonfinite_policy stop/skip, injected and from a diverging
 /// learning rate), checkpoints that can never hold NaN, and write failures that name the file and errno.
 /// Tiny Llama, a few steps each (about a second in all).
 final class TrainingFaultTests: XCTestCase {

@@ -42,7 +42,7 @@ struct FormattedText {
 }
 
 extension Model {
-    /// The exact string the reference embeds (METHOD §1): `{instruction}\n{text}` for queries,
+    /// The exact string the reference embeds (docs/method.md §1): `{instruction}\n{text}` for queries,
     /// `{instruction}\nCandidate:\n{text}` for candidates. With no instruction the reference would
     /// produce "\n{text}"; we embed the text alone (documented in the header).
     public static func formatPrompt(_ text: [UInt8], instruction: [UInt8], isQuery: Bool) -> [UInt8] {

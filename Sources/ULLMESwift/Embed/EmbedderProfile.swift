@@ -62,7 +62,7 @@ public struct EmbedderProfile: Sendable, Equatable {
 }
 
 extension EmbedderProfile {
-    /// Today's default: the ULLME reference's formats (METHOD §1), mean pooling, bidirectional attention.
+    /// Today's default: the ULLME reference's formats (docs/method.md §1), mean pooling, bidirectional attention.
     public static let ullme = EmbedderProfile(
         name: "ullme", pooling: .mean, attention: .bidirectional,
         template: PromptTemplate(query: "{instruction}\n{text}", document: "{instruction}\nCandidate:\n{text}", noInstruction: "{text}"))

@@ -1,4 +1,4 @@
-/// How one vector is made from a sequence's final hidden states (METHOD §1).
+/// How one vector is made from a sequence's final hidden states (docs/method.md §1).
 public enum Pooling: Int32, Sendable, CaseIterable {
     case mean = 0, weightedMean = 1, cls = 2, lastToken = 3
 

@@ -1,4 +1,4 @@
-/// The backbone families (METHOD §1, plus qwen3), one decoder with per-family knobs.
+/// The backbone families (docs/method.md §1, plus qwen3), one decoder with per-family knobs.
 /// Everything that tells one family from another lives in this file: the names files give it and its
 /// tensors' names and layouts (`FamilySpec`), its knobs (`applyFamilyDefaults`) and which layers slide. Adding
 /// a family means a case here, its row in `spec` and its knobs; the weight loader, the LoRA targets and

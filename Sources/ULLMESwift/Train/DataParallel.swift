@@ -1,7 +1,7 @@
 import CULLME
 import Glibc
 
-/// Data-parallel GRL over MPI (issue #10 B): `mpirun -np R ullme train config.yaml`.
+/// Data-parallel GRL over MPI: `mpirun -np R ullme train config.yaml`.
 ///
 /// Every rank builds the same global batch (batches are a function of seed/epoch/step) and takes a
 /// contiguous slice of it, examples [r·B/R, (r+1)·B/R). In the GradCache step each rank encodes only

@@ -1,4 +1,4 @@
-/// One GRL training step with GradCache (METHOD §4–§5), on tokenised examples:
+/// One GRL training step with GradCache (docs/method.md §4–§5), on tokenised examples:
 ///  1. every chunk is encoded without a tape: projected reps of all queries and candidates;
 ///  2. L_CL on the whole batch and its gradient w.r.t. each rep (the cache);
 ///  3. every chunk again: generation examples forward/backward (L_gen) giving the token-mean log-probs
@@ -17,7 +17,7 @@ public struct GRLLossConfig: Sendable {
     /// Examples per GradCache chunk (the reference's gc_chunk_size); nil: the whole batch in one pass.
     public var chunkSize: Int? = 1
     /// Add each chunk's gen/KL mean unweighted, as the reference does (gradients then grow with the
-    /// number of chunks); off by default (METHOD §5).
+    /// number of chunks); off by default (docs/method.md §5).
     public var referenceChunkWeighting = false
     public var weightCL: Float = 1, weightGen: Float = 1, weightKL: Float = 1
     public init() {}
@@ -72,7 +72,7 @@ extension TrainingModel {
             }
         }
         if config.useKL, !config.useGen || config.gen.kind == .sft {
-            // GRL's KL needs a preference generation loss (METHOD §4), as the reference asserts.
+            // GRL's KL needs a preference generation loss (docs/method.md §4), as the reference asserts.
             throw ULLMEError.argument("use_kl requires use_gen with a preference gen_loss_type (not sft)")
         }
         let chunkSize = max(1, config.chunkSize ?? B)

@@ -1,7 +1,7 @@
 import CULLME
 import Glibc
 
-// LoRA adapter for one frozen linear layer W [out, in] (METHOD §2), as PEFT's lora.Linear:
+// LoRA adapter for one frozen linear layer W [out, in] (docs/method.md §2), as PEFT's lora.Linear:
 //   y = W x (+ b)  +  scale · B · A · dropout(x),   scale = alpha / r
 //   A [r, in]  kaiming_uniform_(a=√5) → U(−1/√in, 1/√in);   B [out, r] zeros.
 // Dropout (probability p) is applied to the LoRA input only, with inverted scaling: mask values are 0 or

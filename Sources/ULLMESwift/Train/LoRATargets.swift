@@ -17,7 +17,7 @@ public struct LoRATarget: Sendable, Equatable {
 }
 
 extension ModelConfig {
-    /// Every linear layer of attention and MLP with its family's module name (METHOD §2), as the family table
+    /// Every linear layer of attention and MLP with its family's module name (docs/method.md §2), as the family table
     /// names them: fused projections (phi3's qkv_proj / gate_up_proj) get one adapter each, as PEFT does.
     public var loraTargets: [LoRATarget] {
         let C = hiddenSize, q = nHeads * headDim, kv = nKVHeads * headDim, I = intermediateSize

@@ -1,7 +1,7 @@
 import CULLME
 import Glibc
 
-// The projection head (METHOD §1), the L2 normalisation after it, and pooling backward.
+// The projection head (docs/method.md §1), the L2 normalisation after it, and pooling backward.
 // Reference (ullme/model/ullme.py): output_projection = Sequential(Linear(d, d), ReLU(), Linear(d, d)),
 // both with bias and PyTorch's default Linear init (weight kaiming_uniform_(a=√5), i.e.
 // U(−1/√d, 1/√d); bias U(−1/√d, 1/√d)); applied to the *unnormalised* pooled vector, then

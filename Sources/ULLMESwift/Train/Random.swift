@@ -4,7 +4,7 @@
 // which examples are processed, on how a batch is chunked (GradCache) or split across workers, or on
 // which pass (the no-grad pass or the grad pass of GradCache) asks for it.
 //
-// Key (METHOD §2): (seed, step, example, layer, site)
+// Key (docs/method.md §2): (seed, step, example, layer, site)
 //   seed     the run's seed
 //   step     the optimiser step (0-based)
 //   example  the example's index in the global batch (its position in the data order, not in a chunk)

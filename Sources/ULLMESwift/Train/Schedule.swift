@@ -28,7 +28,7 @@ public struct LRSchedule: Sendable, Equatable {
         self.lr = lr; self.minLR = minLR; self.warmupSteps = warmupSteps; self.totalSteps = totalSteps; self.cycles = cycles
     }
 
-    /// As the reference's main.py derives it from the training arguments (METHOD §2, §7).
+    /// As the reference's main.py derives it from the training arguments (docs/method.md §2, §7).
     public init(lr: Double = 1e-4, minLR: Double = 1e-7, warmupProportion: Double = 0.05, stepsPerEpoch: Int,
                 maxEpochs: Int, maxSteps: Int = .max, cosineAnnealing: Bool = true) {
         precondition(stepsPerEpoch > 0 && maxEpochs > 0)

@@ -1,4 +1,4 @@
-/// Optimisation settings (METHOD §2 defaults: AdamW, lr 1e-4 → min 1e-7, warmup 5 %, clip 1.0, no decay).
+/// Optimisation settings (docs/method.md §2 defaults: AdamW, lr 1e-4 → min 1e-7, warmup 5 %, clip 1.0, no decay).
 public struct OptimizerSettings: Sendable {
     public var learningRate = 1e-4
     public var minLearningRate = 1e-7

@@ -1,4 +1,4 @@
-"""The opt-in bf16 fast mode (issue 8): SmolLM2 embeddings in exact and bf16 precision against the
+"""The opt-in bf16 fast mode: SmolLM2 embeddings in exact and bf16 precision against the
 transformers reference of test_parity.py (Tests/fixtures/smollm2/expected.json, made by
 scripts/make_parity_fixtures.py), with the path that ran printed and checked. On a CPU without AVX512_BF16
 the bf16 model runs the exact kernels, says so, and the test checks that instead."""
@@ -41,7 +41,7 @@ def test_smollm2_exact_and_bf16_against_transformers(model_path, smol, attention
             assert m.info["params"]["precision"] == (1 if precision == "exact" else 2)
             cos = [(cosine(got, want), text[:40]) for got, want, text in embed_fixture(m, smol, attention)]
         worst[precision] = min(cos)
-        # exact: the parity bar of test_parity.py; bf16: issue 8's per-vector bar (exact again if it fell back)
+        # exact: the parity bar of test_parity.py; bf16: the fast mode's per-vector bar (exact again if it fell back)
         bar = 0.9999 if precision == "exact" or path != "avx512_bf16" else 0.999
         bad = [c for c in cos if c[0] < bar]
         assert not bad, f"{precision} ({path}): cosine < {bar} for {bad}"

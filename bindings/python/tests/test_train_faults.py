@@ -1,4 +1,4 @@
-"""Issue 9, training faults through Python and the CLI: non-finite losses (nonfinite_policy stop|skip) and a
+"""Training faults through Python and the CLI: non-finite losses (nonfinite_policy stop|skip) and a
 full disk while writing a checkpoint (a tiny tmpfs as output_dir when mount is permitted, else
 RLIMIT_FSIZE): a clear error naming the file and errno, the previous checkpoint intact and loadable."""
 import json

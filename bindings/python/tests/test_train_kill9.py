@@ -1,4 +1,4 @@
-"""Issue 9: `ullme train` SIGKILLed at random times (seeded) while it writes a checkpoint every step.
+"""`ullme train` SIGKILLed at random times (seeded) while it writes a checkpoint every step.
 
 A third of the kills fall at a random time, a third 0-3 ms after a step's log line (the checkpoint is written
 right after it), a third 0-1 ms after the checkpoint's temporary file appears (inside the write). After

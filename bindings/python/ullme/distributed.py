@@ -1,4 +1,4 @@
-"""Scale-out corpus embedding on Ray (issue #10 A).
+"""Scale-out corpus embedding on Ray.
 
     import ullme.distributed as ud
     summary = ud.embed_corpus("corpus.jsonl", "out/", model="SmolLM2-135M-Instruct.Q4_1.gguf",

@@ -2,7 +2,7 @@ import FoundationEssentials
 
 // One GRL training data set: a JSONL file of examples plus the data set's instruction.
 //
-// Line format (METHOD §3, the reference's columns):
+// Line format (docs/method.md §3, the reference's columns):
 //   {"query": str, "positive": [str, ...], "negative": [str, ...]}
 // with at least one positive and one negative (the reference asserts both), every text non-empty.
 // Optional: "cluster" (an integer or a string): the reference's ClusteringDataSampler keeps an

@@ -1,4 +1,4 @@
-// Text formats of GRL training (METHOD §1), as the reference's ULLMECollator builds them
+// Text formats of GRL training (docs/method.md §1), as the reference's ULLMECollator builds them
 // (ullme/data_modules/ullme_datasets.py).
 //
 // Contrastive side (bidirectional encode pass):

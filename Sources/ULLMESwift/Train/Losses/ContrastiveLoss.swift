@@ -1,6 +1,6 @@
 import Glibc
 
-// L_CL (METHOD §4): pytorch-metric-learning's NTXentLoss / SupConLoss with LpDistance(normalize_embeddings
+// L_CL (docs/method.md §4): pytorch-metric-learning's NTXentLoss / SupConLoss with LpDistance(normalize_embeddings
 // =True) or CosineSimilarity, optionally restricted to the pairs a MultiSimilarityMiner(epsilon) keeps,
 // as the reference's ContrastiveLoss builds them. Forward and analytic backward side by side.
 //
@@ -31,7 +31,7 @@ public enum ContrastiveLossKind: String, Sendable, CaseIterable {
     case ntxent = "NTXentLoss", supcon = "SupConLoss"
 }
 
-/// Configuration of L_CL; defaults are the reference's training config (METHOD §7).
+/// Configuration of L_CL; defaults are the reference's training config (docs/method.md §7).
 public struct ContrastiveLossConfig: Sendable {
     public var kind: ContrastiveLossKind = .ntxent
     /// Must be > 0.

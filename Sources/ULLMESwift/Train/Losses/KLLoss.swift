@@ -1,6 +1,6 @@
 import Glibc
 
-// L_KL, GRL (METHOD §4): make the embedding's ranking of a query's candidates agree with the LLM's
+// L_KL, GRL (docs/method.md §4): make the embedding's ranking of a query's candidates agree with the LLM's
 // generative judgement.
 //
 // Reference (ullme/trainer/loss.py KLLoss, gradcache_trainer.py forward_backward):
@@ -14,7 +14,7 @@ import Glibc
 //   GradCacheTrainer builds KLLoss(temperature=temperature); KLLoss's own default 0.1 is never used.
 // - A NaN loss becomes 0 (and then has no gradient).
 // - In the reference each GradCache chunk adds its chunk's KL (batch-mean over the chunk) unweighted;
-//   METHOD §5 weights it by chunk_size / batch_size — the caller applies that weight to dDual.
+//   docs/method.md §5 weights it by chunk_size / batch_size — the caller applies that weight to dDual.
 
 /// KL loss and its gradient with respect to the dual scores.
 public struct KLLossOutput: Sendable {

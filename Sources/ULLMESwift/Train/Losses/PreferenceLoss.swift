@@ -1,6 +1,6 @@
 import Glibc
 
-// L_gen (METHOD §4) at the sequence level: the per-sequence combination of log-probabilities into the
+// L_gen (docs/method.md §4) at the sequence level: the per-sequence combination of log-probabilities into the
 // loss, and its gradient with respect to each sequence's log-probability. The token-level part
 // (log-softmax of the LM head, d logp / d logits) belongs to the LM-head code.
 //
@@ -14,7 +14,7 @@ import Glibc
 //   examples, i.e. the mean token cross-entropy over all their label tokens (one mean over the whole
 //   batch of sequences, not a mean of per-sequence means).
 // - kto_pair: the reference passes reference logps None and would fail on `policy − None`; we use
-//   reference logps = 0 as METHOD §4 says (so its KL estimates are clamp(mean(logp), min 0), with
+//   reference logps = 0 as docs/method.md §4 says (so its KL estimates are clamp(mean(logp), min 0), with
 //   the gradient flowing through them as in the reference, i.e. not detached).
 // - Defaults: beta 0.1, label smoothing 0.0 (the trainer's own default is 0.1, but main.py passes the
 //   config's label_smoothing, default 0.0).
@@ -27,7 +27,7 @@ public enum GenLossKind: String, Sendable, CaseIterable {
     public var usesMeanLogps: Bool { self == .ipo }
 }
 
-/// Configuration of a preference loss (METHOD §4 defaults).
+/// Configuration of a preference loss (docs/method.md §4 defaults).
 public struct PreferenceLossConfig: Sendable {
     public var kind: GenLossKind = .sigmoid
     public var beta: Double = 0.1
