@@ -12,7 +12,8 @@
  *  - Output goes to caller-owned buffers with explicit capacities. Sizes are in elements.
  *  - Params structs are made by a `*_default_params()` function and then edited, so fields can be
  *    added in later versions without breaking callers; `struct_size` lets the library see which
- *    version of a struct it was handed (leave it as the defaults constructor set it).
+ *    version of a struct it was handed (leave it as the defaults constructor set it). The growth rules
+ *    for every struct and enum of this header: docs/abi.md.
  *  - Text is UTF-8 with an explicit byte length (NUL bytes are allowed inside). A length of
  *    ULLME_NUL_TERMINATED means "up to the first NUL".
  *
@@ -93,11 +94,10 @@ typedef enum {
     ULLME_WEIGHTS_STORED = 2,   /* as stored in the file (GGUF quantised blocks, f16/bf16), dequantised
                                  * panel by panel inside each product: no copy of the weights at all
                                  * (QLoRA-style frozen base; least memory, slower) */
-    ULLME_WEIGHTS_QUANTIZED = 3 /* the file's integer quantisation (GGUF Q4_0 ... Q8_0, Q4_K ... Q6_K)
-                                 * re-laid out at load in the kernels' panel order (int8 values, float32
-                                 * group scales: 1.25 bytes a weight), dequantised one cache-sized block at
-                                 * a time inside each product: the speed of dense at a third of its memory.
-                                 * Weights of other types (f16, bf16, f32: safetensors models) are dense. */
+    ULLME_WEIGHTS_QUANTIZED = 3 /* the file's integer blocks (GGUF Q4_0 ... Q8_0, Q4_K ... Q6_K) re-laid out
+                                 * at load as int8 panels + float32 group scales (1.25 bytes a weight): the
+                                 * speed of dense at a third of its memory. Other types are dense.
+                                 * Measurements: README "Fine-tuning with GRL" and bench/README.md. */
 } ullme_weight_storage;
 
 /* The arithmetic of a model's linear layers at inference (attention, norms, softmax and LoRA adapters are
@@ -107,16 +107,11 @@ typedef enum {
                                   * ("exact" | "bf16") says */
     ULLME_PRECISION_EXACT = 1,   /* float32 weights, one FMA chain per output element: the results checked
                                   * against transformers */
-    ULLME_PRECISION_BF16 = 2     /* opt-in fast mode: the attention output, MLP and LM-head weights rounded
-                                  * to bfloat16 at load (half their memory) and their inputs rounded to
-                                  * bfloat16, products by AVX512_BF16 (VDPBF16PS, float32 sums): twice the
-                                  * kernel throughput; Q/K/V projections and the first fifth of the layers
-                                  * stay float32. Embeddings of the SmolLM2 parity texts stay within cosine
-                                  * 0.9999 of transformers', but very short texts in bidirectional mode can
-                                  * move more (any bf16 rounding of the weights does that there). Where the
-                                  * CPU has no AVX512_BF16, and for ULLME_WEIGHTS_STORED, the exact kernels
-                                  * run instead: ullme_model_precision_path says which. Still
-                                  * batch-invariant. A trainer refuses such a model (ULLME_E_STATE). */
+    ULLME_PRECISION_BF16 = 2     /* opt-in fast mode: most linear layers in bfloat16 on AVX512_BF16 (README
+                                  * "Fast mode: bf16": what stays float32, accuracy, speed). Without
+                                  * AVX512_BF16, or with ULLME_WEIGHTS_STORED, the exact kernels run:
+                                  * ullme_model_precision_path says which. Batch-invariant. A trainer refuses
+                                  * such a model (ULLME_E_STATE). */
 } ullme_precision;
 
 /* Parse "mean" | "weightedmean" | "cls" | "lasttoken" | "auto"; ULLME_E_ARG with a message otherwise. */

@@ -16,20 +16,14 @@ public func capi_embed_default_params() -> ullme_embed_params {
     return p
 }
 
-/// ullme_embed_params as first released (up to progress_user, no prompt fields): still accepted.
-let embedParamsSizeV1 = UInt32(MemoryLayout<ullme_embed_params>.offset(of: \ullme_embed_params.prompt)!)
+/// ullme_embed_params' released layouts: as first released (up to progress_user); the current one adds the
+/// prompt fields, exclude_prompt and truncate_dim.
+let embedParamsLayouts = ParamsLayouts<ullme_embed_params>(name: "ullme_embed_params", olderEndingBefore: [\.prompt])
+let embedParamsSizeV1 = embedParamsLayouts.older[0].size
 
-/// Reads a caller's embed params without reading past its struct_size (the older struct gets the defaults of
-/// the prompt fields).
+/// Reads a caller's embed params without reading past its layout's fields.
 func readEmbedParams(_ p: UnsafePointer<ullme_embed_params>) throws -> ullme_embed_params {
-    let size = UnsafeRawPointer(p).load(as: UInt32.self)
-    guard size == embedParamsSize || size == embedParamsSizeV1 else {
-        throw argError("ullme_embed_params.struct_size is \(size), expected \(embedParamsSize): start from ullme_embed_default_params()")
-    }
-    var out = capi_embed_default_params()
-    withUnsafeMutableBytes(of: &out) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p, count: Int(size))) }
-    out.struct_size = embedParamsSize
-    return out
+    try embedParamsLayouts.read(p, defaults: capi_embed_default_params()) { $0.struct_size = $1 }
 }
 
 /// A caller's (pointer, length) string: NULL means none with the default length or 0.

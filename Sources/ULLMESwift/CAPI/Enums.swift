@@ -20,3 +20,29 @@ extension Pooling {
     init(c value: ullme_pooling) throws { self = try fromC(value.rawValue, "pooling") }
     var c: ullme_pooling { ullme_pooling(rawValue: rawValue) }
 }
+
+extension WeightStorage {
+    /// An `ullme_weight_storage` value of `ullme_model_params.weight_storage`; nil: ULLME_WEIGHTS_DEFAULT (the
+    /// load chooses).
+    static func fromC(_ raw: Int32) throws -> WeightStorage? {
+        switch UInt32(bitPattern: raw) {
+        case ULLME_WEIGHTS_DEFAULT.rawValue: nil
+        case ULLME_WEIGHTS_DENSE.rawValue: .dense
+        case ULLME_WEIGHTS_STORED.rawValue: .stored
+        case ULLME_WEIGHTS_QUANTIZED.rawValue: .quantized
+        default: throw argError("unknown weight_storage value \(raw)")
+        }
+    }
+}
+
+extension Precision {
+    /// An `ullme_precision` value of `ullme_model_params.precision`; nil: ULLME_PRECISION_DEFAULT.
+    static func fromC(_ raw: Int32) throws -> Precision? {
+        switch UInt32(bitPattern: raw) {
+        case ULLME_PRECISION_DEFAULT.rawValue: nil
+        case ULLME_PRECISION_EXACT.rawValue: .exact
+        case ULLME_PRECISION_BF16.rawValue: .bf16
+        default: throw argError("unknown precision value \(raw)")
+        }
+    }
+}

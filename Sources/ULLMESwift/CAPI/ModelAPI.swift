@@ -36,33 +36,20 @@ func handle(_ p: OpaquePointer?) throws -> ModelHandle {
     return Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
 }
 
-let modelParamsSize = UInt32(MemoryLayout<ullme_model_params>.size)
-/// ullme_model_params as first released (up to batch_size, no adapter_path): still accepted.
-let modelParamsSizeV1 = UInt32(MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.adapter_path)!)
-/// ... and with adapter_path, before weight_storage.
-let modelParamsSizeV2 = UInt32(MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.weight_storage)!)
+/// ullme_model_params' released layouts: as first released (up to batch_size), then with adapter_path, with
+/// weight_storage, with precision and reserved0; the current one adds preset.
+let modelParamsLayouts = ParamsLayouts<ullme_model_params>(
+    name: "ullme_model_params", olderEndingBefore: [\.adapter_path, \.weight_storage, \.precision, \.preset])
+let modelParamsSize = modelParamsLayouts.currentSize
+let olderModelParamsSizes = modelParamsLayouts.older.map(\.size)
+let modelParamsSizeV1 = olderModelParamsSizes[0], modelParamsSizeV2 = olderModelParamsSizes[1]
+let modelParamsSizeV3 = olderModelParamsSizes[2], modelParamsSizeV4 = olderModelParamsSizes[3]
 
-/// ... and with weight_storage, before precision (40 bytes: weight_storage and the struct's tail padding).
-let modelParamsSizeV3 = UInt32((MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.precision)! + 7) / 8 * 8)
-
-/// ... and with precision and reserved0, before preset.
-let modelParamsSizeV4 = UInt32(MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.preset)!)
-let olderModelParamsSizes = [modelParamsSizeV1, modelParamsSizeV2, modelParamsSizeV3, modelParamsSizeV4]
-
-/// Reads a caller's params struct without reading past its struct_size (an older, smaller struct gets
-/// the defaults for the fields it lacks; the V3 struct's tail padding is not read).
+/// Reads a caller's params struct without reading past its layout's fields.
 func readModelParams(_ p: UnsafePointer<ullme_model_params>) throws -> ullme_model_params {
-    let size = UnsafeRawPointer(p).load(as: UInt32.self)
-    guard size == modelParamsSize || olderModelParamsSizes.contains(size) else {
-        throw argError("ullme_model_params.struct_size is \(size), expected \(modelParamsSize): start from ullme_model_default_params()")
-    }
-    var out = capi_model_default_params()
-    let known = size == modelParamsSizeV3 ? MemoryLayout<ullme_model_params>.offset(of: \ullme_model_params.precision)! : Int(size)
-    withUnsafeMutableBytes(of: &out) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p, count: known)) }
-    out.struct_size = modelParamsSize
-    return out
+    try modelParamsLayouts.read(p, defaults: capi_model_default_params()) { $0.struct_size = $1 }
 }
-let embedParamsSize = UInt32(MemoryLayout<ullme_embed_params>.size)
+let embedParamsSize = embedParamsLayouts.currentSize
 
 @_cdecl("ullme_model_default_params")
 public func capi_model_default_params() -> ullme_model_params {
@@ -79,8 +66,8 @@ func validated(_ p: ullme_model_params) throws -> ullme_model_params {
     guard p.n_threads >= 0 && p.n_threads <= maxComputeThreads else { throw argError("n_threads must be in [0, \(maxComputeThreads)] (got \(p.n_threads))") }
     if p.pooling != ULLME_POOLING_AUTO { _ = try Pooling(c: p.pooling) }
     if p.attention != ULLME_ATTENTION_AUTO { _ = try AttentionMode(c: p.attention) }
-    guard (0...3).contains(p.weight_storage) else { throw argError("unknown weight_storage value \(p.weight_storage)") }
-    guard (0...2).contains(p.precision) else { throw argError("unknown precision value \(p.precision)") }
+    _ = try WeightStorage.fromC(p.weight_storage)
+    _ = try Precision.fromC(p.precision)
     guard p.reserved0 == 0 else { throw argError("ullme_model_params.reserved0 must be 0") }
     guard p.max_length >= 0 else { throw argError("max_length must be >= 1, or 0 for the model's own (got \(p.max_length))") }
     guard p.batch_size >= 1 else { throw argError("batch_size must be >= 1 (got \(p.batch_size))") }
@@ -100,8 +87,7 @@ public func capi_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePoint
         // NULL path: the default model, i.e. the base GGUF with the shipped adapter (or params' adapter).
         let modelPath = try path.map { String(cString: $0) } ?? DefaultModel.requireBase()
         if path == nil, adapter == nil { adapter = try DefaultModel.requireAdapter() }
-        let storage: WeightStorage? = [1: .dense, 2: .stored, 3: .quantized][p.weight_storage]
-        let precision: Precision? = p.precision == 1 ? .exact : p.precision == 2 ? .bf16 : nil
+        let storage = try WeightStorage.fromC(p.weight_storage), precision = try Precision.fromC(p.precision)
         let preset = p.preset.map { String(cString: $0) }
         let model = try Model.load(path: modelPath, adapter: adapter, storage: storage, precision: precision, preset: preset)
         let h = ModelHandle(model: model, params: p, adapterPath: adapter, preset: preset)

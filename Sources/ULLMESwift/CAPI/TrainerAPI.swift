@@ -12,23 +12,16 @@ func trainer(_ p: OpaquePointer?) throws -> TrainerHandle {
     return Unmanaged<TrainerHandle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
 }
 
-let trainerParamsSize = UInt32(MemoryLayout<ullme_trainer_params>.size)
-/// ullme_trainer_params as first released (up to is_cosine_annealing, padded to 8 bytes): still accepted.
-let trainerParamsSizeV1 = UInt32((MemoryLayout<ullme_trainer_params>.offset(of: \ullme_trainer_params.activation_checkpointing)! + 7) / 8 * 8)
+/// ullme_trainer_params' released layouts: as first released (up to is_cosine_annealing); the current one adds
+/// activation_checkpointing and reserved0.
+let trainerParamsLayouts = ParamsLayouts<ullme_trainer_params>(
+    name: "ullme_trainer_params", olderEndingBefore: [\.activation_checkpointing])
+let trainerParamsSize = trainerParamsLayouts.currentSize
+let trainerParamsSizeV1 = trainerParamsLayouts.older[0].size
 
-/// Reads a caller's params struct without reading past its struct_size (an older struct gets the defaults
-/// of the fields it lacks).
+/// Reads a caller's params struct without reading past its layout's fields.
 func readTrainerParams(_ p: UnsafePointer<ullme_trainer_params>) throws -> ullme_trainer_params {
-    let size = UnsafeRawPointer(p).load(as: UInt32.self)
-    guard size == trainerParamsSize || size == trainerParamsSizeV1 else {
-        throw argError("ullme_trainer_params.struct_size is \(size), expected \(trainerParamsSize): start from ullme_trainer_default_params()")
-    }
-    var out = capi_trainer_default_params()
-    let known = size == trainerParamsSize ? Int(size)
-        : MemoryLayout<ullme_trainer_params>.offset(of: \ullme_trainer_params.activation_checkpointing)!
-    withUnsafeMutableBytes(of: &out) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p, count: known)) }
-    out.struct_size = trainerParamsSize
-    return out
+    try trainerParamsLayouts.read(p, defaults: capi_trainer_default_params()) { $0.struct_size = $1 }
 }
 
 @_cdecl("ullme_trainer_default_params")

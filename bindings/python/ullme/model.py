@@ -156,14 +156,12 @@ class Model:
             adapter = "\n".join(os.fspath(a) for a in adapter)
         adapter_bytes = None if adapter is None or adapter is False else os.fsencode(adapter)
         p.adapter_path = adapter_bytes  # the struct keeps the bytes alive through the call
-        storages = {None: 0, "dense": 1, "stored": 2, "quantized": 3}
-        if weights not in storages:
+        if weights not in L.WEIGHTS:
             raise Error(f"weights must be 'dense', 'stored', 'quantized' or None (got {weights!r})", L.E_ARG)
-        p.weight_storage = storages[weights]
-        precisions = {None: 0, "exact": 1, "bf16": 2}
-        if precision not in precisions:
+        p.weight_storage = L.WEIGHTS[weights]
+        if precision not in L.PRECISIONS:
             raise Error(f"precision must be 'exact', 'bf16' or None (got {precision!r})", L.E_ARG)
-        p.precision = precisions[precision]
+        p.precision = L.PRECISIONS[precision]
         h = L.model_p()
         # The default model with no adapter named: a NULL path, so the library adds its shipped adapter.
         c_path = None if default and adapter is None else os.fsencode(self.path)
