@@ -154,8 +154,8 @@ test-reliability: lib
 
 test-c:
 	mkdir -p $(BINDIR)
-	cc -O2 -Wall -Wextra -Iinclude bindings/c/example.c -L$(LIBDIR) -lullme -Wl,-rpath,$(ABS_LIBDIR) -o $(BINDIR)/ullme-example
-	cc -O2 -Wall -Wextra -Iinclude bindings/c/bad_inputs.c -L$(LIBDIR) -lullme -Wl,-rpath,$(ABS_LIBDIR) -lm -o $(BINDIR)/ullme-bad-inputs
+	cc -O2 -Wall -Wextra -Iinclude examples/c/embed.c -L$(LIBDIR) -lullme -Wl,-rpath,$(ABS_LIBDIR) -o $(BINDIR)/ullme-example
+	cc -O2 -Wall -Wextra -Iinclude Tests/c/bad_inputs.c -L$(LIBDIR) -lullme -Wl,-rpath,$(ABS_LIBDIR) -lm -o $(BINDIR)/ullme-bad-inputs
 	$(BINDIR)/ullme-example $(MODEL)
 	$(BINDIR)/ullme-example
 	$(BINDIR)/ullme-bad-inputs $(MODEL)
@@ -172,7 +172,7 @@ test-standalone: wheel test-go
 
 test-go:
 	mkdir -p $(BINDIR)
-	cd bindings/go && $(GOENV) go vet . && $(GOENV) go build -o $(abspath $(BINDIR))/ullme-example-go .
+	cd examples/go && $(GOENV) go vet . && $(GOENV) go build -o $(abspath $(BINDIR))/ullme-example-go .
 	$(BINDIR)/ullme-example-go $(MODEL)
 
 bench:

@@ -71,7 +71,7 @@ pc_version="$(PKG_CONFIG_PATH="$OUT/prefix/lib/pkgconfig" pkg-config --modversio
 echo "version $version: wheel, ullme.pc"
 
 echo "== with $SWIFT_ROOT hidden"
-cc -O2 -Wall -Wextra -I"$BUILD/include" bindings/c/example.c -L"$BUILD/lib" -lullme -Wl,-rpath,"$BUILD/lib" -o "$OUT/ullme-example"
+cc -O2 -Wall -Wextra -I"$BUILD/include" examples/c/embed.c -L"$BUILD/lib" -lullme -Wl,-rpath,"$BUILD/lib" -o "$OUT/ullme-example"
 printf '%s\n' "The lighthouse keeper lit the lamp." "Ships use charts at night." > "$OUT/texts.txt"
 mkdir -p "$OUT/elsewhere"
 export OUT MODEL LIB CLI GO_EXAMPLE SWIFT_ROOT

@@ -5,6 +5,7 @@ build/crosslang/python-<config>.npy for inspection."""
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def _need(tool):
 def c_example(libdir, tmp_path_factory):
     _need("cc")
     exe = tmp_path_factory.mktemp("c") / "example"
-    subprocess.run(["cc", "-O2", f"-I{REPO / 'include'}", str(REPO / "bindings/c/example.c"), f"-L{libdir}", "-lullme",
+    subprocess.run(["cc", "-O2", f"-I{REPO / 'include'}", str(REPO / "examples/c/embed.c"), f"-L{libdir}", "-lullme",
                     f"-Wl,-rpath,{libdir}", "-o", str(exe)], check=True)
     return exe
 
@@ -88,7 +89,7 @@ def go_example(libdir, tmp_path_factory):
     exe = tmp_path_factory.mktemp("go") / "embed-go"
     env = dict(os.environ, GOFLAGS="-mod=mod", GOCACHE=str(REPO / "build/go/cache"), GOPATH=str(REPO / "build/go/path"),
                CGO_LDFLAGS=f"-L{libdir} -Wl,-rpath,{libdir}", GOPROXY="off")
-    subprocess.run(["go", "build", "-o", str(exe), "."], cwd=REPO / "bindings/go", env=env, check=True)
+    subprocess.run(["go", "build", "-o", str(exe), "."], cwd=REPO / "examples/go", env=env, check=True)
     return exe
 
 
@@ -140,3 +141,19 @@ def test_cli_equals_python(model_path, texts_file, python_embs, config, how, tmp
     got = np.load(out)
     assert got.dtype == np.float32 and got.shape == python_embs[config].shape
     assert float(np.abs(got - python_embs[config]).max()) <= 1e-6
+
+
+def _ranking(stdout):
+    """The "N. score  document" lines of an example's output."""
+    return [line for line in stdout.splitlines() if line[:1].isdigit() and ". " in line]
+
+
+def test_examples_rank_alike(c_example, go_example, model_path):
+    """examples/c, examples/go and examples/python rank the same documents with the same scores."""
+    env = dict(os.environ, PYTHONPATH=str(REPO / "bindings/python"))
+    runs = {"c": [str(c_example), model_path], "go": [str(go_example), "-model", model_path],
+            "python": [sys.executable, str(REPO / "examples/python/rank.py"), model_path]}
+    out = {k: subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout for k, cmd in runs.items()}
+    assert len(_ranking(out["c"])) == 3, out["c"]
+    assert _ranking(out["go"]) == _ranking(out["c"]) == _ranking(out["python"]), out
+    assert "Lighthouses" in _ranking(out["python"])[0]

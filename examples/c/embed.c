@@ -1,6 +1,6 @@
 /* example.c — embed a query and three documents with libullme and rank the documents by cosine.
  *
- *   cc -Iinclude bindings/c/example.c -Lbuild/lib -lullme -Wl,-rpath,$PWD/build/lib -o example
+ *   cc -Iinclude examples/c/embed.c -Lbuild/lib -lullme -Wl,-rpath,$PWD/build/lib -o example
  *   ./example [MODEL]                       (default: the default model, a NULL path: the cached
  *                                            SmolLM2-135M-Instruct GGUF with libullme's trained adapter)
  *   ./example [MODEL] --dump TEXTS.txt OUT.bin [--instruction S] [--candidate]
