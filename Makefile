@@ -36,7 +36,7 @@ models:
 	scripts/fetch_models.sh --gemma3
 
 fixtures: models
-	scripts/make_generated_fixtures.sh
+	scripts/fixtures/make_generated_fixtures.sh
 
 # GRL training data from Debian's wordnet-base (apt-get install wordnet-base).
 wordnet-data:

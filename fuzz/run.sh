@@ -6,7 +6,7 @@
 #
 # PARSER: gguf safetensors config tokenizer-json gguf-tokenizer encode-smollm2 encode-spm model-gguf
 #         grl-jsonl train-yaml
-# Seeds: fuzz/seeds/PARSER (read-only; scripts/make_fuzz_seeds.py). Corpus grown by the run:
+# Seeds: fuzz/seeds/PARSER (read-only; scripts/fixtures/make_fuzz_seeds.py). Corpus grown by the run:
 # $ULLME_FUZZ_WORK/PARSER/corpus (default /tmp/ullme-fuzz). Crashes, timeouts and OOM inputs:
 # fuzz/artifacts/PARSER/. Exit status non-zero on any finding. The build is a separate package
 # (fuzz/Package.swift) built in debug mode with -sanitize=fuzzer,address, so Swift's overflow and

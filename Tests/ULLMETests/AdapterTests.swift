@@ -4,7 +4,7 @@ import XCTest
 @testable import ULLMESwift
 
 /// LoRA adapter files (PEFT format): the safetensors writer, export → import round trips, adapters made by
-/// PEFT itself (scripts/make_adapter_fixtures.py), and the C API's adapter_path. testWriteAdaptersForPEFT
+/// PEFT itself (scripts/fixtures/make_adapter_fixtures.py), and the C API's adapter_path. testWriteAdaptersForPEFT
 /// also writes Tests/fixtures/generated/adapter-export/, which bindings/python/tests/test_adapter.py loads
 /// with PeftModel (run this suite first: `make test` does).
 final class AdapterTests: XCTestCase {

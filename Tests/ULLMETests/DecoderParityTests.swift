@@ -2,7 +2,7 @@ import FoundationEssentials
 import XCTest
 @testable import ULLMESwift
 
-/// Packaged paths for the decoder/embedding tests (fixtures made by scripts/make_parity_fixtures.py).
+/// Packaged paths for the decoder/embedding tests (fixtures made by scripts/fixtures/make_parity_fixtures.py).
 enum ParityFixtures {
     static var root: String {
         var parts = String(#filePath).split(separator: "/", omittingEmptySubsequences: false)
@@ -12,7 +12,7 @@ enum ParityFixtures {
     static func json(_ rel: String) throws -> JSONValue {
         let path = root + "/" + rel
         guard let data = FileManager.default.contents(atPath: path) else {
-            XCTFail("missing fixture \(path): run scripts/make_parity_fixtures.py")
+            XCTFail("missing fixture \(path): run scripts/fixtures/make_parity_fixtures.py")
             throw ULLMEError.io(path)
         }
         return try JSONValue.parse(Array(data), what: path)
@@ -71,7 +71,7 @@ final class DecoderParityTests: XCTestCase {
         }
     }
 
-    /// tiny-qwen3 converted to GGUF with llama.cpp's qwen3 names and keys (scripts/make_family_gguf.py) gives
+    /// tiny-qwen3 converted to GGUF with llama.cpp's qwen3 names and keys (scripts/fixtures/make_family_gguf.py) gives
     /// transformers' hidden states and logits too.
     func testQwen3GGUFParity() throws {
         let model = try Model.load(path: ParityFixtures.root + "/generated/tiny-qwen3.gguf")

@@ -4,7 +4,7 @@ import XCTest
 @testable import ULLMESwift
 
 /// The model-metadata layer: sentence-transformers directories, presets, prompts and prompt-excluded pooling,
-/// and their C API. Fixtures: scripts/make_embedder_fixtures.py (Tests/fixtures/generated/embedders/, `make fixtures`).
+/// and their C API. Fixtures: scripts/fixtures/make_embedder_fixtures.py (Tests/fixtures/generated/embedders/, `make fixtures`).
 final class EmbedderProfileTests: XCTestCase {
     static func dir(_ name: String) -> String { ParityFixtures.root + "/generated/embedders/" + name }
 

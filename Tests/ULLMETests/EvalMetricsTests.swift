@@ -3,10 +3,10 @@ import XCTest
 @testable import ULLMESwift
 
 /// Retrieval and STS metrics against pytrec_eval (trec_eval's code) and scipy, on the committed run
-/// file + qrels made by scripts/make_eval_metric_fixtures.py (ties, graded relevance, judged queries
+/// file + qrels made by scripts/fixtures/make_eval_metric_fixtures.py (ties, graded relevance, judged queries
 /// with no relevant document, relevant documents never retrieved, an unjudged query).
 final class EvalMetricsTests: XCTestCase {
-    static let script = "python3 scripts/make_eval_metric_fixtures.py (pip install pytrec-eval-terrier scipy)"
+    static let script = "python3 scripts/fixtures/make_eval_metric_fixtures.py (pip install pytrec-eval-terrier scipy)"
 
     func fixture(_ name: String) throws -> [UInt8] {
         let path = packageRoot + "/Tests/fixtures/eval/" + name

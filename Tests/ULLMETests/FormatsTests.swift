@@ -398,7 +398,7 @@ final class FormatsTests: XCTestCase {
                     if let i = firstBitDifference(b, e.bytes) { XCTFail("\(model) \(e.name) (\(t.type)): element \(i) differs") }
                 }
             }
-            XCTAssertEqual(covered, Set(g.tensors.map(\.type)), "\(model): expected file must cover every type; re-run scripts/make_dequant_fixtures.py")
+            XCTAssertEqual(covered, Set(g.tensors.map(\.type)), "\(model): expected file must cover every type; re-run scripts/fixtures/make_dequant_fixtures.py")
         }
     }
 
@@ -482,7 +482,7 @@ final class FormatsTests: XCTestCase {
         XCTAssertEqual(try SafetensorsFile(path: dir + "/m.safetensors").tensorNames.count, 4)
     }
 
-    /// A file written by the reference `safetensors` package (scripts/make_dequant_fixtures.py).
+    /// A file written by the reference `safetensors` package (scripts/fixtures/make_dequant_fixtures.py).
     func testSafetensorsReferenceFile() throws {
         let f = try SafetensorsFile(path: try fixturePath("safetensors/tiny.safetensors"))
         XCTAssertEqual(Set(f.tensorNames), ["f32", "f16", "scalar"])

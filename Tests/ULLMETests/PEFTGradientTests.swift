@@ -4,7 +4,7 @@ import XCTest
 
 /// LoRA and projection-head gradients equal PyTorch + PEFT's on a tiny random model of every family, for
 /// the embedding objective (bidirectional, pooled, projected, normalised; dL/dreps = G) and the causal LM
-/// loss. Fixtures: scripts/make_lora_grad_fixtures.py.
+/// loss. Fixtures: scripts/fixtures/make_lora_grad_fixtures.py.
 final class PEFTGradientTests: XCTestCase {
     static let fixtures = ["tiny-llama", "tiny-llama-rope", "tiny-mistral", "tiny-qwen2", "tiny-qwen2-swa", "tiny-qwen3", "tiny-phi",
                            "tiny-phi3", "tiny-phi3-longrope", "tiny-gemma2", "tiny-gemma3"]

@@ -33,7 +33,7 @@ func fixturePath(_ rel: String) throws -> String {
     let p = packageRoot + "/Tests/fixtures/" + rel
     guard FileManager.default.fileExists(atPath: p) else {
         let script = rel.hasPrefix("generated/") || rel.hasPrefix("dequant/")
-            ? "python3 scripts/make_dequant_fixtures.py" : "the fixture scripts in scripts/"
+            ? "python3 scripts/fixtures/make_dequant_fixtures.py" : "the fixture scripts in scripts/"
         throw MissingFile(description: "fixture \(p) is missing: run \(script)")
     }
     return p

@@ -5,7 +5,7 @@ import XCTest
 /// Helpers of TokenizerTests: fixture / cache paths, a minimal GGUF metadata reader
 /// (so these tests do not depend on the GGUF parser), and the corpus.
 enum TokFixtures {
-    static let regenerate = "python3 scripts/make_tokenizer_fixtures.py (models: scripts/fetch_models.sh)"
+    static let regenerate = "python3 scripts/fixtures/make_tokenizer_fixtures.py (models: scripts/fetch_models.sh)"
 
     /// Tests/fixtures/tokenizer, found relative to this file.
     static var dir: URL {

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import ULLMESwift
 
-/// Tokenizer parity: ids identical to HF (fixtures from scripts/make_tokenizer_fixtures.py) and to
+/// Tokenizer parity: ids identical to HF (fixtures from scripts/fixtures/make_tokenizer_fixtures.py) and to
 /// llama.cpp's own vocab tests (.inp/.out). Missing fixtures fail, never skip.
 final class TokenizerTests: XCTestCase {
     static let smolGGUF = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -87,7 +87,7 @@ final class TokenizerTests: XCTestCase {
     }
 
     /// The corpus holds every character of Unicode's number classes Nd, Nl, No (of Unicode 14, the
-    /// generator's Python; scripts/make_tokenizer_fixtures.py number_class_lines), so every tokenizer
+    /// generator's Python; scripts/fixtures/make_tokenizer_fixtures.py number_class_lines), so every tokenizer
     /// test covers the \p{N} / Digits / \d rules on the whole class.
     func testCorpusHoldsEveryUnicodeNumber() throws {
         var inCorpus = Set<UInt32>()

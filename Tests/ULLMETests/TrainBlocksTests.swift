@@ -3,9 +3,9 @@ import XCTest
 @testable import ULLMESwift
 
 /// Training building blocks against the reference implementation (fixtures written by
-/// scripts/make_train_block_fixtures.py with torch + pytorch-metric-learning + the reference's loss code).
+/// scripts/fixtures/make_train_block_fixtures.py with torch + pytorch-metric-learning + the reference's loss code).
 final class TrainBlocksTests: XCTestCase {
-    static let script = "python3 scripts/make_train_block_fixtures.py"
+    static let script = "python3 scripts/fixtures/make_train_block_fixtures.py"
 
     func fixture(_ name: String) throws -> JSONValue {
         let path = packageRoot + "/Tests/fixtures/train_blocks/" + name

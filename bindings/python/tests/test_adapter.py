@@ -5,7 +5,7 @@
   (AutoModel), every tensor lands in the model, and the mean-pooled bidirectional embeddings match ours
   (ours.json) with cosine >= 0.9999. Order: run the Swift tests first (`make test` does).
 - test_model_adapter_param: ullme.Model(path, adapter=dir) on the adapters PEFT made
-  (Tests/fixtures/peft-adapters, scripts/make_adapter_fixtures.py) gives PEFT's embeddings.
+  (Tests/fixtures/peft-adapters, scripts/fixtures/make_adapter_fixtures.py) gives PEFT's embeddings.
 
 torch and peft are required (CI installs them): a missing import fails the module, it is never skipped.
 """

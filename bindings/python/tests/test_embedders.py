@@ -1,7 +1,7 @@
 """Embedders people use, run exactly: sentence-transformers directories (pooling, prompts, include_prompt,
 Normalize, max_seq_length) loaded with no other argument equal SentenceTransformer(dir).encode(...,
 normalize_embeddings=True); GenC-format models with the genc-* presets equal a reference written from GenC's
-formatting and pooling rules. Fixtures: scripts/make_embedder_fixtures.py (`make fixtures`)."""
+formatting and pooling rules. Fixtures: scripts/fixtures/make_embedder_fixtures.py (`make fixtures`)."""
 import json
 
 import numpy as np
@@ -17,7 +17,7 @@ MIN_COS = 0.99999
 def fixture(repo_root, name):
     d = repo_root / "Tests" / "fixtures" / "generated" / "embedders" / name
     if not (d / "expected.json").is_file():
-        pytest.fail(f"missing fixture {d}: run scripts/make_embedder_fixtures.py (make fixtures)")
+        pytest.fail(f"missing fixture {d}: run scripts/fixtures/make_embedder_fixtures.py (make fixtures)")
     return d, json.loads((d / "expected.json").read_text())
 
 

@@ -1,4 +1,4 @@
-"""Numerical parity with Hugging Face transformers (fixtures from scripts/make_parity_fixtures.py)."""
+"""Numerical parity with Hugging Face transformers (fixtures from scripts/fixtures/make_parity_fixtures.py)."""
 import json
 
 import numpy as np

@@ -1,6 +1,6 @@
 """The opt-in bf16 fast mode: SmolLM2 embeddings in exact and bf16 precision against the
 transformers reference of test_parity.py (Tests/fixtures/smollm2/expected.json, made by
-scripts/make_parity_fixtures.py), with the path that ran printed and checked. On a CPU without AVX512_BF16
+scripts/fixtures/make_parity_fixtures.py), with the path that ran printed and checked. On a CPU without AVX512_BF16
 the bf16 model runs the exact kernels, says so, and the test checks that instead."""
 import json
 import os

@@ -1,7 +1,7 @@
 """The gritlm and llm2vec presets against the upstream PyPI packages themselves: GritLM 1.0.2's and LLM2Vec
 0.2.3's own encode on the tiny GritLM/LLM2Vec-format models, padded batches, each package in its own venv
 (LLM2Vec pins transformers 4.44), LLM2Vec also with its two stacked adapters (MNTP merged, then supervised)
-made by its peft 0.12. Fixtures: scripts/make_upstream_embedder_fixtures.py (`make fixtures`)."""
+made by its peft 0.12. Fixtures: scripts/fixtures/make_upstream_embedder_fixtures.py (`make fixtures`)."""
 import json
 
 import numpy as np
@@ -14,7 +14,7 @@ from test_embedders import assert_close, fixture
 def upstream(repo_root, name):
     path = repo_root / "Tests" / "fixtures" / "generated" / "upstream" / f"{name}.json"
     if not path.is_file():
-        pytest.fail(f"missing fixture {path}: run scripts/make_upstream_embedder_fixtures.py (make fixtures)")
+        pytest.fail(f"missing fixture {path}: run scripts/fixtures/make_upstream_embedder_fixtures.py (make fixtures)")
     return path.parent, json.loads(path.read_text())
 
 
