@@ -13,8 +13,8 @@
 //   grl-jsonl       GRLDataset.parse (the GRL training data, JSONL) with malformed lines skipped (every
 //                   line goes through the parser and every problem is described); then a batch sampler over the result and the text formats of its first
 //                   batches (the tokenizer-independent half of a training step's input)
-//   train-yaml      TrainConfig.parse (libyaml + the key reader) on the bytes as UTF-8, then
-//                   GRLRunSettings(config:) (the run settings a trainer would be built from)
+//   train-yaml      TrainConfig.parse (libyaml + the key reader + the cross-key checks) on the bytes
+//                   as UTF-8: the settings a trainer would be built from
 //
 // Any error thrown is an accepted outcome; a trap, sanitizer report, timeout or OOM is a finding.
 #if canImport(Glibc)
@@ -140,7 +140,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .trainYAML:
         if let text = String(validating: bytes, as: UTF8.self), let c = try? TrainConfig.parse(yaml: text, file: "fuzz.yaml") {
             sink &+= UInt64(c.warnings.count &+ c.data.count)
-            if let s = try? GRLRunSettings(config: c) { sink &+= UInt64(s.batchSize) }
+            sink &+= UInt64(c.batchSize &+ (c.loss.chunkSize ?? 0) &+ c.optimizer.maxEpochs)
         }
     case .modelGGUF:
         let fd = open(modelPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
