@@ -112,7 +112,7 @@ grl-demo: lib wordnet-data
 	python3 scripts/check_grl_demo.py $(GRL_DEMO_OUT)/log.jsonl
 
 # The quality experiment (README "Results"): base causal / base bidirectional / CL / CL+SFT / GRL on SmolLM2,
-# man-page retrieval + Lee STS, one table in results/experiment/table.md (~1.5-2 h on 2 cores).
+# man-page retrieval + Lee STS, one table in build/results/experiment/table.md (~1.5-2 h on 2 cores).
 # CI runs the same pipeline on tiny data (experiment-tiny, ~2 min).
 experiment: lib wordnet-data
 	python3 scripts/experiment.py

@@ -3,7 +3,7 @@
 (Spearman / Pearson) with bootstrap 95 % CIs, paired comparisons with verdicts, and a "gap closed" figure.
 
     experiments/eval_suite.py --systems experiments/systems.example.json \\
-        --tasks data/eval/manpages data/eval/lee --out results/eval-suite [--limit-queries 50 --limit-docs 200]
+        --tasks data/eval/manpages data/eval/lee --out build/eval-suite [--limit-queries 50 --limit-docs 200]
 
 Systems (ullme models with adapters and seeds, MiniLM, BM25): see evalkit/systems.py. Tasks: directories
 in the BEIR layout (retrieval) or with pairs.tsv (STS), see evalkit/tasks.py. Writes OUT/results.json,
@@ -28,7 +28,7 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--systems", required=True, help="systems spec (JSON or YAML), see evalkit/systems.py")
     ap.add_argument("--tasks", nargs="+", required=True, help="task directories")
-    ap.add_argument("--out", default="results/eval-suite")
+    ap.add_argument("--out", default="build/eval-suite")
     ap.add_argument("--cache-dir", help="embedding cache (default OUT/cache)")
     ap.add_argument("--limit-queries", type=int, help="first N judged queries (retrieval) or pairs (STS)")
     ap.add_argument("--limit-docs", type=int, help="retrieval: first N documents (and the queries judged on them)")

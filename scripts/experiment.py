@@ -12,7 +12,7 @@ steps: only the loss terms differ (examples/grl-wordnet-demo.yaml is the templat
 evaluated on the man-page retrieval set (nDCG@10, MRR@10, ...) and on Lee STS (Spearman, Pearson)
 with bidirectional attention for (2)-(5).
 
-    python3 scripts/experiment.py              # the full run (~1.5 h on 2 cores): results/experiment/
+    python3 scripts/experiment.py              # the full run (~1.5 h on 2 cores): build/results/experiment/
     python3 scripts/experiment.py --tiny       # CI: the same pipeline on tiny data, 2 steps per run
 
 Idempotent: a finished training run (its adapter/) or evaluation (its JSON) is reused; --force redoes
@@ -30,9 +30,9 @@ RUNS = [  # name, label, loss-term overrides of the template
     ("grl", "GRL (CL + DPO + KL)", {"use_gen": True, "gen_loss_type": "sigmoid", "use_kl": True}),
 ]
 
-FULL = dict(out="results/experiment", data="data/grl/wordnet/train.jsonl", steps=60, batch=16, chunk=4,
+FULL = dict(out="build/results/experiment", data="data/grl/wordnet/train.jsonl", steps=60, batch=16, chunk=4,
             seq=128, manpages="data/eval/manpages", manpages_limit=None, eval_max_length=256)
-TINY = dict(out="results/experiment-tiny", data="data/grl/wordnet-tiny/train.jsonl", steps=2, batch=4, chunk=2,
+TINY = dict(out="build/results/experiment-tiny", data="data/grl/wordnet-tiny/train.jsonl", steps=2, batch=4, chunk=2,
             seq=48, manpages="data/eval/manpages-30", manpages_limit=30, eval_max_length=64)
 
 

@@ -222,7 +222,7 @@ final class GRLDataTests: XCTestCase {
         XCTAssertEqual(c.data, [TrainDataSpec(file: "data/grl/wordnet/train.jsonl",
             instruction: "Given a sentence, retrieve the definition of the sense in which its word is used.", name: "wordnet")])
         XCTAssertEqual(c.data[0].alignmentInstruction, GRLTextFormat.passageToQueryInstruction)
-        XCTAssertEqual(c.outputDir, "runs/grl-wordnet")
+        XCTAssertEqual(c.outputDir, "build/runs/grl-wordnet")
         XCTAssertEqual(c.loraRank, 16); XCTAssertEqual(c.loraAlpha, 32); XCTAssertEqual(c.loraDropout, 0.1)
         XCTAssertNil(c.loraTargets)
         XCTAssertEqual(c.optimizer.learningRate, 1e-4); XCTAssertEqual(c.optimizer.minLearningRate, 1e-7)
