@@ -41,11 +41,16 @@ TASKS = ["data/eval/debian-packages", "data/eval/info-manuals", "data/eval/debia
          "data/eval/wordnet-sts", "data/eval/lee"]
 
 # The loss of each arm, as YAML keys over the recipe (CL). GRL = CL + DPO (sigmoid) + KL, the paper's method;
-# CL + SFT = CL + next-token loss on the positives' generation examples.
+# CL + SFT = CL + next-token loss on the positives' generation examples. GRL-T0.1 is the first of the paper's
+# levers: temperature 0.1 (GenC's), which softens both the contrastive term and the KL term's dual scores
+# (the reference uses one temperature for both), so the KL target (softmax of mean token log-probs, nearly
+# flat) pulls less against the contrastive ranking.
+GRL = {"use_gen": True, "gen_loss_type": "sigmoid", "beta": 0.1, "use_kl": True}
 ARMS = {
     "CL": {},
     "CL+SFT": {"use_gen": True, "gen_loss_type": "sft"},
-    "GRL": {"use_gen": True, "gen_loss_type": "sigmoid", "beta": 0.1, "use_kl": True},
+    "GRL": GRL,
+    "GRL-T0.1": {**GRL, "temperature": 0.1},
 }
 
 
@@ -148,11 +153,18 @@ def systems_spec(out):
                 entries.append({"seed": s, **saved(out, arm, before[s])})
             elif is_shipped_default(arm, s):
                 entries.append({"seed": s, **saved(DEFAULT_EVAL, DEFAULT_ROW)})
-            else:
+            elif os.path.isdir(os.path.join(ROOT, RUNS, run_name(arm, s), "export")):
                 entries.append({"seed": s, "adapter": f"{RUNS}/{run_name(arm, s)}/export"})
+            else:  # a record from another machine whose adapter (an ignored folder) did not come along
+                print(f"grl_vs_cl: {arm} seed {s} left out of the evaluation: no saved results in {out} and no "
+                      f"adapter in {RUNS}/{run_name(arm, s)}/export (train it again: train {arm} --seed {s})",
+                      file=sys.stderr, flush=True)
+        if not entries:
+            continue
         systems.append({"name": arm, "kind": "ullme", "max_length": 256, "doc_instruction": True, "seeds": entries})
         arms.append(arm)
-    compare = [[a, "CL"] for a in arms if a != "CL"] + [[a, "base"] for a in arms]
+    compare = ([[a, "CL"] for a in arms if a != "CL"] + [[a, "GRL"] for a in arms if a.startswith("GRL-")]
+               + [[a, "base"] for a in arms])
     return {"systems": systems, "compare": compare, "gap": {"models": arms, "base": "base", "reference": "MiniLM"}}
 
 
