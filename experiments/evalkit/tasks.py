@@ -1,7 +1,7 @@
 """Evaluation tasks read from directories.
 
-Retrieval (BEIR layout, scripts/build_manpages_eval.py): queries.jsonl {_id, text}, corpus.jsonl
-{_id, title, text}, qrels.tsv (query-id<TAB>corpus-id<TAB>score, header line). STS (scripts/build_lee_sts.py):
+Retrieval (BEIR layout, scripts/data/build_manpages_eval.py): queries.jsonl {_id, text}, corpus.jsonl
+{_id, title, text}, qrels.tsv (query-id<TAB>corpus-id<TAB>score, header line). STS (scripts/data/build_lee_sts.py):
 pairs.tsv (sentence1<TAB>sentence2<TAB>score, header line). Either may have a meta.json whose "name" names
 the task and whose "instruction" is the instruction to use; without one the harness's DEFAULT_INSTRUCTIONS
 are looked up by the name, the directory name, then the part of either before the first "-"

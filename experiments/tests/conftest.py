@@ -48,12 +48,12 @@ def minilm_path():
 @pytest.fixture(scope="session")
 def manpages_tiny():
     return str(need(MANPAGES_TINY / "qrels.tsv",
-                    "run scripts/build_manpages_eval.py --limit 200 --out data/eval/manpages-tiny").parent)
+                    "run scripts/data/build_manpages_eval.py --limit 200 --out data/eval/manpages-tiny").parent)
 
 
 @pytest.fixture(scope="session")
 def lee():
-    return str(need(LEE / "pairs.tsv", "run scripts/build_lee_sts.py").parent)
+    return str(need(LEE / "pairs.tsv", "run scripts/data/build_lee_sts.py").parent)
 
 
 def write_retrieval_task(directory, queries, corpus, qrels, meta=None):

@@ -3,7 +3,7 @@
 
     scripts/data/build_eval_suite.py [--out data/eval] [--only TASK ...]
 
-Retrieval tasks (BEIR layout, as scripts/build_manpages_eval.py writes: queries.jsonl, corpus.jsonl,
+Retrieval tasks (BEIR layout, as scripts/data/build_manpages_eval.py writes: queries.jsonl, corpus.jsonl,
 qrels.tsv, meta.json with the task's instruction from scripts/data/instructions.py):
   debian-packages  synopsis -> long description of the held-out Debian source packages (500 queries,
                    every held-out description in the corpus)
@@ -15,7 +15,7 @@ STS task (pairs.tsv: sentence1, sentence2, score, as data/eval/lee):
                    the two synsets in the noun hierarchy (2·depth(lcs) / (depth(a) + depth(b)), depths of
                    the shortest hypernym paths, as NLTK computes it); pairs drawn as siblings, near
                    relatives and random pairs so that scores spread over [0, 1]
-The man-page set and Lee are built by scripts/build_manpages_eval.py and scripts/build_lee_sts.py.
+The man-page set and Lee are built by scripts/data/build_manpages_eval.py and scripts/data/build_lee_sts.py.
 Deterministic (same bytes on the same package versions).
 """
 import argparse
@@ -28,7 +28,6 @@ from collections import deque
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
 from build_mixture import dedupe, doc_text, norm  # noqa: E402
 from instructions import INSTRUCTIONS  # noqa: E402
 from splits import in_eval  # noqa: E402

@@ -90,7 +90,7 @@ def mine(recs, chosen):
 
 
 def wordnet_examples(path, n):
-    """The WordNet set of scripts/build_wordnet_grl.py (its training split), sampled."""
+    """The WordNet set of scripts/data/build_wordnet_grl.py (its training split), sampled."""
     if not os.path.exists(path):
         sys.exit(f"build_mixture: {path} missing: run `make wordnet-data` first")
     with open(path, encoding="utf-8") as f:
@@ -102,7 +102,6 @@ def wordnet_examples(path, n):
 
 def heldout_wordnet_lemmas(wordnet_dir="/usr/share/wordnet"):
     """Lemmas of WordNet's held-out synsets (the wordnet evaluation sets): GCIDE must not define them."""
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import build_wordnet_grl as wn
     lemmas = set()
     for pos, fn in wn.POS_FILES:

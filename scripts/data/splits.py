@@ -12,7 +12,7 @@ EVAL_PERCENT = {
     "debian-packages": 6,    # key: source package name
     "info-manuals": 25,      # key: manual (info file) name
 }
-# WordNet keeps the rule of scripts/build_wordnet_grl.py (its heldout.jsonl): synset "pos:offset", 5 %.
+# WordNet keeps the rule of scripts/data/build_wordnet_grl.py (its heldout.jsonl): synset "pos:offset", 5 %.
 # GCIDE entries whose headword is a lemma of a held-out synset are dropped from training.
 WORDNET_HELDOUT_PER_MILLE = 50
 EVAL_ONLY = {"debian-faq"}                          # never trained on

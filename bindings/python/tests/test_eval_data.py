@@ -8,7 +8,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def build(script, out, *extra):
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--out", str(out), *extra],
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "data" / script), "--out", str(out), *extra],
                        capture_output=True, text=True)
     assert r.returncode == 0, f"{script} failed: {r.stderr.strip()}"
 
@@ -35,9 +35,9 @@ def test_lee_builder_is_deterministic(tmp_path):
 
 
 def test_missing_sources_name_the_package(tmp_path):
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "build_manpages_eval.py"), "--out", str(tmp_path / "m"),
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "data" / "build_manpages_eval.py"), "--out", str(tmp_path / "m"),
                         "--root", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert r.returncode != 0 and "apt-get install manpages manpages-dev" in r.stderr
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "build_lee_sts.py"), "--out", str(tmp_path / "l"),
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "data" / "build_lee_sts.py"), "--out", str(tmp_path / "l"),
                         "--wheel", str(tmp_path / "missing.whl")], capture_output=True, text=True)
     assert r.returncode != 0 and "gensim==4.4.0" in r.stderr

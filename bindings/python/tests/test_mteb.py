@@ -1,5 +1,5 @@
 """mteb 2.x runs a retrieval evaluation of a libullme model through ullme/mteb_adapter.py, on a task
-defined here from a tiny man-page set (built by scripts/build_manpages_eval.py --limit 40 from the
+defined here from a tiny man-page set (built by scripts/data/build_manpages_eval.py --limit 40 from the
 Debian manpages packages; nothing is downloaded).
 
 The encoder is `ullme.Model` itself (the default SmolLM2 model); UllmeMTEBEncoder is the explicit wrapper.
@@ -37,7 +37,7 @@ _spec.loader.exec_module(adapter)
 @pytest.fixture(scope="module")
 def manpages(tmp_path_factory):
     out = tmp_path_factory.mktemp("manpages40")
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "build_manpages_eval.py"), "--limit", "40",
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "data" / "build_manpages_eval.py"), "--limit", "40",
                         "--out", str(out)], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail(f"man-page set not buildable: {r.stderr.strip()}")

@@ -1,6 +1,6 @@
 """Man-page NAME one-liner -> DESCRIPTION, from the installed English man pages of Debian packages (those
 apt's lists know; pages of third-party packages, e.g. the 16,000 generated gcloud pages of a cloud SDK, are
-left out) except those of the `manpages` and `manpages-dev` packages (the man-page evaluation set, scripts/build_manpages_eval.py,
+left out) except those of the `manpages` and `manpages-dev` packages (the man-page evaluation set, scripts/data/build_manpages_eval.py,
 whose roff reader this uses). A page whose name (e.g. "open") is also an evaluation page is skipped too.
 Licence: each page's own (the packages' copyright files); training use only.
 """
@@ -9,7 +9,7 @@ import gzip
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import build_manpages_eval as mp  # noqa: E402
 from .debian_packages import archive_package_names  # noqa: E402
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the Lee et al. (2005) document-similarity set (STS layout) from the PyPI gensim wheel.
 
-    scripts/build_lee_sts.py                 # -> data/eval/lee/
+    scripts/data/build_lee_sts.py                 # -> data/eval/lee/
 
 The wheel (gensim==4.4.0, LGPL-2.1-only) is fetched once with `pip download --no-deps` into
 $ULLME_CACHE/pypi (default ~/.cache/ullme/pypi) and read with zipfile; nothing is installed.

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Build the man-page retrieval set (BEIR layout) from the Debian `manpages` and `manpages-dev` packages.
 
-    scripts/build_manpages_eval.py                         # -> data/eval/manpages/
-    scripts/build_manpages_eval.py --limit 200 --out data/eval/manpages-tiny   # the CI version
+    scripts/data/build_manpages_eval.py                         # -> data/eval/manpages/
+    scripts/data/build_manpages_eval.py --limit 200 --out data/eval/manpages-tiny   # the CI version
 
 Query = the one-line description of the NAME section (the text after "\\-"), document = the DESCRIPTION
 section as plain text (roff requests and escapes stripped, cut at --max-chars on a word boundary),

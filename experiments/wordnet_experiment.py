@@ -12,8 +12,8 @@ steps: only the loss terms differ (examples/grl-wordnet-demo.yaml is the templat
 evaluated on the man-page retrieval set (nDCG@10, MRR@10, ...) and on Lee STS (Spearman, Pearson)
 with bidirectional attention for (2)-(5).
 
-    python3 scripts/experiment.py              # the full run (~1.5 h on 2 cores): build/results/experiment/
-    python3 scripts/experiment.py --tiny       # CI: the same pipeline on tiny data, 2 steps per run
+    python3 experiments/wordnet_experiment.py              # the full run (~1.5 h on 2 cores): build/results/experiment/
+    python3 experiments/wordnet_experiment.py --tiny       # CI: the same pipeline on tiny data, 2 steps per run
 
 Idempotent: a finished training run (its adapter/) or evaluation (its JSON) is reused; --force redoes
 everything. Writes results/<name>/table.md (the README table) and results/<name>/summary.json; the full
@@ -44,11 +44,11 @@ def run(cmd, **kw):
 def build_data(p):
     if not os.path.exists(p["data"]):
         sys.exit(f"experiment: {p['data']} is missing: run `make wordnet-data` (needs Debian's wordnet-base)")
-    cmd = [sys.executable, "scripts/build_manpages_eval.py", "--out", p["manpages"]]
+    cmd = [sys.executable, "scripts/data/build_manpages_eval.py", "--out", p["manpages"]]
     if p["manpages_limit"]:
         cmd += ["--limit", str(p["manpages_limit"])]
     run(cmd)
-    run([sys.executable, "scripts/build_lee_sts.py", "--out", "data/eval/lee"])
+    run([sys.executable, "scripts/data/build_lee_sts.py", "--out", "data/eval/lee"])
 
 
 def train(p, bin_, name, overrides, force):
@@ -127,7 +127,7 @@ def main():
         t = "-" if s["train_seconds"] is None else f"{s['train_seconds'] / 60:.1f} min"
         lines.append(f"| {i} | {s['label']} | {s['attention']} | {s['ndcg10']:.4f} | {s['mrr10']:.4f} | {s['recall10']:.4f} | "
                      f"{s['map']:.4f} | {s['spearman']:.4f} | {s['pearson']:.4f} | {t} |")
-    cmd = "python3 scripts/experiment.py" + (" --tiny" if a.tiny else "")
+    cmd = "python3 experiments/wordnet_experiment.py" + (" --tiny" if a.tiny else "")
     lines += ["", f"SmolLM2-135M-Instruct Q4_1, mean pooling, man pages: {first['queries']} queries / "
               f"{first['documents']} documents, texts truncated to {p['eval_max_length']} tokens; Lee: 1,225 pairs. "
               f"Training (3-5): WordNet ({p['data']}), {p['steps']} steps, batch {p['batch']} (GradCache chunk "
