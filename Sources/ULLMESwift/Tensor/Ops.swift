@@ -3,6 +3,9 @@ import Glibc
 
 // Forward kernels on flat float buffers, shapes in the names (llm.c style): T tokens, C channels.
 // FP32 throughout; matrix products go to OpenBLAS.
+// Where backward passes live: the adjoint of `<op>Forward` is `<op>Backward` in Train/BackwardOps.swift (the
+// whole-layer backward in Train/DecoderBackward.swift), so inference code holds no training code and one file
+// lists every gradient; a new forward kernel used in training gets its adjoint there, under that name.
 
 /// out[T, N] = x[T, K] · W[N, K]ᵀ (+ bias[N]) for weights that change (trainable: LoRA, projection head),
 /// through OpenBLAS. Static model weights use the packed, batch-invariant overload in PackedMatrix.swift.

@@ -1,7 +1,8 @@
 import CULLME
 import Glibc
 
-// Backward kernels, each the adjoint of a forward kernel in Tensor/Ops.swift or Model/Rope.swift.
+// Backward kernels, each the adjoint of a forward kernel in Tensor/Ops.swift or Model/Rope.swift and named after
+// it (`rmsNormForward` -> `rmsNormBackward`); the rule is written once, at the top of Tensor/Ops.swift.
 // Shapes in the names (T tokens, C channels); gradients accumulate (+=) where the name says so.
 
 /// dX[T, K] += dY[T, N] · W[N, K] (the input gradient of a frozen linear layer W [N, K]).
