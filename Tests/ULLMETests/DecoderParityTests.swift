@@ -101,6 +101,34 @@ final class DecoderParityTests: XCTestCase {
         }
     }
 
+    /// The config keys a family reads come from its row of the family table: the same key is read by the
+    /// families that list it and ignored by the others, and a flag a family does not implement is refused.
+    func testFamilyConfigKeysFollowTheFamilyTable() throws {
+        func config(_ type: String, _ extra: String) throws -> ModelConfig {
+            try ModelConfig.fromHF(JSONValue.parse(Array("""
+                {"model_type":"\(type)","hidden_size":64,"num_attention_heads":4,"num_hidden_layers":2,
+                 "intermediate_size":128,"vocab_size":256\(extra)}
+                """.utf8), what: "config.json"))
+        }
+        let caps = #","attn_logit_softcapping":4.0,"final_logit_softcapping":5.0,"query_pre_attn_scalar":16"#
+        let gemma2 = try config("gemma2", caps), gemma3 = try config("gemma3_text", caps), llama = try config("llama", caps)
+        XCTAssertEqual(gemma2.attentionSoftcap, 4); XCTAssertEqual(gemma2.finalLogitSoftcap, 5)
+        XCTAssertEqual(gemma2.attentionScale, 0.25)
+        XCTAssertNil(gemma3.attentionSoftcap); XCTAssertEqual(gemma3.finalLogitSoftcap, 5)
+        XCTAssertNil(llama.attentionSoftcap); XCTAssertNil(llama.finalLogitSoftcap); XCTAssertEqual(llama.attentionScale, 0)
+        XCTAssertEqual(gemma3.localRopeTheta, 10000); XCTAssertNil(gemma2.localRopeTheta)
+        XCTAssertTrue(try config("llama", #","mlp_bias":true"#).mlpBias)
+        XCTAssertFalse(try config("mistral", #","mlp_bias":true"#).mlpBias)
+        for (type, key) in [("phi", "qk_layernorm"), ("gemma3_text", "use_bidirectional_attention")] {
+            XCTAssertThrowsError(try config(type, ",\"\(key)\":true")) { e in
+                guard case .unsupported(let m)? = e as? ULLMEError else { return XCTFail("\(type): \(e)") }
+                XCTAssertTrue(m.contains(key), m)
+            }
+            XCTAssertNoThrow(try config(type, ",\"\(key)\":false"))
+        }
+        XCTAssertThrowsError(try config("mistral", #","pretraining_tp":2"#))
+    }
+
     func testOutOfVocabularyIdsAreRejected() throws {
         let model = try Model.load(path: ParityFixtures.root + "/tiny-llama")
         XCTAssertThrowsError(try model.forward([[1, 256]], attention: .causal))

@@ -42,16 +42,11 @@ extension ModelConfig {
             // llama.cpp fixes gemma3's pattern (every 6th layer global).
             c.slidingLayers = (0..<c.nLayers).map { ($0 + 1) % every != 0 }
         }
-        if family == .gemma2 {
-            c.attentionSoftcap = float("attn_logit_softcapping")
-            c.finalLogitSoftcap = float("final_logit_softcapping")
-        }
-        if family == .gemma3 {
-            // ... and its local rope base (10000).
-            c.finalLogitSoftcap = float("final_logit_softcapping")
-            c.localRopeTheta = 10000
-        }
-        if family == .phi3, let original = meta["\(arch).rope.scaling.original_context_length"]?.int, original > 0 {
+        let spec = family.spec
+        if spec.readsAttentionSoftcap { c.attentionSoftcap = float("attn_logit_softcapping") }
+        if spec.readsFinalSoftcap { c.finalLogitSoftcap = float("final_logit_softcapping") }
+        if spec.hasLocalRope { c.localRopeTheta = 10000 }
+        if spec.ggufLongRope, let original = meta["\(arch).rope.scaling.original_context_length"]?.int, original > 0 {
             // Long/short factors arrive as tensors (rope_factors_long/short.weight); see DecoderWeights.
             c.ropeScaling = .longrope(short: [], long: [], originalMaxPositions: original,
                                       attentionFactor: float("rope.scaling.attn_factor") ?? 1)

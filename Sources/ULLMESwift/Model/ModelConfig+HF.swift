@@ -38,31 +38,27 @@ extension ModelConfig {
         case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": c.activation = .geluTanh
         default: throw ULLMEError.unsupported("config.json: hidden activation \"\(act)\" for \(type)")
         }
-        if family.spec.readsAttentionBias {
+        let spec = family.spec
+        if spec.readsAttentionBias {
             let attnBias = json["attention_bias"]?.bool ?? false
             c.qkvBias = attnBias; c.outputBias = attnBias
         }
-        if family == .llama {
-            c.mlpBias = json["mlp_bias"]?.bool ?? false
-            if (json["pretraining_tp"]?.int ?? 1) != 1 { throw ULLMEError.unsupported("config.json: pretraining_tp != 1") }
-        }
-        if family == .phi, json["qk_layernorm"]?.bool == true {
-            throw ULLMEError.unsupported("config.json: phi qk_layernorm = true")
+        if spec.readsMLPBias { c.mlpBias = json["mlp_bias"]?.bool ?? false }
+        if (json["pretraining_tp"]?.int ?? 1) != 1 { throw ULLMEError.unsupported("config.json: pretraining_tp != 1") }
+        for (key, what) in spec.hfUnsupportedFlags.sorted(by: { $0.key < $1.key }) where json[key]?.bool == true {
+            throw ULLMEError.unsupported("config.json: \(key) = true (\(what)) for \(type)")
         }
         if let prf = json["partial_rotary_factor"]?.double ?? rope?["partial_rotary_factor"]?.double, prf != 1 {
             guard prf > 0, prf < 1 else { throw ULLMEError.format("config.json: partial_rotary_factor \(prf) out of (0, 1]") }
             c.rotaryDim = Int(Double(c.headDim) * prf)
         }
-        if family == .gemma2 || family == .gemma3 {
-            if let s = json["query_pre_attn_scalar"]?.double, s > 0 { c.attentionScale = Float(1 / s.squareRoot()) }
-            if family == .gemma2 { c.attentionSoftcap = positiveFloat("attn_logit_softcapping") }
-            c.finalLogitSoftcap = positiveFloat("final_logit_softcapping")
-            if family == .gemma3 {
-                c.localRopeTheta = Float(rope?["sliding_attention"]?["rope_theta"]?.double ?? json["rope_local_base_freq"]?.double ?? 10000)
-                if json["use_bidirectional_attention"]?.bool == true {
-                    throw ULLMEError.unsupported("config.json: use_bidirectional_attention (EmbeddingGemma) windows")
-                }
-            }
+        if spec.readsQueryPreAttnScalar, let s = json["query_pre_attn_scalar"]?.double, s > 0 {
+            c.attentionScale = Float(1 / s.squareRoot())
+        }
+        if spec.readsAttentionSoftcap { c.attentionSoftcap = positiveFloat("attn_logit_softcapping") }
+        if spec.readsFinalSoftcap { c.finalLogitSoftcap = positiveFloat("final_logit_softcapping") }
+        if spec.hasLocalRope {
+            c.localRopeTheta = Float(rope?["sliding_attention"]?["rope_theta"]?.double ?? json["rope_local_base_freq"]?.double ?? 10000)
         }
         try c.validateDimensions()   // before readSlidingWindow's per-layer arrays
         try c.readSlidingWindow(json)
@@ -104,7 +100,7 @@ extension ModelConfig {
     static func parseHFRopeScaling(_ rope: JSONValue?, family: Family, config: JSONValue, rotaryDim: Int) throws -> RopeScaling {
         guard let rope, !rope.isNull else { return .none }
         var kind = rope["rope_type"]?.string ?? rope["type"]?.string ?? "default"
-        if family == .phi3, kind == "su" || kind == "yarn" { kind = "longrope" }
+        kind = family.spec.hfRopeTypeAliases[kind] ?? kind
         switch kind {
         case "default": return .none
         case "linear":

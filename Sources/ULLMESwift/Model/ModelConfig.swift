@@ -1,8 +1,8 @@
 /// The backbone families (docs/method.md §1, plus qwen3), one decoder with per-family knobs.
-/// Everything that tells one family from another lives in this file: the names files give it and its
-/// tensors' names and layouts (`FamilySpec`), its knobs (`applyFamilyDefaults`) and which layers slide. Adding
-/// a family means a case here, its row in `spec` and its knobs; the weight loader, the LoRA targets and
-/// training follow (the config readers add what only that family's config keys say).
+/// Everything that tells one family from another lives in this file: the names files give it, the config
+/// keys only it reads, its tensors' names and layouts (`FamilySpec`), its knobs (`applyFamilyDefaults`) and
+/// which layers slide. Adding a family means a case here, its row in `spec` and its knobs; the config readers,
+/// the weight loader, the LoRA targets and training follow.
 public enum Family: String, Sendable, CaseIterable {
     case llama, mistral, qwen2, qwen3, phi, phi3, gemma2, gemma3
 
@@ -10,7 +10,7 @@ public enum Family: String, Sendable, CaseIterable {
     var spec: FamilySpec {
         switch self {
         case .llama: FamilySpec(hfModelTypes: ["llama"], ggufArchitectures: ["llama"], hfSliding: .none, ggufSliding: .all,
-                                readsAttentionBias: true, ggufRotaryPermuted: true)
+                                readsAttentionBias: true, readsMLPBias: true, ggufRotaryPermuted: true)
         case .mistral: FamilySpec(hfModelTypes: ["mistral"], ggufArchitectures: ["mistral"], hfSliding: .all, ggufSliding: .all,
                                   ggufRotaryPermuted: true)
         case .qwen2: FamilySpec(hfModelTypes: ["qwen2"], ggufArchitectures: ["qwen2"], hfSliding: .fromMaxWindowLayers, ggufSliding: .none)
@@ -19,12 +19,17 @@ public enum Family: String, Sendable, CaseIterable {
         case .qwen3: FamilySpec(hfModelTypes: ["qwen3"], ggufArchitectures: ["qwen3"], hfSliding: .fromMaxWindowLayers,
                                 ggufSliding: .none, readsAttentionBias: true)
         case .phi: FamilySpec(hfModelTypes: ["phi"], ggufArchitectures: ["phi2"], hfSliding: .none, ggufSliding: .none,
+                              hfUnsupportedFlags: ["qk_layernorm": "phi's q/k LayerNorm"],
                               outputProjection: "dense", hfFinalNorm: "model.final_layernorm")
         case .phi3: FamilySpec(hfModelTypes: ["phi3"], ggufArchitectures: ["phi3"], hfSliding: .all, ggufSliding: .all,
+                               hfRopeTypeAliases: ["su": "longrope", "yarn": "longrope"], ggufLongRope: true,
                                fusedProjections: true)
         case .gemma2: FamilySpec(hfModelTypes: ["gemma2"], ggufArchitectures: ["gemma2"], hfSliding: .alternating, ggufSliding: .alternating,
+                                 readsQueryPreAttnScalar: true, readsAttentionSoftcap: true, readsFinalSoftcap: true,
                                  hfNormsStoreOffset: true, tiesEmbeddingsByDefault: true)
         case .gemma3: FamilySpec(hfModelTypes: ["gemma3_text"], ggufArchitectures: ["gemma3"], hfSliding: .pattern(6), ggufSliding: .pattern(6),
+                                 readsQueryPreAttnScalar: true, readsFinalSoftcap: true, hasLocalRope: true,
+                                 hfUnsupportedFlags: ["use_bidirectional_attention": "EmbeddingGemma's bidirectional sliding windows"],
                                  hfNormsStoreOffset: true, tiesEmbeddingsByDefault: true)
         }
     }
@@ -51,8 +56,25 @@ struct FamilySpec {
     var ggufArchitectures: [String]
     var hfSliding: SlidingRule
     var ggufSliding: SlidingRule
-    /// config.json's `attention_bias` turns q/k/v/o biases on (llama: also `mlp_bias`).
+    // Config keys only some families read (config.json; the GGUF reader reads the same facts under `<arch>.`).
+    /// config.json's `attention_bias` turns q/k/v/o biases on.
     var readsAttentionBias = false
+    /// config.json's `mlp_bias` turns the MLP biases on.
+    var readsMLPBias = false
+    /// `query_pre_attn_scalar` s: attention scale 1/sqrt(s) instead of 1/sqrt(head_dim).
+    var readsQueryPreAttnScalar = false
+    /// `attn_logit_softcapping` / `final_logit_softcapping`: tanh soft-caps of attention scores / LM logits.
+    var readsAttentionSoftcap = false
+    var readsFinalSoftcap = false
+    /// Sliding layers rotate with their own base: config.json `rope_local_base_freq` (or
+    /// rope_parameters.sliding_attention.rope_theta), 10000 for a GGUF (llama.cpp fixes it).
+    var hasLocalRope = false
+    /// config.json flags (key: what it turns on) this family's decoder does not implement: true is refused.
+    var hfUnsupportedFlags: [String: String] = [:]
+    /// Older names of a rope scaling type in config.json (phi3's su / yarn are longrope).
+    var hfRopeTypeAliases: [String: String] = [:]
+    /// GGUF `rope.scaling.original_context_length` means longrope, its factors stored as tensors.
+    var ggufLongRope = false
     // Tensor names and layouts (DecoderWeights; the LoRA targets name the same modules, as PEFT does).
     /// llama.cpp's converter permutes the q/k rows of llama/mistral (interleaved rotary pairs); undone at load.
     var ggufRotaryPermuted = false
