@@ -67,7 +67,7 @@ space := $(empty) $(empty)
 # The everyday check (~2.5 min on a built tree, offline): the Swift and Python tests that need only committed
 # fixtures and installed packages: no model download, no generated fixtures. `make test` runs everything.
 CHECK_SWIFT := ActivationCheckpointingTests AttentionKernelTests CAPITests ConcurrencyTests DataParallelTests \
-	EvalMetricsTests FuzzRegressionTests GRLDataTests GRLTrainerTests GemmBF16Tests GemmTests GradCacheTests \
+	EvalMetricsTests FuzzRegressionTests GRLDataTests GRLTrainerTests GemmBF16Tests GemmI8Tests GemmTests GradCacheTests \
 	PEFTGradientTests TrainBlocksTests TrainConfigKeysTests TrainingFaultTests TrainingGradientTests WorkerPoolTests
 CHECK_PYTHON := test_convert_checkpoint.py test_eval_data.py test_header.py test_families.py test_server.py test_train_faults.py \
 	test_train_kill9.py test_train_resume.py test_trainer.py

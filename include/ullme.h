@@ -104,14 +104,19 @@ typedef enum {
  * float32 in every mode; training always uses exact). */
 typedef enum {
     ULLME_PRECISION_DEFAULT = 0, /* ULLME_PRECISION_EXACT, or what the ULLME_PRECISION environment variable
-                                  * ("exact" | "bf16") says */
+                                  * ("exact" | "bf16" | "int8") says */
     ULLME_PRECISION_EXACT = 1,   /* float32 weights, one FMA chain per output element: the results checked
                                   * against transformers */
-    ULLME_PRECISION_BF16 = 2     /* opt-in fast mode: most linear layers in bfloat16 on AVX512_BF16 (README
+    ULLME_PRECISION_BF16 = 2,    /* opt-in fast mode: most linear layers in bfloat16 on AVX512_BF16 (README
                                   * "Fast mode: bf16": what stays float32, accuracy, speed). Without
                                   * AVX512_BF16, or with ULLME_WEIGHTS_STORED, the exact kernels run:
                                   * ullme_model_precision_path says which. Batch-invariant. A trainer refuses
                                   * such a model (ULLME_E_STATE). */
+    ULLME_PRECISION_INT8 = 3     /* opt-in integer mode: linear layers with integer GGUF weights (Q4_0 ... Q6_K)
+                                  * multiply them with int8-quantised activations (AVX512-VNNI, AVX-VNNI or
+                                  * AVX2, chosen at run time; the same bits on each); other weights run exact.
+                                  * ullme_model_precision_path names the kernel. Batch-invariant. A trainer
+                                  * refuses such a model (ULLME_E_STATE). */
 } ullme_precision;
 
 /* Parse "mean" | "weightedmean" | "cls" | "lasttoken" | "auto"; ULLME_E_ARG with a message otherwise. */

@@ -54,9 +54,10 @@ let modelOptions: [Option] = [
         """),
     threadsOption,
     Option(name: "--precision", metavar: "NAME", help: """
-        exact | bf16 (default exact or $ULLME_PRECISION): bf16 runs the linear layers
-        with AVX512_BF16 (~2x faster products, cosine >= 0.999 to exact), or says on
-        stderr that the exact kernels run instead
+        exact | bf16 | int8 (default exact or $ULLME_PRECISION): bf16 runs the linear
+        layers with AVX512_BF16 (~2x faster products, cosine >= 0.999 to exact); int8
+        multiplies a GGUF's integer weights with int8 activations (VNNI / AVX2); stderr
+        says which kernels run, fallback included
         """),
 ]
 /// Options of every command that embeds texts.
@@ -301,12 +302,12 @@ func loadModel(_ args: Arguments) throws -> Model {
     let (path, adapter) = try modelSource(args)
     var precision: Precision? = nil
     if let name = args.value("--precision") {
-        guard let p = Precision(rawValue: name) else { throw CLIError(message: "--precision must be exact or bf16 (got \"\(name)\")") }
+        guard let p = Precision(rawValue: name) else { throw CLIError(message: "--precision must be exact, bf16 or int8 (got \"\(name)\")") }
         precision = p
     }
     let model = try Model.load(path: path, adapter: adapter, precision: precision, preset: args.value("--preset"))
-    if model.precision == .bf16 && !args.flags.contains("--quiet") {
-        fputs("ullme: precision bf16: \(model.precisionPath)\n", stderr)   // which kernels run, fallback included
+    if model.precision != .exact && !args.flags.contains("--quiet") {
+        fputs("ullme: precision \(model.precision.rawValue): \(model.precisionPath)\n", stderr)   // which kernels run, fallback included
     }
     return model
 }

@@ -12,6 +12,7 @@ final class PrecisionTests: XCTestCase {
 
     override func tearDown() {
         cullme_gemm_bf16_disable(0)
+        cullme_gemm_i8_force_path("auto")
         super.tearDown()
     }
 
@@ -104,7 +105,84 @@ final class PrecisionTests: XCTestCase {
         }
     }
 
-    /// ullme_model_params.precision (0 default, 1 exact, 2 bf16), reserved0, ullme_model_precision_path, and
+    // MARK: int8
+
+    /// Embeddings of the SmolLM2 parity texts, one call per text, in one precision.
+    func parityEmbeddings(_ model: Model, _ mode: AttentionMode) throws -> [(text: String, got: [Float], want: [Float])] {
+        let expected = try ParityFixtures.json("smollm2/expected.json")
+        let C = model.config.hiddenSize
+        return try (expected["texts"]?.array ?? []).map { e in
+            var options = EmbedOptions()
+            options.instruction = Array((e["instruction"]?.string ?? "").utf8)
+            options.isQuery = e["is_query"]?.bool ?? true
+            options.attention = mode
+            var out = [Float](repeating: 0, count: C)
+            _ = try out.withUnsafeMutableBufferPointer {
+                try model.embed([Array((e["text"]?.string ?? "").utf8)], options: options, into: $0)
+            }
+            return (e["text"]?.string ?? "", out, floats(e[mode == .causal ? "causal" : "bidirectional"]))
+        }
+    }
+
+    /// SmolLM2 (Q4_1 GGUF) in int8 mode: cosine >= 0.999 to transformers per text in both attention modes,
+    /// reported per text beside the exact and bf16 modes.
+    func testSmolLM2Int8MatchesTransformers() throws {
+        let models = try [Precision.exact, .bf16, .int8].map { try Model.load(path: ParityFixtures.smolLM2Path, precision: $0) }
+        XCTAssertEqual(models[2].precisionPath, String(cString: cullme_gemm_i8_path()))
+        print("SmolLM2 precision int8 runs: \(models[2].precisionPath)")
+        for mode in [AttentionMode.causal, .bidirectional] {
+            let rows = try models.map { try parityEmbeddings($0, mode) }
+            var worst = 1.0
+            for i in rows[0].indices {
+                let c = rows.map { cosine($0[i].got[...], $0[i].want[...]) }
+                print(String(format: "%@ exact %.6f bf16 %.6f int8 %.6f  %@", "\(mode)", c[0], c[1], c[2], String(rows[0][i].text.prefix(40))))
+                worst = min(worst, c[2])
+                XCTAssertGreaterThanOrEqual(c[2], 0.999, "int8 \(mode) \(rows[0][i].text)")
+            }
+            print("SmolLM2 int8 \(mode): min cosine to transformers \(worst)")
+        }
+    }
+
+    /// Every int8 kernel this CPU has (AVX512-VNNI, AVX-VNNI, AVX2, plain C: the AVX2-only emulation) gives the
+    /// same bits, and a sequence gives the same bits alone and in a batch.
+    func testInt8PathsAgreeAndAreBatchInvariant() throws {
+        let model = try Model.load(path: ParityFixtures.smolLM2Path, precision: .int8)
+        let best = String(cString: cullme_gemm_i8_path())
+        let reference = try model.forward(sequences, attention: .bidirectional, wantLogits: false)
+        var ran: [String] = []
+        for path in ["avx512_vnni", "avx_vnni", "avx2", "generic"] {
+            cullme_gemm_i8_force_path(path)
+            guard String(cString: cullme_gemm_i8_path()) == path else { continue }  // not on this CPU
+            ran.append(path)
+            let r = try model.forward(sequences, attention: .bidirectional, wantLogits: false)
+            XCTAssertEqual(r.hidden, reference.hidden, "path \(path) vs \(best)")
+        }
+        print("int8 paths checked: \(ran)")
+        XCTAssertTrue(ran.contains("generic") && ran.contains(best), "\(ran)")
+        cullme_gemm_i8_force_path("auto")
+        let C = model.config.hiddenSize
+        for (i, s) in sequences.enumerated() {
+            let alone = try model.forward([s], attention: .bidirectional, wantLogits: false)
+            XCTAssertEqual(alone.hidden, Array(reference.hidden[(reference.offsets[i] * C)..<(reference.offsets[i + 1] * C)]), "sequence \(i)")
+        }
+    }
+
+    /// Weights without an integer form (the tiny HF model's float32 safetensors) run exact, and say so;
+    /// training refuses an int8 model.
+    func testInt8FallbackAndTrainingRefusal() throws {
+        let model = try Model.load(path: tinyLlama, precision: .int8)
+        XCTAssertEqual(model.precisionPath, "exact fallback: no linear layer has integer (GGUF-quantised) weights")
+        let exact = try Model.load(path: tinyLlama, precision: .exact)
+        XCTAssertEqual(try model.forward(sequences, attention: .causal, wantLogits: true).hidden,
+                       try exact.forward(sequences, attention: .causal, wantLogits: true).hidden)
+        let tm = TrainingModel(model: model, lora: LoRAModel(config: model.config, rank: 2, alpha: 4, dropout: 0, seed: 1),
+                               head: ProjectionHead(dim: model.config.hiddenSize, seed: 1))
+        XCTAssertThrowsError(try TrainingSession(model: tm, settings: OptimizerSettings())) { e in
+            XCTAssertTrue("\(e)".contains("precision int8"), "\(e)")
+        }
+    }
+
+    /// ullme_model_params.precision (0 default, 1 exact, 2 bf16, 3 int8), reserved0, ullme_model_precision_path, and
     /// the struct of the previous header (up to weight_storage, 40 bytes) still accepted with the default.
     func testCAPI() throws {
         func load(_ p: inout ullme_model_params) -> String? {
@@ -128,6 +206,8 @@ final class PrecisionTests: XCTestCase {
         p.precision = 2
         XCTAssertEqual(load(&p), String(cString: cullme_gemm_bf16_path()))
         p.precision = 3
+        XCTAssertEqual(load(&p), "exact fallback: no linear layer has integer (GGUF-quantised) weights")
+        p.precision = 4
         XCTAssertNil(load(&p))
         p.precision = 2; p.reserved0 = 1
         XCTAssertNil(load(&p))

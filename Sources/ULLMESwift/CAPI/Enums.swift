@@ -42,6 +42,7 @@ extension Precision {
         case ULLME_PRECISION_DEFAULT.rawValue: nil
         case ULLME_PRECISION_EXACT.rawValue: .exact
         case ULLME_PRECISION_BF16.rawValue: .bf16
+        case ULLME_PRECISION_INT8.rawValue: .int8
         default: throw argError("unknown precision value \(raw)")
         }
     }

@@ -45,7 +45,8 @@ final class DecoderWeights: @unchecked Sendable {
     private let ownedEmbedding: UnsafeMutableRawBufferPointer?
     let storage: WeightStorage
     /// The precision asked for at load, whether the dense matrices hold bf16 panels (the CPU has
-    /// AVX512_BF16 and the storage is dense), and what runs ("exact", "avx512_bf16", "exact fallback: ...").
+    /// AVX512_BF16 and the storage is dense), and what runs ("exact", "avx512_bf16", "avx512_vnni", ...,
+    /// "exact fallback: ...").
     let precision: Precision
     let bf16: Bool
     let precisionPath: String
@@ -72,7 +73,7 @@ final class DecoderWeights: @unchecked Sendable {
         self.precision = precision
         let bf16 = precision.usesBF16(storage: storage)
         self.bf16 = bf16
-        precisionPath = precision.path(storage: storage)
+        var int8Matrices = 0  // int8 mode: the linear layers that got integer panels
         mappingOwner = storage == .stored ? owner : nil
         let C = config.hiddenSize, hd = config.headDim, nH = config.nHeads, nKV = config.nKVHeads
         let I = config.intermediateSize, V = config.vocabSize
@@ -104,18 +105,24 @@ final class DecoderWeights: @unchecked Sendable {
             return (0..<(t.count / cols)).map { StoredRow(bytes: t.bytes.baseAddress! + $0 * rowBytes, type: t.type) }
         }
         /// A linear weight [rows, cols] in the chosen storage, rows optionally permuted by `permute`; `fast`
-        /// false keeps it float32 in bf16 mode.
+        /// false keeps it float32 in the bf16 and int8 modes.
         func linear(_ names: [String], rows: [Int], cols: Int, permute: [((Int, [Float]) -> [Float], ([StoredRow]) -> [StoredRow])?] = [],
                     fast: Bool = true) throws -> PackedMatrix {
-            if storage == .stored || (storage == .quantized && !(bf16 && fast)) {
+            let int8 = precision == .int8 && fast
+            if int8 || storage == .stored || (storage == .quantized && !(bf16 && fast)) {
                 var all: [StoredRow] = []
                 for (i, n) in names.enumerated() {
                     var r = try storedRows(n, [rows[i], cols])
                     if i < permute.count, let p = permute[i] { r = p.1(r) }
                     all += r
                 }
+                if int8, let m = PackedMatrix(quantizing: all, cols: cols, int8: true) {
+                    int8Matrices += 1
+                    return m
+                }
                 if storage == .stored { return PackedMatrix(storedRows: all, cols: cols) }
-                return PackedMatrix(quantizing: all, cols: cols) ?? denseMatrix(all, cols: cols, bf16: false)
+                if storage == .quantized { return PackedMatrix(quantizing: all, cols: cols) ?? denseMatrix(all, cols: cols, bf16: false) }
+                return denseMatrix(all, cols: cols, bf16: false)  // int8 asked, no integer form, dense storage
             }
             var all: [Float] = []
             for (i, n) in names.enumerated() {
@@ -168,7 +175,7 @@ final class DecoderWeights: @unchecked Sendable {
             let p = gguf ? "blk.\(i)." : "model.layers.\(i)."
             func name(hf: String, gguf ggufName: String) -> String { p + (gguf ? ggufName : hf) }
 
-            let fastLayer = Precision.layerTakesBF16(i, of: config.nLayers)  // bf16 mode's per-layer policy
+            let fastLayer = Precision.layerTakesReducedPrecision(i, of: config.nLayers)  // bf16 / int8 per-layer policy
             // Attention projections: fused in the file (phi3, some GGUFs) or separate. Always float32: the
             // softmax amplifies errors of q·k, and bf16 Q/K/V tripled the embeddings' distance to exact
             // (sum of 1 - cosine over the SmolLM2 parity texts 0.00202 vs 0.00066 with them exact).
@@ -237,6 +244,8 @@ final class DecoderWeights: @unchecked Sendable {
                 postMlpNorm: sandwich ? try norm(name(hf: "post_feedforward_layernorm", gguf: "post_ffw_norm"), C) : nil))
         }
         self.layers = layers
+        precisionPath = precision == .int8 && int8Matrices == 0
+            ? "exact fallback: no linear layer has integer (GGUF-quantised) weights" : precision.path(storage: storage)
         finalNorm = try norm(gguf ? "output_norm" : family.hfFinalNorm, C)
         let head = gguf ? "output" : "lm_head"
         if config.tieWordEmbeddings || tensor(head + ".weight") == nil {
@@ -300,3 +309,4 @@ final class LazyMatrix: Sendable {
     /// The matrix if it has been built (no building).
     var built: PackedMatrix? { state.withLock { $0 } }
 }
+

@@ -32,6 +32,8 @@ final class PackedMatrix: @unchecked Sendable {
     let stored: [StoredRow]?
     /// Quantized panels, or nil.
     let quantized: UnsafeMutablePointer<cullme_qpanels>?
+    /// Int8 panels (Precision.int8, inference only: the products are not the exact ones), or nil.
+    let int8: UnsafeMutablePointer<cullme_i8panels>?
 
     /// Dense W; `bf16` packs it to bfloat16 pairs instead of float32 (the caller checks the CPU has
     /// AVX512_BF16: cullme_gemm_bf16 would otherwise emulate, slowly).
@@ -41,6 +43,7 @@ final class PackedMatrix: @unchecked Sendable {
         self.cols = cols
         stored = nil
         quantized = nil
+        int8 = nil
         if bf16 {
             let n = cullme_gemm_bf16_packed_words(Int64(rows), Int64(cols))
             let p = allocateWords(n)
@@ -64,12 +67,14 @@ final class PackedMatrix: @unchecked Sendable {
         packed = nil
         bf16 = nil
         quantized = nil
+        int8 = nil
         stored = storedRows
     }
 
     /// Quantized panels from stored rows, or nil when a row's type has no integer form (f16, bf16, f32) or
-    /// a value would differ from its reference dequantisation (each row is checked bit for bit).
-    init?(quantizing storedRows: [StoredRow], cols: Int) {
+    /// a value would differ from its reference dequantisation (each row is checked bit for bit). `int8`:
+    /// int8 panels made from them instead (the quantized panels are not kept).
+    init?(quantizing storedRows: [StoredRow], cols: Int, int8: Bool = false) {
         let groups = storedRows.map { Int(cullme_qpanels_group($0.type.ggmlTypeID)) }
         guard !storedRows.isEmpty, let group = groups.min(), group > 0, cols % group == 0,
               let q = cullme_qpanels_new(Int64(storedRows.count), Int64(cols), Int32(group)) else { return nil }
@@ -84,16 +89,25 @@ final class PackedMatrix: @unchecked Sendable {
         packed = nil
         bf16 = nil
         stored = nil
-        quantized = q
+        if int8 {
+            guard let i8 = cullme_i8panels_new(q) else { cullme_qpanels_free(q); return nil }
+            cullme_qpanels_free(q)
+            quantized = nil
+            self.int8 = i8
+        } else {
+            quantized = q
+            self.int8 = nil
+        }
     }
 
-    deinit { free(packed); free(bf16); cullme_qpanels_free(quantized) }
+    deinit { free(packed); free(bf16); cullme_qpanels_free(quantized); cullme_i8panels_free(int8) }
 
-    /// Products run without a per-call panel buffer (dense, bf16 or quantized panels).
-    var isDense: Bool { packed != nil || bf16 != nil || quantized != nil }
+    /// Products run without a per-call panel buffer (dense, bf16, quantized or int8 panels).
+    var isDense: Bool { packed != nil || bf16 != nil || quantized != nil || int8 != nil }
 
     /// Bytes this matrix holds in memory of its own (the stored rows live in the file mapping).
     var ownedBytes: Int {
+        if let int8 { return cullme_i8panels_bytes(int8) }
         if let quantized { return cullme_qpanels_bytes(quantized) }
         if bf16 != nil { return cullme_gemm_bf16_packed_words(Int64(rows), Int64(cols)) * 4 }
         return packed == nil ? 0 : cullme_gemm_packed_floats(Int64(rows), Int64(cols)) * 4
@@ -127,7 +141,8 @@ final class PackedMatrix: @unchecked Sendable {
     /// panels (a 16 × 16 block transpose) or by dequantising the blocks of each stored row that cover the columns.
     /// `span` is scratch of c1 − c0 floats.
     func packTransposedColumns(_ c0: Int, _ c1: Int, into buf: UnsafeMutablePointer<Float>, span: UnsafeMutablePointer<Float>) {
-        precondition(bf16 == nil, "PackedMatrix: bf16 weights have no float32 panels for backward (training refuses bf16 models)")
+        precondition(bf16 == nil && int8 == nil,
+                     "PackedMatrix: bf16 and int8 weights have no float32 panels for backward (training refuses such models)")
         let N = rows, K = cols, width = c1 - c0
         let panels = (width + 15) / 16
         if let quantized {
@@ -223,6 +238,7 @@ func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
         storedProduct(out, x, w, bias: bias, T: T, outputs: N, K: K, transposed: false)
         return
     }
+    if let i8 = w.int8 { int8Product(out, x, i8, bias: bias, T: T); return }
     let outAddress = UInt(bitPattern: out), xAddress = UInt(bitPattern: x), biasAddress = UInt(bitPattern: bias)
     let columns = { (begin: Int, end: Int) in
         let x = UnsafePointer<Float>(bitPattern: xAddress), out = UnsafeMutablePointer<Float>(bitPattern: outAddress)
@@ -244,6 +260,30 @@ func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
     parallelFor(parts) { p in
         columns(panels * p / parts * 16, min(N, panels * (p + 1) / parts * 16))
     }
+}
+
+/// linearForward for int8 panels: x quantised once (per row and group), then the columns split across
+/// threads as for the float panels.
+private func int8Product(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                         _ w: UnsafeMutablePointer<cullme_i8panels>, bias: UnsafePointer<Float>?, T: Int) {
+    let N = Int(w.pointee.rows), K = Int(w.pointee.cols), G = Int(w.pointee.group), NG = K / G
+    var xq = [Int8](repeating: 0, count: T * K), sx = [Float](repeating: 0, count: T * NG)
+    var xsum = [Float](repeating: 0, count: T * NG)
+    cullme_i8_quantize_rows(x, Int64(T), Int64(K), Int32(G), &xq, &sx, &xsum)
+    xq.withUnsafeBufferPointer { xq in sx.withUnsafeBufferPointer { sx in xsum.withUnsafeBufferPointer { xsum in
+        let addresses = (UInt(bitPattern: xq.baseAddress), UInt(bitPattern: sx.baseAddress), UInt(bitPattern: xsum.baseAddress),
+                         UInt(bitPattern: out), UInt(bitPattern: bias), UInt(bitPattern: w))
+        let columns = { (begin: Int, end: Int) in
+            cullme_gemm_i8(UnsafePointer(bitPattern: addresses.0), UnsafePointer(bitPattern: addresses.1),
+                           UnsafePointer(bitPattern: addresses.2), Int64(T), UnsafePointer(bitPattern: addresses.5),
+                           Int64(begin), Int64(end), UnsafeMutablePointer(bitPattern: addresses.3), Int64(N),
+                           UnsafePointer(bitPattern: addresses.4))
+        }
+        let panels = (N + 15) / 16
+        let parts = min(ComputeThreads.count, panels, max(1, T * N * K / 65536))
+        if parts <= 1 { columns(0, N); return }
+        parallelFor(parts) { p in columns(panels * p / parts * 16, min(N, panels * (p + 1) / parts * 16)) }
+    } } }
 }
 
 /// out[T, outputs] = x[T, K] · Bᵀ (+ bias) where B is W (outputs = N, K = W's cols) or, `transposed`, Wᵀ

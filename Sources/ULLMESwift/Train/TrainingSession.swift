@@ -31,11 +31,11 @@ public final class TrainingSession: @unchecked Sendable {
     public private(set) var step = 0
 
     public init(model: TrainingModel, settings: OptimizerSettings) throws {
-        // bf16 models keep no float32 weights (the backward's dY·W needs them) and their forward is not the
+        // bf16 and int8 models keep no float32 weights (the backward's dY·W needs them) and their forward is not the
         // exact one the gradients are checked against: training refuses them rather than train on rounding
         // (on every CPU, also where bf16 fell back to exact, so a config behaves the same everywhere).
         guard model.model.precision == .exact else {
-            throw ULLMEError.state("training needs precision exact; this model was loaded with precision bf16 (load it again with precision exact)")
+            throw ULLMEError.state("training needs precision exact; this model was loaded with precision \(model.model.precision.rawValue) (load it again with precision exact)")
         }
         try settings.validate()
         self.model = model

@@ -21,7 +21,8 @@ def test_enum_constants_match_the_header():
     assert L.WEIGHTS == {
         None: h["WEIGHTS_DEFAULT"], "dense": h["WEIGHTS_DENSE"], "stored": h["WEIGHTS_STORED"],
         "quantized": h["WEIGHTS_QUANTIZED"]}
-    assert L.PRECISIONS == {None: h["PRECISION_DEFAULT"], "exact": h["PRECISION_EXACT"], "bf16": h["PRECISION_BF16"]}
+    assert L.PRECISIONS == {None: h["PRECISION_DEFAULT"], "exact": h["PRECISION_EXACT"], "bf16": h["PRECISION_BF16"],
+                            "int8": h["PRECISION_INT8"]}
     # every value of the two enums has its Python name
     assert len([k for k in h if k.startswith("WEIGHTS_")]) == len(L.WEIGHTS)
     assert len([k for k in h if k.startswith("PRECISION_")]) == len(L.PRECISIONS)

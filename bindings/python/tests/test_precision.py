@@ -1,4 +1,4 @@
-"""The opt-in bf16 fast mode: SmolLM2 embeddings in exact and bf16 precision against the
+"""The opt-in bf16 and int8 modes: SmolLM2 embeddings in exact, bf16 and int8 precision against the
 transformers reference of test_parity.py (Tests/fixtures/smollm2/expected.json, made by
 scripts/fixtures/make_parity_fixtures.py), with the path that ran printed and checked. On a CPU without AVX512_BF16
 the bf16 model runs the exact kernels, says so, and the test checks that instead."""
@@ -28,30 +28,28 @@ def embed_fixture(m, smol, attention):
 
 
 @pytest.mark.parametrize("attention", ["causal", "bidirectional"])
-def test_smollm2_exact_and_bf16_against_transformers(model_path, smol, attention):
+def test_smollm2_exact_bf16_int8_against_transformers(model_path, smol, attention):
     worst = {}
-    for precision in ("exact", "bf16"):
+    for precision in ("exact", "bf16", "int8"):
         with ullme.Model(model_path, attention=attention, precision=precision) as m:
             path = m.precision_path
             print(f"\n{attention} precision={precision}: path {path!r}")
-            if precision == "exact":
-                assert path == "exact"
-            else:
-                assert path == "avx512_bf16" or path.startswith("exact fallback: "), path
-            assert m.info["params"]["precision"] == (1 if precision == "exact" else 2)
+            fast = {"exact": ("exact",), "bf16": ("avx512_bf16",), "int8": ("avx512_vnni", "avx_vnni", "avx2")}[precision]
+            assert path in fast or (precision == "bf16" and path.startswith("exact fallback: ")), path
+            assert m.info["params"]["precision"] == ullme._lib.PRECISIONS[precision]
             cos = [(cosine(got, want), text[:40]) for got, want, text in embed_fixture(m, smol, attention)]
         worst[precision] = min(cos)
-        # exact: the parity bar of test_parity.py; bf16: the fast mode's per-vector bar (exact again if it fell back)
-        bar = 0.9999 if precision == "exact" or path != "avx512_bf16" else 0.999
+        # exact: the parity bar of test_parity.py; bf16 and int8: the fast modes' per-vector bar
+        bar = 0.9999 if path == "exact" or path.startswith("exact fallback: ") else 0.999
         bad = [c for c in cos if c[0] < bar]
         assert not bad, f"{precision} ({path}): cosine < {bar} for {bad}"
-    print(f"{attention}: min cosine to transformers exact {worst['exact'][0]:.6f}, bf16 {worst['bf16'][0]:.6f} "
-          f"({worst['bf16'][1]!r})")
+    print(f"{attention}: min cosine to transformers " + ", ".join(f"{p} {w[0]:.6f} ({w[1]!r})" for p, w in worst.items()))
 
 
-def test_bf16_is_batch_invariant(model_path):
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_fast_modes_are_batch_invariant(model_path, precision):
     texts = ["short", "a somewhat longer sentence about lighthouses and ships at sea", "", "mid length text here"]
-    with ullme.Model(model_path, precision="bf16") as m:
+    with ullme.Model(model_path, precision=precision) as m:
         together = m.encode(texts, batch_size=4)
         for i, t in enumerate(texts):
             assert np.array_equal(m.encode([t])[0], together[i]), t
@@ -85,12 +83,15 @@ def test_precision_from_environment():
     path = run_child(code, ULLME_PRECISION="bf16")
     assert path == "avx512_bf16" or path.startswith("exact fallback: "), path
     assert run_child(code, ULLME_PRECISION="exact") == "exact"
+    # int8 on the tiny float32 model: no integer weights, so exact, and the path says why.
+    assert run_child(code, ULLME_PRECISION="int8") == "exact fallback: no linear layer has integer (GGUF-quantised) weights"
 
 
-def test_bad_precision_and_training_refuses_bf16(lib):
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_bad_precision_and_training_refuses_fast_modes(lib, precision):
     with pytest.raises(ullme.Error, match="precision"):
         ullme.Model(str(TINY), precision="fp8")
-    with ullme.Model(str(TINY), precision="bf16") as m:
+    with ullme.Model(str(TINY), precision=precision) as m:
         with pytest.raises(ullme.Error, match="precision exact") as e:
             ullme.Trainer(m)
         assert e.value.status == ullme._lib.E_STATE

@@ -27,7 +27,7 @@ ATTENTION_BIDIRECTIONAL, ATTENTION_CAUSAL = range(2)
 POOLING_AUTO = ATTENTION_AUTO = -1  # the model's metadata (sentence-transformers files, preset), else the defaults
 # ullme_model_params.weight_storage / .precision: the option values Model() takes (None: the DEFAULT value).
 WEIGHTS = {None: 0, "dense": 1, "stored": 2, "quantized": 3}      # ULLME_WEIGHTS_DEFAULT, _DENSE, _STORED, _QUANTIZED
-PRECISIONS = {None: 0, "exact": 1, "bf16": 2}                     # ULLME_PRECISION_DEFAULT, _EXACT, _BF16
+PRECISIONS = {None: 0, "exact": 1, "bf16": 2, "int8": 3}          # ULLME_PRECISION_DEFAULT, _EXACT, _BF16, _INT8
 
 progress_fn = CFUNCTYPE(c_int, c_void_p, c_size_t, c_size_t)
 

@@ -117,9 +117,10 @@ class Model:
     bit-identical whichever is used.
     precision: "exact" (float32, the default), "bf16" (opt-in fast mode: dense weights rounded to bfloat16,
     linear layers on AVX512_BF16, ~2x faster products, cosine >= 0.999 to exact) or None ($ULLME_PRECISION,
-    else exact). Where the CPU has no AVX512_BF16 (or weights="stored") bf16 runs the exact kernels:
-    `precision_path` says which ran ("exact", "avx512_bf16" or "exact fallback: <why>"). Training
-    (`Trainer`) needs precision "exact".
+    else exact), "int8" (opt-in integer mode: a GGUF's integer weights times int8-quantised activations,
+    VNNI or AVX2). Where the CPU has no AVX512_BF16 (or weights="stored") bf16 runs the exact kernels:
+    `precision_path` says which ran ("exact", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx2", "generic"
+    or "exact fallback: <why>"). Training (`Trainer`) needs precision "exact".
     One Model may be used from many threads at once (calls release the GIL).
     """
 
