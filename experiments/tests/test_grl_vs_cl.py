@@ -28,13 +28,16 @@ def test_the_shipped_default_is_the_cl_arm_at_the_recipe_seed():
     assert not exp.is_shipped_default("CL", seed + 1)
 
 
-def test_systems_spec_pools_recorded_seeds(tmp_path, monkeypatch):
+def test_systems_spec_pools_recorded_seeds(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(exp, "ROOT", str(tmp_path))
     monkeypatch.setattr(exp, "recipe", lambda: {"seed": 777})
-    for name in ("grl-s777", "cl-s778", "cl-sft-s5", "grl-notes"):
+    for name in ("grl-s777", "grl-s778", "cl-s778", "cl-sft-s5", "grl-notes"):
         (tmp_path / exp.RECORD / "runs" / name).mkdir(parents=True)
+    for name in ("grl-s777", "cl-s778", "cl-sft-s5"):  # grl-s778's adapter is not on this machine
+        (tmp_path / exp.RUNS / name / "export").mkdir(parents=True)
     out = f"{exp.RECORD}/eval"
     spec = exp.systems_spec(out)
+    assert "GRL seed 778 left out of the evaluation" in capsys.readouterr().err
     rows = {s["name"]: s for s in spec["systems"]}
     assert list(rows) == ["base", "MiniLM", "BM25", "CL", "CL+SFT", "GRL"]
     for name in ("base", "MiniLM", "BM25"):
@@ -45,8 +48,14 @@ def test_systems_spec_pools_recorded_seeds(tmp_path, monkeypatch):
     assert [s["seed"] for s in rows["CL+SFT"]["seeds"]] == [5] and [s["seed"] for s in rows["GRL"]["seeds"]] == [777]
     assert spec["compare"] == [["CL+SFT", "CL"], ["GRL", "CL"], ["CL", "base"], ["CL+SFT", "base"], ["GRL", "base"]]
 
-    # A seed already evaluated in `out` is read back from there.
+    # A seed already evaluated in `out` is read back from there (also without its adapter).
     (tmp_path / out).mkdir(parents=True)
-    (tmp_path / out / "results.json").write_text(json.dumps({"systems": [{"name": "GRL", "seeds": [777]}]}))
+    (tmp_path / out / "results.json").write_text(json.dumps({"systems": [{"name": "GRL", "seeds": [777, 778]}]}))
     grl = {s["name"]: s for s in exp.systems_spec(out)["systems"]}["GRL"]["seeds"]
-    assert grl == [{"seed": 777, "saved": {"dir": out, "system": "GRL", "seed_index": 0}}]
+    assert grl == [{"seed": 777, "saved": {"dir": out, "system": "GRL", "seed_index": 0}},
+                   {"seed": 778, "saved": {"dir": out, "system": "GRL", "seed_index": 1}}]
+
+    # A lever arm is compared with GRL too.
+    (tmp_path / exp.RECORD / "runs" / "grl-t0.1-s777").mkdir(parents=True)
+    (tmp_path / exp.RUNS / "grl-t0.1-s777" / "export").mkdir(parents=True)
+    assert ["GRL-T0.1", "GRL"] in exp.systems_spec(out)["compare"]
