@@ -126,6 +126,15 @@ def summary(out, threads, peaks, embed, scaling, grl, train):
             cos = b.get("cosine_to_hf") or {}
             goals.append((f"bf16 fast mode ({b.get('precision_path', '?')}): speed and cosine >= 0.999 to HF",
                           cos.get("min", 0) >= 0.999, f"{b['tokens_per_s'] / hf:.2f}x HF, min cosine {fmt(cos.get('min'), '.5f')}"))
+        i8 = res.get("ullme-int8", {})
+        if hf and lc and "tokens_per_s" in i8:
+            cos, ql = i8.get("cosine_to_hf") or {}, res["llamacpp"]["query_latency_ms"]
+            path = i8.get("precision_path", "?")
+            goals.append((f"int8 ({path}): >= 2.5x transformers", i8["tokens_per_s"] / hf >= 2.5, f"{i8['tokens_per_s'] / hf:.2f}x"))
+            goals.append((f"int8 ({path}): >= 8x llama.cpp", i8["tokens_per_s"] / lc >= 8.0, f"{i8['tokens_per_s'] / lc:.2f}x"))
+            goals.append(("int8: query latency <= 0.25x llama.cpp", i8["query_latency_ms"] <= 0.25 * ql,
+                          f"{i8['query_latency_ms'] / ql:.2f}x ({i8['query_latency_ms']:.1f} vs {ql:.1f} ms)"))
+            goals.append(("int8: min cosine >= 0.999 to HF", cos.get("min", 0) >= 0.999, fmt(cos.get("min"), ".5f")))
     if scaling:
         rows = scaling["rows"]
         lengths = sorted({r["length"] for r in rows if r["sweep"] == "length"})
@@ -179,7 +188,7 @@ def main():
     t = str(a.threads)
     peaks = {} if "peak" in skip else peak_flops(out)
     if "embed" not in skip:
-        run("bench_embed.py", ["--threads", t, "--engines", "ullme,ullme-dense,ullme-bf16,hf,llamacpp"], out)
+        run("bench_embed.py", ["--threads", t, "--engines", "ullme,ullme-dense,ullme-bf16,ullme-int8,hf,llamacpp"], out)
     if "scaling" not in skip:
         run("bench_scaling.py", ["--threads", f"1,{t}" if a.threads > 1 else t,
                                  "--engines", "ullme,ullme-bf16,hf,llamacpp", *a.scaling_args.split()], out)

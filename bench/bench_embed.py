@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Embedding throughput of libullme vs Hugging Face transformers vs llama-cpp-python, same run.
 
-    python3 bench/bench_embed.py [--threads 2] [--n 256] [--tokens 128] [--engines ullme,ullme-bf16,hf,llamacpp]
+    python3 bench/bench_embed.py [--threads 2] [--n 256] [--tokens 128] [--engines ullme,ullme-bf16,ullme-int8,hf,llamacpp]
 
 256 passages of ~128 tokens of real English text (paragraphs of /usr/share/common-licenses/*, files
 in sorted order, then /usr/share/doc/*/copyright; paragraphs of >= 60 words, deduplicated, cut to
@@ -11,14 +11,16 @@ in sorted order, then /usr/share/doc/*/copyright; paragraphs of >= 60 words, ded
   ullme-dense  the same with Model(weights="dense") (float32 weights packed at load; bit-identical results)
   ullme-bf16  the same with Model(precision="bf16") (AVX512_BF16 products; its path is recorded, and
             on a CPU without AVX512_BF16 it says it ran the exact kernels)
+  ullme-int8  the same with Model(precision="int8") (the Q4_1 integers times int8 activations: VNNI or AVX2;
+            its kernel path is recorded)
   hf        transformers, the same GGUF dequantised to float32, torch.set_num_threads(N), batch 32,
             right padding, 4-D bidirectional mask, mean over real tokens
   llamacpp  llama-cpp-python, Llama(embedding=True, pooling_type=1 (mean), n_threads=N, n_batch=512);
             note llama.cpp runs llama models with causal attention even for embeddings
 all with the same thread count, each engine in its own child process (its peak RSS comes from wait4). Prints
 tokens/s (real tokens, no padding), GFLOP/s (flops_per_token below), peak RSS and ratios, the median latency
-of one 17-token query, the mean and minimum per-vector cosine between engines (ullme-bf16~hf is the bf16 mode's
-accuracy figure), and writes bench/results/embed-<date>.json.
+of one 17-token query, the mean and minimum per-vector cosine between engines (ullme-bf16~hf and ullme-int8~hf are
+the fast modes' accuracy figures), and writes bench/results/embed-<date>.json.
 """
 import argparse
 import datetime
@@ -176,7 +178,8 @@ def bench_llamacpp(model, texts, query, threads, batch):
 
 
 RUNNERS = {"ullme": bench_ullme, "ullme-dense": partial(bench_ullme, weights="dense"),
-           "ullme-bf16": partial(bench_ullme, precision="bf16"), "hf": bench_hf,
+           "ullme-bf16": partial(bench_ullme, precision="bf16"), "ullme-int8": partial(bench_ullme, precision="int8"),
+           "hf": bench_hf,
            "llamacpp": bench_llamacpp}
 
 
@@ -251,7 +254,7 @@ def main():
     ap.add_argument("--n", type=int, default=256, help="passages")
     ap.add_argument("--tokens", type=int, default=128, help="tokens per passage")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--engines", default="ullme,ullme-bf16,hf,llamacpp")
+    ap.add_argument("--engines", default="ullme,ullme-bf16,ullme-int8,hf,llamacpp")
     ap.add_argument("--model", type=Path, default=default_model())
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -291,7 +294,7 @@ def main():
             cos = np.sum(e * embs["hf"], axis=1)
             results[name]["cosine_to_hf"] = {"mean": float(np.mean(cos)), "min": float(np.min(cos))}
     ratios = {}
-    for ours in ("ullme", "ullme-dense", "ullme-bf16"):
+    for ours in ("ullme", "ullme-dense", "ullme-bf16", "ullme-int8"):
         if "tokens_per_s" not in results.get(ours, {}):
             continue
         for other in ("ullme", "hf", "llamacpp"):
@@ -299,8 +302,8 @@ def main():
                 ratios[f"{ours}/{other} throughput"] = results[ours]["tokens_per_s"] / results[other]["tokens_per_s"]
                 ratios[f"{other}/{ours} query latency"] = results[other]["query_latency_ms"] / results[ours]["query_latency_ms"]
     agreement = {}
-    for a, b in (("ullme", "hf"), ("ullme-dense", "ullme"), ("ullme-bf16", "hf"), ("ullme-bf16", "ullme"), ("ullme", "llamacpp"),
-                 ("hf", "llamacpp")):
+    for a, b in (("ullme", "hf"), ("ullme-dense", "ullme"), ("ullme-bf16", "hf"), ("ullme-bf16", "ullme"), ("ullme-int8", "hf"),
+                 ("ullme-int8", "ullme"), ("ullme", "llamacpp"), ("hf", "llamacpp")):
         if a in embs and b in embs and embs[a].shape == embs[b].shape:
             cos = np.sum(embs[a] * embs[b], axis=1)
             agreement[f"{a}~{b} mean cosine"] = float(np.mean(cos))
