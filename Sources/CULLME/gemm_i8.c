@@ -147,7 +147,9 @@ typedef struct {
     int64_t K, NG, G;
     const uint8_t *u4;   // the tile's first panel; the next one 16 * K bytes on
     const float *scale, *offset;  // the first panel's; the next one 16 * NG floats on
-    float *acc;          // [mr][np * 16] out
+    const float *bias;   // the tile's first column's, or NULL
+    float *dst;          // row r, column j of the tile at dst[r * ldd + j] (bias added)
+    int64_t ldd;
 } tile_args;
 
 static inline int32_t load4(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
@@ -172,7 +174,8 @@ static void tile_generic(const tile_args *a, int mr, int np) {
                     acc[j] = fmaf(t, sxv, acc[j]);
                 }
             }
-            memcpy(a->acc + r * np * PANEL + pp * PANEL, acc, sizeof acc);
+            for (int j = 0; j < PANEL; j++)
+                a->dst[r * a->ldd + pp * PANEL + j] = a->bias ? acc[j] + a->bias[pp * PANEL + j] : acc[j];
         }
 }
 
@@ -208,8 +211,11 @@ static void tile_generic(const tile_args *a, int mr, int np) {
                     }                                                                                           \
                 }                                                                                               \
                 for (int r = 0; r < rr; r++)                                                                    \
-                    for (int h = 0; h < 2; h++)                                                                 \
-                        _mm256_storeu_ps(a->acc + (r0 + r) * np * PANEL + pp * PANEL + 8 * h, acc[r][h]);       \
+                    for (int h = 0; h < 2; h++) {                                                               \
+                        __m256 v = acc[r][h];                                                                   \
+                        if (a->bias) v = _mm256_add_ps(v, _mm256_loadu_ps(a->bias + pp * PANEL + 8 * h));       \
+                        _mm256_storeu_ps(a->dst + (r0 + r) * a->ldd + pp * PANEL + 8 * h, v);                   \
+                    }                                                                                           \
             }                                                                                                   \
         }                                                                                                       \
     }
@@ -256,7 +262,11 @@ zmm_tile(const tile_args *a, const int mr, const int np) {
         }
     }
     for (int r = 0; r < mr; r++)
-        for (int pp = 0; pp < np; pp++) _mm512_storeu_ps(a->acc + r * np * PANEL + pp * PANEL, acc[r][pp]);
+        for (int pp = 0; pp < np; pp++) {
+            __m512 v = acc[r][pp];
+            if (a->bias) v = _mm512_add_ps(v, _mm512_loadu_ps(a->bias + pp * PANEL));
+            _mm512_storeu_ps(a->dst + r * a->ldd + pp * PANEL, v);
+        }
 }
 
 #define ZMM_INSTANCE(MRV, NPV)                                                                            \
@@ -332,21 +342,26 @@ void cullme_gemm_i8(const int8_t *xq, const float *sx, const float *xsum, int64_
     const int path = current_path();
     const tile_fn tile = path == PATH_AVX2 && w->max_u > 128 ? tile_generic : tiles[path];
     const int64_t K = w->cols, G = w->group, NG = K / G;
-    float acc[MR * 2 * PANEL] __attribute__((aligned(64)));
+    float tail[MR * 2 * PANEL] __attribute__((aligned(64)));
+    float tail_bias[2 * PANEL];
     for (int64_t n0 = n_begin; n0 < n_end;) {
         const int64_t p = n0 / PANEL;
         const int np = n_end - n0 > PANEL ? 2 : 1;
         const int64_t width = n_end - n0 < np * PANEL ? n_end - n0 : np * PANEL;
+        // A full tile is written in place; the last, narrower one through `tail` (bias padded with zeros).
+        const int full = width == np * PANEL;
+        if (!full && bias)
+            for (int j = 0; j < np * PANEL; j++) tail_bias[j] = j < width ? bias[n0 + j] : 0.0f;
         for (int64_t m0 = 0; m0 < M; m0 += MR) {
             const int mr = (int)(M - m0 < MR ? M - m0 : MR);
             const tile_args a = {xq + m0 * K, sx + m0 * NG, xsum + m0 * NG, K, NG, G, w->u4 + p * PANEL * K,
-                                 w->scale + p * PANEL * NG, w->offset + p * PANEL * NG, acc};
+                                 w->scale + p * PANEL * NG, w->offset + p * PANEL * NG,
+                                 bias ? (full ? bias + n0 : tail_bias) : NULL,
+                                 full ? out + m0 * ldo + n0 : tail, full ? ldo : np * PANEL};
             tile(&a, mr, np);
-            for (int r = 0; r < mr; r++)
-                for (int64_t j = 0; j < width; j++) {
-                    const float v = acc[r * np * PANEL + j];
-                    out[(m0 + r) * ldo + n0 + j] = bias ? v + bias[n0 + j] : v;
-                }
+            if (!full)
+                for (int r = 0; r < mr; r++)
+                    for (int64_t j = 0; j < width; j++) out[(m0 + r) * ldo + n0 + j] = tail[r * np * PANEL + j];
         }
         n0 += width;
     }

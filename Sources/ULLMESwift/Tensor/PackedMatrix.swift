@@ -267,23 +267,24 @@ func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
 private func int8Product(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                          _ w: UnsafeMutablePointer<cullme_i8panels>, bias: UnsafePointer<Float>?, T: Int) {
     let N = Int(w.pointee.rows), K = Int(w.pointee.cols), G = Int(w.pointee.group), NG = K / G
-    var xq = [Int8](repeating: 0, count: T * K), sx = [Float](repeating: 0, count: T * NG)
-    var xsum = [Float](repeating: 0, count: T * NG)
-    cullme_i8_quantize_rows(x, Int64(T), Int64(K), Int32(G), &xq, &sx, &xsum)
-    xq.withUnsafeBufferPointer { xq in sx.withUnsafeBufferPointer { sx in xsum.withUnsafeBufferPointer { xsum in
-        let addresses = (UInt(bitPattern: xq.baseAddress), UInt(bitPattern: sx.baseAddress), UInt(bitPattern: xsum.baseAddress),
-                         UInt(bitPattern: out), UInt(bitPattern: bias), UInt(bitPattern: w))
-        let columns = { (begin: Int, end: Int) in
-            cullme_gemm_i8(UnsafePointer(bitPattern: addresses.0), UnsafePointer(bitPattern: addresses.1),
-                           UnsafePointer(bitPattern: addresses.2), Int64(T), UnsafePointer(bitPattern: addresses.5),
-                           Int64(begin), Int64(end), UnsafeMutablePointer(bitPattern: addresses.3), Int64(N),
-                           UnsafePointer(bitPattern: addresses.4))
-        }
-        let panels = (N + 15) / 16
-        let parts = min(ComputeThreads.count, panels, max(1, T * N * K / 65536))
-        if parts <= 1 { columns(0, N); return }
-        parallelFor(parts) { p in columns(panels * p / parts * 16, min(N, panels * (p + 1) / parts * 16)) }
-    } } }
+    // One allocation for the quantised rows (T * K bytes) and their group scales and sums (2 * T * NG floats).
+    let sx = allocateFloats(2 * T * NG + (T * K + 3) / 4)
+    defer { free(sx) }
+    let xsum = sx + T * NG
+    let xq = UnsafeMutableRawPointer(xsum + T * NG).bindMemory(to: Int8.self, capacity: T * K)
+    cullme_i8_quantize_rows(x, Int64(T), Int64(K), Int32(G), xq, sx, xsum)
+    let addresses = (UInt(bitPattern: xq), UInt(bitPattern: sx), UInt(bitPattern: xsum), UInt(bitPattern: out),
+                     UInt(bitPattern: bias), UInt(bitPattern: w))
+    let columns = { (begin: Int, end: Int) in
+        cullme_gemm_i8(UnsafePointer(bitPattern: addresses.0), UnsafePointer(bitPattern: addresses.1),
+                       UnsafePointer(bitPattern: addresses.2), Int64(T), UnsafePointer(bitPattern: addresses.5),
+                       Int64(begin), Int64(end), UnsafeMutablePointer(bitPattern: addresses.3), Int64(N),
+                       UnsafePointer(bitPattern: addresses.4))
+    }
+    let panels = (N + 15) / 16
+    let parts = min(ComputeThreads.count, panels, max(1, T * N * K / 65536))
+    if parts <= 1 { columns(0, N); return }
+    parallelFor(parts) { p in columns(panels * p / parts * 16, min(N, panels * (p + 1) / parts * 16)) }
 }
 
 /// out[T, outputs] = x[T, K] · Bᵀ (+ bias) where B is W (outputs = N, K = W's cols) or, `transposed`, Wᵀ
