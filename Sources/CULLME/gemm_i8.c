@@ -285,7 +285,7 @@ static void tile_avx512_vnni(const tile_args *a, int mr, int np) {
 static const char *const path_names[] = {"generic", "avx2", "avx_vnni", "avx512_vnni"};
 typedef void (*tile_fn)(const tile_args *, int, int);
 static const tile_fn tiles[] = {tile_generic, tile_avx2, tile_avx_vnni, tile_avx512_vnni};
-static int g_best = -1, g_path = -1;
+static int g_best = -1, g_path = -1, g_avx_vnni = -1;  // g_avx_vnni: the CPU has AVX-VNNI (whatever is best)
 static uint64_t read_xcr0(void) {
     uint32_t lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
@@ -302,13 +302,15 @@ static int detect_best(void) {
     __cpuid_count(7, 0, a, b, c, d);
     const int leaf7_max = (int)a;
     const int avx2 = (b >> 5) & 1, f512 = (b >> 16) & 1, bw512 = (b >> 30) & 1, vnni512 = (c >> 11) & 1;
+    int avx_vnni = 0;
+    if (avx2 && leaf7_max >= 1) {
+        __cpuid_count(7, 1, a, b, c, d);
+        avx_vnni = (a >> 4) & 1;
+    }
+    __atomic_store_n(&g_avx_vnni, avx_vnni, __ATOMIC_RELAXED);
     if (f512 && bw512 && vnni512 && (xcr0 & 0xE6) == 0xE6) return PATH_AVX512_VNNI;
     if (!avx2) return PATH_GENERIC;
-    if (leaf7_max >= 1) {
-        __cpuid_count(7, 1, a, b, c, d);
-        if ((a >> 4) & 1) return PATH_AVX_VNNI;
-    }
-    return PATH_AVX2;
+    return avx_vnni ? PATH_AVX_VNNI : PATH_AVX2;
 }
 
 static int best_path(void) {
@@ -332,7 +334,7 @@ void cullme_gemm_i8_force_path(const char *name) {
     for (int i = 0; name && i < 4; i++)
         if (strcmp(name, path_names[i]) == 0) want = i;
     // AVX-VNNI is not implied by AVX512-VNNI (a different encoding), so it runs only where detected.
-    if (want < 0 || want > best || (want == PATH_AVX_VNNI && best != PATH_AVX_VNNI)) return;
+    if (want < 0 || want > best || (want == PATH_AVX_VNNI && !__atomic_load_n(&g_avx_vnni, __ATOMIC_RELAXED))) return;
     __atomic_store_n(&g_path, want, __ATOMIC_RELAXED);
 }
 
