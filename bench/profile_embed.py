@@ -55,7 +55,7 @@ def profile(mode, workload, repeat):
         if not m:
             continue
         pct, dso, sym = float(m.group(1)), m.group(2), m.group(3)
-        group = next((g for g, pat in GROUPS if re.search(pat, sym.strip())), None)
+        group = next((g for g, pat in GROUPS if re.search(pat, sym.split()[0] if sym.split() else sym)), None)
         if group is None or ("python" in dso and group == "memory copies"):
             group = "Python, loading, other"
         shares[group] += pct
