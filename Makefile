@@ -69,7 +69,7 @@ space := $(empty) $(empty)
 CHECK_SWIFT := ActivationCheckpointingTests AttentionKernelTests CAPITests ConcurrencyTests DataParallelTests \
 	EvalMetricsTests FuzzRegressionTests GRLDataTests GRLTrainerTests GemmBF16Tests GemmI8Tests GemmTests GradCacheTests \
 	PEFTGradientTests TrainBlocksTests TrainConfigKeysTests TrainingFaultTests TrainingGradientTests WorkerPoolTests
-CHECK_PYTHON := test_convert_checkpoint.py test_eval_data.py test_header.py test_families.py test_server.py test_train_faults.py \
+CHECK_PYTHON := test_convert_checkpoint.py test_eval_data.py test_header.py test_layout.py test_families.py test_server.py test_train_faults.py \
 	test_train_kill9.py test_train_resume.py test_trainer.py
 check: lib
 	$(SWIFT) test --disable-swift-testing --filter '$(subst $(space),|,$(strip $(CHECK_SWIFT)))'
