@@ -73,23 +73,12 @@ final class PrecisionTests: XCTestCase {
     func testSmolLM2BF16MatchesTransformers() throws {
         let model = try Model.load(path: ParityFixtures.smolLM2Path, precision: .bf16)
         print("SmolLM2 precision bf16 runs: \(model.precisionPath)")
-        let expected = try ParityFixtures.json("smollm2/expected.json")
-        let C = model.config.hiddenSize
         var worst = 1.0
         for mode in [AttentionMode.causal, .bidirectional] {
-            for e in expected["texts"]?.array ?? [] {
-                var options = EmbedOptions()
-                options.instruction = Array((e["instruction"]?.string ?? "").utf8)
-                options.isQuery = e["is_query"]?.bool ?? true
-                options.attention = mode
-                var out = [Float](repeating: 0, count: C)
-                _ = try out.withUnsafeMutableBufferPointer {
-                    try model.embed([Array((e["text"]?.string ?? "").utf8)], options: options, into: $0)
-                }
-                let want = floats(e[mode == .causal ? "causal" : "bidirectional"])
-                let c = cosine(out[...], want[...])
+            for e in try parityEmbeddings(model, mode) {
+                let c = cosine(e.got[...], e.want[...])
                 worst = min(worst, c)
-                XCTAssertGreaterThanOrEqual(c, 0.999, "\(mode) \(e["text"]?.string ?? "")")
+                XCTAssertGreaterThanOrEqual(c, 0.999, "\(mode) \(e.text)")
             }
         }
         print("SmolLM2 bf16: min cosine to transformers \(worst)")
