@@ -2,7 +2,7 @@
 // block by block) and cullme_gemm_i8 (int8 activations, integer dots) on one shape (default the SmolLM2 MLP
 // up/gate product M=128, N=1536, K=576) with Q4_1-like weights (q in 0..15, a scale and a min per group of
 // 32). Build & run: bench/run_gemm_i8_bench.sh [M N K [min_seconds]]. BENCH_TIMER=cpu measures the thread's
-// CPU time (use on a shared machine). Prints GFLOP/s of each kernel path this CPU has, the activation
+// CPU time (use on a shared machine); BENCH_WEIGHTS=q8_0 takes Q8_0-sized integers instead. Prints GFLOP/s of each kernel path this CPU has, the activation
 // quantisation's share, and the relative error of int8 against exact.
 #define _GNU_SOURCE
 #include "cullme.h"
@@ -29,7 +29,9 @@ int main(int argc, char **argv) {
     cullme_qpanels *q = cullme_qpanels_new(N, K, 32);
     srand(1);
     const int64_t P = (N + 15) / 16 * 16;
-    for (int64_t i = 0; i < P * K; i++) q->q[i] = (int8_t)(rand() % 16);
+    // BENCH_WEIGHTS=q8_0: Q8_0-sized integers (-127..127), the AVX2 path's signed variant.
+    const int q8 = getenv("BENCH_WEIGHTS") && strcmp(getenv("BENCH_WEIGHTS"), "q8_0") == 0;
+    for (int64_t i = 0; i < P * K; i++) q->q[i] = (int8_t)(q8 ? rand() % 255 - 127 : rand() % 16);
     for (int64_t i = 0; i < P * (K / 32); i++) { q->scale[i] = 0.01f * (float)(1 + rand() % 5); q->offset[i] = -0.08f; }
     cullme_i8panels *w = cullme_i8panels_new(q);
     float *x = malloc(sizeof(float) * M * K), *exact = malloc(sizeof(float) * M * N), *out = malloc(sizeof(float) * M * N);

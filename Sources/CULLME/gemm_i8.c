@@ -70,7 +70,7 @@ size_t cullme_i8panels_bytes(const cullme_i8panels *w) {
 // ---- Activations ----------------------------------------------------------------------------------------
 // One group: amax, d = amax / 127, qx = round-to-nearest-even(x * (1 / d)) clamped to +-127 (lrintf and
 // VCVTPS2DQ round alike under the default MXCSR), Σ qx. The AVX-512 and AVX2 versions do the same IEEE
-// operations, so every version gives the same bytes.
+// operations, so every version gives the same bytes (groups are multiples of 8 floats: 16 or 32).
 static void quantize_group_c(const float *xr, int32_t G, int8_t *qr, float *sx, float *xsum) {
     float amax = 0.0f;
     int finite = 1;
@@ -126,17 +126,248 @@ __attribute__((target("avx512f,avx512bw"))) static void quantize_group_avx512(co
     *xsum = (float)_mm512_reduce_add_epi32(vsum);
 }
 
+__attribute__((target("avx2,fma"))) static void quantize_group_avx2(const float *xr, int32_t G, int8_t *qr, float *sx,
+                                                                  float *xsum) {
+    const __m256 inf = _mm256_set1_ps(INFINITY), abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 vmax = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    for (int i = 0; i < G; i += 8) {
+        const __m256 a = _mm256_and_ps(_mm256_loadu_ps(xr + i), abs_mask);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ));  // inf or NaN
+        vmax = _mm256_max_ps(vmax, a);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    if (_mm256_movemask_ps(bad) || amax == 0.0f) {
+        memset(qr, 0, (size_t)G);
+        *sx = _mm256_movemask_ps(bad) ? NAN : 0.0f;
+        *xsum = 0.0f;
+        return;
+    }
+    const float d = amax / 127.0f, id = 1.0f / d;
+    const __m256 vid = _mm256_set1_ps(id);
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    __m256i vsum = _mm256_setzero_si256();
+    for (int i = 0; i < G; i += 8) {
+        __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xr + i), vid));
+        q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
+        vsum = _mm256_add_epi32(vsum, q);
+        const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(qr + i), _mm_packs_epi16(q16, q16));
+    }
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(vsum), _mm256_extracti128_si256(vsum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    *sx = d;
+    *xsum = (float)_mm_cvtsi128_si32(s4);
+}
+
 static int current_path(void);
 enum { PATH_GENERIC, PATH_AVX2, PATH_AVX_VNNI, PATH_AVX512_VNNI };
 
 void cullme_i8_quantize_rows(const float *x, int64_t M, int64_t K, int32_t group, int8_t *xq, float *sx,
                              float *xsum) {
     const int64_t NG = K / group;
+    const int path = current_path();
     void (*const quantize)(const float *, int32_t, int8_t *, float *, float *) =
-        current_path() == PATH_AVX512_VNNI ? quantize_group_avx512 : quantize_group_c;
+        path == PATH_AVX512_VNNI ? quantize_group_avx512 : path == PATH_GENERIC ? quantize_group_c : quantize_group_avx2;
     for (int64_t m = 0; m < M; m++)
         for (int64_t g = 0; g < NG; g++)
             quantize(x + m * K + g * group, group, xq + m * K + g * group, sx + m * NG + g, xsum + m * NG + g);
+}
+
+// ---- Outliers ---------------------------------------------------------------------------------------------
+// A row's sum of squares in 8 lanes (lane l sums k = l mod 8, product then sum, in increasing k) and one
+// fixed tree over the lanes, then the tail: the same bits from the C and the AVX2 version.
+static float lanes_total(const float s[8]) { return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7])); }
+
+static float sum_squares_c(const float *x, int64_t K) {
+    float s[8] = {0};
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8)
+        for (int l = 0; l < 8; l++) s[l] = s[l] + x[k + l] * x[k + l];
+    float t = lanes_total(s);
+    for (; k < K; k++) t = t + x[k] * x[k];
+    return t;
+}
+
+__attribute__((target("avx2"))) static float sum_squares_avx2(const float *x, int64_t K) {
+    __m256 v = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        const __m256 a = _mm256_loadu_ps(x + k);
+        v = _mm256_add_ps(v, _mm256_mul_ps(a, a));
+    }
+    float s[8];
+    _mm256_storeu_ps(s, v);
+    float t = lanes_total(s);
+    for (; k < K; k++) t = t + x[k] * x[k];
+    return t;
+}
+
+// Copies 8 entries at a time while none is an outlier (AVX2 compare), else entry by entry.
+__attribute__((target("avx2"))) static int64_t split_row_avx2(const float *xr, int64_t K, float limit, float *ir,
+                                                             int32_t *k_idx, float *val) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), lim = _mm256_set1_ps(limit);
+    int64_t n = 0, k = 0;
+    for (; k + 8 <= K; k += 8) {
+        const __m256 a = _mm256_loadu_ps(xr + k);
+        if (!_mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(a, abs_mask), lim, _CMP_GT_OQ))) {
+            _mm256_storeu_ps(ir + k, a);
+            continue;
+        }
+        for (int64_t j = k; j < k + 8; j++) {
+            const int out = fabsf(xr[j]) > limit;
+            if (out) { k_idx[n] = (int32_t)j; val[n++] = xr[j]; }
+            ir[j] = out ? 0.0f : xr[j];
+        }
+    }
+    for (; k < K; k++) {
+        const int out = fabsf(xr[k]) > limit;
+        if (out) { k_idx[n] = (int32_t)k; val[n++] = xr[k]; }
+        ir[k] = out ? 0.0f : xr[k];
+    }
+    return n;
+}
+
+static int64_t split_row_c(const float *xr, int64_t K, float limit, float *ir, int32_t *k_idx, float *val) {
+    int64_t n = 0;
+    for (int64_t k = 0; k < K; k++) {
+        const int out = fabsf(xr[k]) > limit;
+        if (out) { k_idx[n] = (int32_t)k; val[n++] = xr[k]; }
+        ir[k] = out ? 0.0f : xr[k];
+    }
+    return n;
+}
+
+int64_t cullme_i8_split_outliers(const float *x, int64_t M, int64_t K, float *inliers, int64_t *start,
+                                 int32_t *k_idx, float *val) {
+    const int vector = current_path() != PATH_GENERIC;  // every SIMD path has AVX2
+    int64_t n = 0;
+    for (int64_t m = 0; m < M; m++) {
+        const float *xr = x + m * K;
+        const float ss = vector ? sum_squares_avx2(xr, K) : sum_squares_c(xr, K);
+        float limit = CULLME_I8_OUTLIER_RMS * sqrtf(ss / (float)K);
+        // A row holding NaN or infinity has a NaN or infinite limit: nothing moves (the quantiser makes it NaN).
+        if (!isfinite(limit)) limit = INFINITY;
+        start[m] = n;
+        n += vector ? split_row_avx2(xr, K, limit, inliers + m * K, k_idx + n, val + n)
+                    : split_row_c(xr, K, limit, inliers + m * K, k_idx + n, val + n);
+    }
+    start[M] = n;
+    return n;
+}
+
+// One row's outliers times columns [n0, n1) of panel p (n1 - n0 <= 16), plain C.
+static void outliers_c(const int32_t *k_idx, const float *val, int64_t count, const cullme_i8panels *w,
+                       int64_t p, int64_t n0, int64_t n1, float *out) {
+    const int64_t K = w->cols, G = w->group, NG = K / G;
+    for (int64_t n = n0; n < n1; n++) {
+        const int j = (int)(n % PANEL);
+        float acc = 0.0f;
+        for (int64_t i = 0; i < count; i++) {
+            const int64_t k = k_idx[i], at = p * PANEL * NG + (k / G) * PANEL + j;
+            const float u = (float)w->u4[p * PANEL * K + (k / 4) * PANEL * 4 + j * 4 + k % 4];
+            acc = fmaf(val[i], fmaf(w->scale[at], u, w->offset[at]), acc);
+        }
+        out[n] += acc;
+    }
+}
+
+// The same for the 8 columns from n0 (a multiple of 8): u's byte k % 4 of each column's 4-byte word, shifted out.
+__attribute__((target("avx2,fma"))) static void outliers_avx2_8(const int32_t *k_idx, const float *val, int64_t count,
+                                                                const cullme_i8panels *w, int64_t n0, float *out) {
+    const int64_t K = w->cols, G = w->group, NG = K / G, p = n0 / PANEL, h = (n0 % PANEL) / 8;
+    const __m256i byte = _mm256_set1_epi32(0xff);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < count; i++) {
+        const int64_t k = k_idx[i], at = p * PANEL * NG + (k / G) * PANEL + 8 * h;
+        const __m256i words = _mm256_loadu_si256((const __m256i *)(w->u4 + p * PANEL * K + (k / 4) * PANEL * 4 + 32 * h));
+        const __m256 u = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srl_epi32(words, _mm_cvtsi32_si128(8 * (int)(k % 4))), byte));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(val[i]), _mm256_fmadd_ps(_mm256_loadu_ps(w->scale + at), u, _mm256_loadu_ps(w->offset + at)), acc);
+    }
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), acc));
+}
+
+// The AVX2 correction of 64 columns from n0 for the rows of one block, by input column k: W's 64 values at k
+// are made once (8 vectors) and added to every row with an outlier at k. The triples (k, row, value) come sorted
+// by k, then row, so each row still adds its outliers in increasing k: the same chains as outliers_c.
+__attribute__((target("avx2,fma"))) static void outliers_by_k_avx2(const int32_t *ks, int64_t n_ks, const int64_t *first,
+                                                                   const int32_t *rows, const float *vals,
+                                                                   const cullme_i8panels *w, int64_t n0, float *acc) {
+    const int64_t K = w->cols, G = w->group, NG = K / G;
+    const __m256i byte = _mm256_set1_epi32(0xff);
+    for (int64_t i = 0; i < n_ks; i++) {
+        const int64_t k = ks[i];
+        const __m128i shift = _mm_cvtsi32_si128(8 * (int)(k % 4));
+        __m256 wv[8];
+        for (int b = 0; b < 8; b++) {
+            const int64_t n = n0 + 8 * b, p = n / PANEL, h = (n % PANEL) / 8, at = p * PANEL * NG + (k / G) * PANEL + 8 * h;
+            const __m256i words = _mm256_loadu_si256((const __m256i *)(w->u4 + p * PANEL * K + (k / 4) * PANEL * 4 + 32 * h));
+            const __m256 u = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srl_epi32(words, shift), byte));
+            wv[b] = _mm256_fmadd_ps(_mm256_loadu_ps(w->scale + at), u, _mm256_loadu_ps(w->offset + at));
+        }
+        for (int64_t j = first[k]; j < first[k + 1]; j++) {
+            float *a = acc + (int64_t)rows[j] * 64;
+            const __m256 v = _mm256_set1_ps(vals[j]);
+            for (int b = 0; b < 8; b++) _mm256_storeu_ps(a + 8 * b, _mm256_fmadd_ps(v, wv[b], _mm256_loadu_ps(a + 8 * b)));
+        }
+    }
+}
+
+enum { OUTLIER_ROWS = 128 };  // rows per block of the by-k correction (its accumulators: 32 KB)
+
+void cullme_gemm_i8_outliers(const int64_t *start, const int32_t *k_idx, const float *val, int64_t M,
+                             const cullme_i8panels *w, int64_t n_begin, int64_t n_end, float *out, int64_t ldo) {
+    const int vector = current_path() != PATH_GENERIC;  // every SIMD path has AVX2
+    const int64_t K = w->cols, wide_end = vector ? n_begin + (n_end - n_begin) / 64 * 64 : n_begin;
+    if (wide_end > n_begin) {
+        // Per block of rows: its outliers sorted by k (counting sort), then 64 columns at a time.
+        const int64_t most = cullme_i8_outliers_max(OUTLIER_ROWS, K);
+        int64_t *first = malloc(sizeof(int64_t) * (size_t)(K + 2));
+        int32_t *ks = malloc(sizeof(int32_t) * (size_t)K), *rows = malloc(sizeof(int32_t) * (size_t)most);
+        float *vals = malloc(sizeof(float) * (size_t)most), *acc = malloc(sizeof(float) * OUTLIER_ROWS * 64);
+        if (!first || !ks || !rows || !vals || !acc) abort();  // a few hundred KB
+        for (int64_t m0 = 0; m0 < M; m0 += OUTLIER_ROWS) {
+            const int64_t m1 = m0 + OUTLIER_ROWS < M ? m0 + OUTLIER_ROWS : M;
+            if (start[m1] == start[m0]) continue;
+            memset(first, 0, sizeof(int64_t) * (size_t)(K + 2));
+            for (int64_t i = start[m0]; i < start[m1]; i++) first[k_idx[i] + 2]++;
+            int64_t n_ks = 0;
+            for (int64_t k = 0; k < K; k++) {
+                if (first[k + 2]) ks[n_ks++] = (int32_t)k;
+                first[k + 2] += first[k + 1];
+            }
+            // first[k + 1] is now where k's triples start; filling advances it to where they end (= first[k + 2]'s start).
+            for (int64_t m = m0; m < m1; m++)
+                for (int64_t i = start[m]; i < start[m + 1]; i++) {
+                    const int64_t at = first[k_idx[i] + 1]++;
+                    rows[at] = (int32_t)(m - m0);
+                    vals[at] = val[i];
+                }
+            for (int64_t n0 = n_begin; n0 < wide_end; n0 += 64) {
+                memset(acc, 0, sizeof(float) * (size_t)(m1 - m0) * 64);
+                outliers_by_k_avx2(ks, n_ks, first, rows, vals, w, n0, acc);
+                for (int64_t m = m0; m < m1; m++)
+                    if (start[m + 1] > start[m])
+                        for (int j = 0; j < 64; j++) out[m * ldo + n0 + j] += acc[(m - m0) * 64 + j];
+            }
+        }
+        free(first); free(ks); free(rows); free(vals); free(acc);
+    }
+    for (int64_t m = 0; m < M; m++) {  // the columns left: all of them on the plain C path
+        const int64_t count = start[m + 1] - start[m];
+        if (count == 0) continue;
+        const int32_t *ki = k_idx + start[m];
+        const float *vi = val + start[m];
+        float *row = out + m * ldo;
+        int64_t n0 = wide_end;
+        for (; vector && n0 + 8 <= n_end; n0 += 8) outliers_avx2_8(ki, vi, count, w, n0, row + n0);
+        for (; n0 < n_end; n0 += PANEL - n0 % PANEL) {  // the plain C path, and a ragged last panel
+            const int64_t n1 = n0 + PANEL - n0 % PANEL < n_end ? n0 + PANEL - n0 % PANEL : n_end;
+            outliers_c(ki, vi, count, w, n0 / PANEL, n0, n1, row);
+        }
+    }
 }
 
 // ---- Kernels: one tile of `mr` rows x `np` panels ---------------------------------------------------------
@@ -150,11 +381,13 @@ typedef struct {
     const float *bias;   // the tile's first column's, or NULL
     float *dst;          // row r, column j of the tile at dst[r * ldd + j] (bias added)
     int64_t ldd;
+    int64_t steps16;     // AVX2: steps of 4 k whose pair sums add up in 16 bits without overflow (avx2_steps16)
+    int32_t shift;       // W's c (u = q + c): the AVX2 signed variant multiplies q and adds c * Σ qx back
 } tile_args;
 
 static inline int32_t load4(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
 
-static void tile_generic(const tile_args *a, int mr, int np) {
+static void tile_i8_generic(const tile_args *a, int mr, int np) {
     for (int r = 0; r < mr; r++)
         for (int pp = 0; pp < np; pp++) {
             const uint8_t *u4 = a->u4 + pp * PANEL * a->K;
@@ -179,7 +412,7 @@ static void tile_generic(const tile_args *a, int mr, int np) {
         }
 }
 
-// AVX2 and AVX-VNNI: one panel in two 8-column halves, 2 rows at a time (16 YMM registers).
+// AVX-VNNI: one panel in two 8-column halves, 2 rows at a time (16 YMM registers).
 #define YMM_TILE(NAME, TARGET, DOT)                                                                              \
     __attribute__((target(TARGET))) static void NAME(const tile_args *a, int mr, int np) {                    \
         for (int pp = 0; pp < np; pp++) {                                                                       \
@@ -220,15 +453,113 @@ static void tile_generic(const tile_args *a, int mr, int np) {
         }                                                                                                       \
     }
 
-// u8 W x s8 x: VPMADDUBSW (pair sums in 16 bits: no saturation while u <= 128) then VPMADDWD by 1.
-__attribute__((target("avx2"))) static inline __m256i dot_avx2(__m256i acc, __m256i w, __m256i x) {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)));
-}
 __attribute__((target("avx2,avxvnni"))) static inline __m256i dot_avx_vnni(__m256i acc, __m256i w, __m256i x) {
     return _mm256_dpbusd_avx_epi32(acc, w, x);
 }
-YMM_TILE(tile_avx2, "avx2,fma", dot_avx2)
-YMM_TILE(tile_avx_vnni, "avx2,fma,avxvnni", dot_avx_vnni)
+YMM_TILE(tile_i8_avx_vnni, "avx2,fma,avxvnni", dot_avx_vnni)
+
+// AVX2 has no 32-bit dot product: VPMADDUBSW gives u8 W x s8 x pair sums in 16 bits, which add up in 16 bits
+// (VPADDW, off the multiply ports) for `steps16` steps of 4 k before one VPMADDWD by 1 widens them: for Q4
+// weights (u <= 15) that is a whole group of 32, half the multiply-port work of widening every step. A 16-bit
+// lane gains at most 2 * 127 * max_u a step, so steps16 = 32767 / (254 * max_u) steps cannot overflow.
+// Wider integers (Q8_0: u up to 255, one pair sum could saturate) take the signed variant: q = u - c back
+// in 8 bits, VPMADDUBSW(|qx|, sign(q, qx)) = qx * q pairwise (|pair| <= 2 * 127 * 127, widened every step),
+// and D = Σ qx * q + c * Σ qx; it needs q >= -127 (sign(-128) does not negate).
+// mr, whole_group (0, or the group size when it is a constant: a whole group adds up in 16 bits, or signed_w)
+// and signed_w are constants in each instance, so the accumulators stay in registers and a group's loop unrolls.
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+ymm_avx2_tile(const tile_args *a, const int mr, const int whole_group, const int signed_w) {
+    const int64_t G = whole_group ? whole_group : a->G;
+    const __m256i c8 = _mm256_set1_epi8((char)a->shift);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[MR][2];
+    for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < a->NG; g++) {
+        __m256i d[MR][2];
+        for (int r = 0; r < mr; r++) d[r][0] = d[r][1] = _mm256_setzero_si256();
+        if (signed_w)
+            for (int64_t k = g * G; k < (g + 1) * G; k += 4) {
+                const __m256i w0 = _mm256_sub_epi8(_mm256_loadu_si256((const __m256i *)(a->u4 + k * PANEL)), c8);
+                const __m256i w1 = _mm256_sub_epi8(_mm256_loadu_si256((const __m256i *)(a->u4 + k * PANEL + 32)), c8);
+                for (int r = 0; r < mr; r++) {
+                    const __m256i xv = _mm256_set1_epi32(load4(a->xq + r * a->K + k)), ax = _mm256_abs_epi8(xv);
+                    d[r][0] = _mm256_add_epi32(d[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w0, xv)), ones));
+                    d[r][1] = _mm256_add_epi32(d[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w1, xv)), ones));
+                }
+            }
+        const int64_t chunk = whole_group ? G : 4 * a->steps16;
+        for (int64_t k0 = g * G; !signed_w && k0 < (g + 1) * G; k0 += chunk) {
+            const int64_t k1 = k0 + chunk < (g + 1) * G ? k0 + chunk : (g + 1) * G;
+            __m256i s16[MR][2];
+            for (int r = 0; r < mr; r++) s16[r][0] = s16[r][1] = _mm256_setzero_si256();
+            for (int64_t k = k0; k < k1; k += 4) {
+                const __m256i w0 = _mm256_loadu_si256((const __m256i *)(a->u4 + k * PANEL));
+                const __m256i w1 = _mm256_loadu_si256((const __m256i *)(a->u4 + k * PANEL + 32));
+                for (int r = 0; r < mr; r++) {
+                    const __m256i xv = _mm256_set1_epi32(load4(a->xq + r * a->K + k));
+                    s16[r][0] = _mm256_add_epi16(s16[r][0], _mm256_maddubs_epi16(w0, xv));
+                    s16[r][1] = _mm256_add_epi16(s16[r][1], _mm256_maddubs_epi16(w1, xv));
+                }
+            }
+            for (int r = 0; r < mr; r++)
+                for (int h = 0; h < 2; h++) d[r][h] = _mm256_add_epi32(d[r][h], _mm256_madd_epi16(s16[r][h], ones));
+        }
+        if (signed_w)
+            for (int r = 0; r < mr; r++) {
+                const __m256i cx = _mm256_set1_epi32(a->shift * (int32_t)a->xsum[r * a->NG + g]);
+                d[r][0] = _mm256_add_epi32(d[r][0], cx);
+                d[r][1] = _mm256_add_epi32(d[r][1], cx);
+            }
+        for (int h = 0; h < 2; h++) {
+            const __m256 sc = _mm256_loadu_ps(a->scale + g * PANEL + 8 * h), of = _mm256_loadu_ps(a->offset + g * PANEL + 8 * h);
+            for (int r = 0; r < mr; r++) {
+                __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(d[r][h]), sc);
+                t = _mm256_fmadd_ps(of, _mm256_set1_ps(a->xsum[r * a->NG + g]), t);
+                acc[r][h] = _mm256_fmadd_ps(t, _mm256_set1_ps(a->sx[r * a->NG + g]), acc[r][h]);
+            }
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int h = 0; h < 2; h++) {
+            __m256 v = acc[r][h];
+            if (a->bias) v = _mm256_add_ps(v, _mm256_loadu_ps(a->bias + 8 * h));
+            _mm256_storeu_ps(a->dst + r * a->ldd + 8 * h, v);
+        }
+}
+
+#define AVX2_INSTANCE(MRV, WHOLE, SIGNED)                                                                  \
+    __attribute__((target("avx2,fma"))) static void avx2_##MRV##_##WHOLE##_##SIGNED(const tile_args *a) { \
+        ymm_avx2_tile(a, MRV, WHOLE, SIGNED);                                                              \
+    }
+#define AVX2_INSTANCES(WHOLE, SIGNED) AVX2_INSTANCE(1, WHOLE, SIGNED) AVX2_INSTANCE(2, WHOLE, SIGNED) \
+    AVX2_INSTANCE(3, WHOLE, SIGNED) AVX2_INSTANCE(4, WHOLE, SIGNED)
+AVX2_INSTANCES(0, 0) AVX2_INSTANCES(16, 0) AVX2_INSTANCES(32, 0) AVX2_INSTANCES(0, 1) AVX2_INSTANCES(32, 1)
+static void tile_i8_avx2(const tile_args *a, int mr, int np) {
+    static void (*const inst[5][MR])(const tile_args *) = {{avx2_1_0_0, avx2_2_0_0, avx2_3_0_0, avx2_4_0_0},
+                                                          {avx2_1_16_0, avx2_2_16_0, avx2_3_16_0, avx2_4_16_0},
+                                                          {avx2_1_32_0, avx2_2_32_0, avx2_3_32_0, avx2_4_32_0},
+                                                          {avx2_1_0_1, avx2_2_0_1, avx2_3_0_1, avx2_4_0_1},
+                                                          {avx2_1_32_1, avx2_2_32_1, avx2_3_32_1, avx2_4_32_1}};
+    // A whole group in 16 bits (Q4 weights), or the signed variant's group of 32 (Q8_0): the group size as a
+    // constant, so its loop unrolls.
+    const int whole = 4 * a->steps16 >= a->G, g32 = a->G == 32;
+    const int variant = a->steps16 == 0 ? (g32 ? 4 : 3) : whole && a->G == 16 ? 1 : whole && g32 ? 2 : 0;
+    void (*const f)(const tile_args *) = inst[variant][mr - 1];
+    for (int pp = 0; pp < np; pp++) {  // one panel at a time
+        tile_args p = *a;
+        p.u4 += pp * PANEL * a->K;
+        p.scale += pp * PANEL * a->NG;
+        p.offset += pp * PANEL * a->NG;
+        if (p.bias) p.bias += pp * PANEL;
+        p.dst += pp * PANEL;
+        f(&p);
+    }
+}
+
+// The AVX2 path's 16-bit run length for W (0: a single pair sum can saturate, u > 129: the signed variant).
+static int64_t avx2_steps16(const cullme_i8panels *w) {
+    return w->max_u == 0 ? w->group / 4 : 32767 / (254 * (int64_t)w->max_u);
+}
 
 // AVX512-VNNI: mr rows x np panels, 16 columns x 4 k (64 bytes) per VPDPBUSD; the x broadcast is shared by
 // the np panels. mr and np are constants in each instance (the switch below), so the accumulators (up to 8
@@ -275,7 +606,7 @@ zmm_tile(const tile_args *a, const int mr, const int np) {
     }
 ZMM_INSTANCE(1, 1) ZMM_INSTANCE(2, 1) ZMM_INSTANCE(3, 1) ZMM_INSTANCE(4, 1)
 ZMM_INSTANCE(1, 2) ZMM_INSTANCE(2, 2) ZMM_INSTANCE(3, 2) ZMM_INSTANCE(4, 2)
-static void tile_avx512_vnni(const tile_args *a, int mr, int np) {
+static void tile_i8_avx512_vnni(const tile_args *a, int mr, int np) {
     static void (*const inst[2][MR])(const tile_args *) = {{zmm_1x1, zmm_2x1, zmm_3x1, zmm_4x1},
                                                           {zmm_1x2, zmm_2x2, zmm_3x2, zmm_4x2}};
     inst[np - 1][mr - 1](a);
@@ -284,7 +615,7 @@ static void tile_avx512_vnni(const tile_args *a, int mr, int np) {
 // ---- Dispatch --------------------------------------------------------------------------------------------
 static const char *const path_names[] = {"generic", "avx2", "avx_vnni", "avx512_vnni"};
 typedef void (*tile_fn)(const tile_args *, int, int);
-static const tile_fn tiles[] = {tile_generic, tile_avx2, tile_avx_vnni, tile_avx512_vnni};
+static const tile_fn tiles[] = {tile_i8_generic, tile_i8_avx2, tile_i8_avx_vnni, tile_i8_avx512_vnni};
 static int g_best = -1, g_path = -1, g_avx_vnni = -1;  // g_avx_vnni: the CPU has AVX-VNNI (whatever is best)
 static uint64_t read_xcr0(void) {
     uint32_t lo, hi;
@@ -340,9 +671,10 @@ void cullme_gemm_i8_force_path(const char *name) {
 
 void cullme_gemm_i8(const int8_t *xq, const float *sx, const float *xsum, int64_t M, const cullme_i8panels *w,
                     int64_t n_begin, int64_t n_end, float *out, int64_t ldo, const float *bias) {
-    // AVX2's 16-bit pair sums could saturate for u > 128 (Q8_0): such a matrix runs the plain C tile.
+    // AVX2 multiplies u > 129 (Q8_0) as signed q, which must be >= -127 (c <= 127); otherwise plain C.
     const int path = current_path();
-    const tile_fn tile = path == PATH_AVX2 && w->max_u > 128 ? tile_generic : tiles[path];
+    const int64_t steps16 = avx2_steps16(w);
+    const tile_fn tile = path == PATH_AVX2 && steps16 == 0 && w->shift > 127 ? tile_i8_generic : tiles[path];
     const int64_t K = w->cols, G = w->group, NG = K / G;
     float tail[MR * 2 * PANEL] __attribute__((aligned(64)));
     float tail_bias[2 * PANEL];
@@ -359,7 +691,7 @@ void cullme_gemm_i8(const int8_t *xq, const float *sx, const float *xsum, int64_
             const tile_args a = {xq + m0 * K, sx + m0 * NG, xsum + m0 * NG, K, NG, G, w->u4 + p * PANEL * K,
                                  w->scale + p * PANEL * NG, w->offset + p * PANEL * NG,
                                  bias ? (full ? bias + n0 : tail_bias) : NULL,
-                                 full ? out + m0 * ldo + n0 : tail, full ? ldo : np * PANEL};
+                                 full ? out + m0 * ldo + n0 : tail, full ? ldo : np * PANEL, steps16, w->shift};
             tile(&a, mr, np);
             if (!full)
                 for (int r = 0; r < mr; r++)

@@ -262,24 +262,35 @@ func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
     }
 }
 
-/// linearForward for int8 panels: x quantised once (per row and group), then the columns split across
-/// threads as for the float panels.
+/// linearForward for int8 panels: x's outliers split off and x quantised once (per row and group), then the
+/// columns split across threads as for the float panels, each range taking the int8 product and then the
+/// outliers' float32 one (cullme_gemm_i8.h).
 private func int8Product(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                          _ w: UnsafeMutablePointer<cullme_i8panels>, bias: UnsafePointer<Float>?, T: Int) {
     let N = Int(w.pointee.rows), K = Int(w.pointee.cols), G = Int(w.pointee.group), NG = K / G
-    // One allocation for the quantised rows (T * K bytes) and their group scales and sums (2 * T * NG floats).
-    let sx = allocateFloats(2 * T * NG + (T * K + 3) / 4)
-    defer { free(sx) }
-    let xsum = sx + T * NG
-    let xq = UnsafeMutableRawPointer(xsum + T * NG).bindMemory(to: Int8.self, capacity: T * K)
-    cullme_i8_quantize_rows(x, Int64(T), Int64(K), Int32(G), xq, sx, xsum)
+    let maxOutliers = Int(cullme_i8_outliers_max(Int64(T), Int64(K)))
+    // One allocation for the inliers (T * K floats), the group scales and sums (2 * T * NG), the outliers'
+    // values, indices (maxOutliers each) and row starts (T + 1 Int64), and the quantised rows (T * K bytes).
+    let inliers = allocateFloats(T * K + 2 * T * NG + 2 * maxOutliers + 2 * (T + 1) + (T * K + 3) / 4)
+    defer { free(inliers) }
+    let sx = inliers + T * K, xsum = sx + T * NG, values = xsum + T * NG
+    let indices = UnsafeMutableRawPointer(values + maxOutliers).bindMemory(to: Int32.self, capacity: maxOutliers)
+    let starts = UnsafeMutableRawPointer(values + 2 * maxOutliers).bindMemory(to: Int64.self, capacity: T + 1)
+    let xq = UnsafeMutableRawPointer(values + 2 * maxOutliers + 2 * (T + 1)).bindMemory(to: Int8.self, capacity: T * K)
+    let outliers = cullme_i8_split_outliers(x, Int64(T), Int64(K), inliers, starts, indices, values)
+    cullme_i8_quantize_rows(inliers, Int64(T), Int64(K), Int32(G), xq, sx, xsum)
     let addresses = (UInt(bitPattern: xq), UInt(bitPattern: sx), UInt(bitPattern: xsum), UInt(bitPattern: out),
                      UInt(bitPattern: bias), UInt(bitPattern: w))
+    let outlierAddresses = (UInt(bitPattern: starts), UInt(bitPattern: indices), UInt(bitPattern: values))
     let columns = { (begin: Int, end: Int) in
+        let w = UnsafePointer<cullme_i8panels>(bitPattern: addresses.5), out = UnsafeMutablePointer<Float>(bitPattern: addresses.3)
         cullme_gemm_i8(UnsafePointer(bitPattern: addresses.0), UnsafePointer(bitPattern: addresses.1),
-                       UnsafePointer(bitPattern: addresses.2), Int64(T), UnsafePointer(bitPattern: addresses.5),
-                       Int64(begin), Int64(end), UnsafeMutablePointer(bitPattern: addresses.3), Int64(N),
+                       UnsafePointer(bitPattern: addresses.2), Int64(T), w, Int64(begin), Int64(end), out, Int64(N),
                        UnsafePointer(bitPattern: addresses.4))
+        if outliers > 0 {
+            cullme_gemm_i8_outliers(UnsafePointer(bitPattern: outlierAddresses.0), UnsafePointer(bitPattern: outlierAddresses.1),
+                                    UnsafePointer(bitPattern: outlierAddresses.2), Int64(T), w, Int64(begin), Int64(end), out, Int64(N))
+        }
     }
     let panels = (N + 15) / 16
     let parts = min(ComputeThreads.count, panels, max(1, T * N * K / 65536))
