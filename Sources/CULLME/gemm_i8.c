@@ -71,6 +71,13 @@ size_t cullme_i8panels_bytes(const cullme_i8panels *w) {
 // One group: amax, d = amax / 127, qx = round-to-nearest-even(x * (1 / d)) clamped to +-127 (lrintf and
 // VCVTPS2DQ round alike under the default MXCSR), Σ qx. The AVX-512 and AVX2 versions do the same IEEE
 // operations, so every version gives the same bytes (groups are multiples of 8 floats: 16 or 32).
+// A group holding NaN or infinity (scale NaN: the NaN reaches the output) or only zeros (scale 0): qx = 0.
+static void flat_group(int32_t G, int bad, int8_t *qr, float *sx, float *xsum) {
+    memset(qr, 0, (size_t)G);
+    *sx = bad ? NAN : 0.0f;
+    *xsum = 0.0f;
+}
+
 static void quantize_group_c(const float *xr, int32_t G, int8_t *qr, float *sx, float *xsum) {
     float amax = 0.0f;
     int finite = 1;
@@ -78,20 +85,16 @@ static void quantize_group_c(const float *xr, int32_t G, int8_t *qr, float *sx, 
         if (!isfinite(xr[i])) finite = 0;
         else if (fabsf(xr[i]) > amax) amax = fabsf(xr[i]);
     }
+    if (!finite || amax == 0.0f) { flat_group(G, !finite, qr, sx, xsum); return; }
     int32_t sum = 0;
-    if (!finite || amax == 0.0f) {
-        memset(qr, 0, (size_t)G);
-        *sx = finite ? 0.0f : NAN;
-    } else {
-        const float d = amax / 127.0f, id = 1.0f / d;
-        for (int i = 0; i < G; i++) {
-            int q = (int)lrintf(xr[i] * id);
-            q = q > 127 ? 127 : q < -127 ? -127 : q;
-            qr[i] = (int8_t)q;
-            sum += q;
-        }
-        *sx = d;
+    const float d = amax / 127.0f, id = 1.0f / d;
+    for (int i = 0; i < G; i++) {
+        int q = (int)lrintf(xr[i] * id);
+        q = q > 127 ? 127 : q < -127 ? -127 : q;
+        qr[i] = (int8_t)q;
+        sum += q;
     }
+    *sx = d;
     *xsum = (float)sum;
 }
 
@@ -106,12 +109,7 @@ __attribute__((target("avx512f,avx512bw"))) static void quantize_group_avx512(co
         vmax = _mm512_max_ps(vmax, a);
     }
     const float amax = _mm512_reduce_max_ps(vmax);
-    if (bad || amax == 0.0f) {
-        memset(qr, 0, (size_t)G);
-        *sx = bad ? NAN : 0.0f;
-        *xsum = 0.0f;
-        return;
-    }
+    if (bad || amax == 0.0f) { flat_group(G, bad != 0, qr, sx, xsum); return; }
     const float d = amax / 127.0f, id = 1.0f / d;
     const __m512 vid = _mm512_set1_ps(id);
     const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
@@ -138,12 +136,7 @@ __attribute__((target("avx2,fma"))) static void quantize_group_avx2(const float 
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
-    if (_mm256_movemask_ps(bad) || amax == 0.0f) {
-        memset(qr, 0, (size_t)G);
-        *sx = _mm256_movemask_ps(bad) ? NAN : 0.0f;
-        *xsum = 0.0f;
-        return;
-    }
+    if (_mm256_movemask_ps(bad) || amax == 0.0f) { flat_group(G, _mm256_movemask_ps(bad) != 0, qr, sx, xsum); return; }
     const float d = amax / 127.0f, id = 1.0f / d;
     const __m256 vid = _mm256_set1_ps(id);
     const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
@@ -205,39 +198,30 @@ __attribute__((target("avx2"))) static float sum_squares_avx2(const float *x, in
     return t;
 }
 
-// Copies 8 entries at a time while none is an outlier (AVX2 compare), else entry by entry.
+// Entries k0 .. k0 + n of a row: outliers to (k_idx, val), the rest to ir (outliers zeroed); returns the count.
+static int64_t split_run_c(const float *xr, int64_t k0, int64_t n, float limit, float *ir, int32_t *k_idx, float *val) {
+    int64_t found = 0;
+    for (int64_t k = k0; k < k0 + n; k++) {
+        const int out = fabsf(xr[k]) > limit;
+        if (out) { k_idx[found] = (int32_t)k; val[found++] = xr[k]; }
+        ir[k] = out ? 0.0f : xr[k];
+    }
+    return found;
+}
+
+// The same over a whole row, copying 8 entries at a time while none is an outlier (AVX2 compare).
 __attribute__((target("avx2"))) static int64_t split_row_avx2(const float *xr, int64_t K, float limit, float *ir,
                                                              int32_t *k_idx, float *val) {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), lim = _mm256_set1_ps(limit);
     int64_t n = 0, k = 0;
     for (; k + 8 <= K; k += 8) {
         const __m256 a = _mm256_loadu_ps(xr + k);
-        if (!_mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(a, abs_mask), lim, _CMP_GT_OQ))) {
+        if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(a, abs_mask), lim, _CMP_GT_OQ)))
+            n += split_run_c(xr, k, 8, limit, ir, k_idx + n, val + n);
+        else
             _mm256_storeu_ps(ir + k, a);
-            continue;
-        }
-        for (int64_t j = k; j < k + 8; j++) {
-            const int out = fabsf(xr[j]) > limit;
-            if (out) { k_idx[n] = (int32_t)j; val[n++] = xr[j]; }
-            ir[j] = out ? 0.0f : xr[j];
-        }
     }
-    for (; k < K; k++) {
-        const int out = fabsf(xr[k]) > limit;
-        if (out) { k_idx[n] = (int32_t)k; val[n++] = xr[k]; }
-        ir[k] = out ? 0.0f : xr[k];
-    }
-    return n;
-}
-
-static int64_t split_row_c(const float *xr, int64_t K, float limit, float *ir, int32_t *k_idx, float *val) {
-    int64_t n = 0;
-    for (int64_t k = 0; k < K; k++) {
-        const int out = fabsf(xr[k]) > limit;
-        if (out) { k_idx[n] = (int32_t)k; val[n++] = xr[k]; }
-        ir[k] = out ? 0.0f : xr[k];
-    }
-    return n;
+    return n + split_run_c(xr, k, K - k, limit, ir, k_idx + n, val + n);
 }
 
 int64_t cullme_i8_split_outliers(const float *x, int64_t M, int64_t K, float *inliers, int64_t *start,
@@ -252,7 +236,7 @@ int64_t cullme_i8_split_outliers(const float *x, int64_t M, int64_t K, float *in
         if (!isfinite(limit)) limit = INFINITY;
         start[m] = n;
         n += vector ? split_row_avx2(xr, K, limit, inliers + m * K, k_idx + n, val + n)
-                    : split_row_c(xr, K, limit, inliers + m * K, k_idx + n, val + n);
+                    : split_run_c(xr, 0, K, limit, inliers + m * K, k_idx + n, val + n);
     }
     start[M] = n;
     return n;
