@@ -24,6 +24,8 @@ Engines (each in its own subprocess, so its peak RSS is its own):
           + clip/AdamW; not model/data load, not the final checkpoint/adapter write).
   ullme-dense  the same with `weight_storage: dense` (float32 base packed at load).
   ullme-quantized  the same with `weight_storage: quantized` (int8 panels with group scales, made at load).
+  ullme-bf16  the same (stored base) with `base_precision: bf16`: the frozen base's forward and backward products
+          in bf16 (AVX512_BF16) from a bf16 copy of its weights made at load.
   peft    transformers + peft + pytorch-metric-learning, CPU, float32 (the GGUF dequantised), a re-implementation
           of the reference's GradCacheTrainer.train_step (ullme/trainer/gradcache_trainer.py) without
           torch.distributed: (1) no-grad encode of every chunk (bidirectional 4-D mask, mean pooling,
@@ -159,6 +161,7 @@ cl_weight: {cl_weight}
 gen_weight: {gen_weight}
 kl_weight: {kl_weight}
 weight_storage: {storage}
+base_precision: {base_precision}
 threads: {threads}
 """
 
@@ -166,6 +169,7 @@ threads: {threads}
 def worker_ullme(job):
     import ullme
     storage = {"ullme-dense": "dense", "ullme-quantized": "quantized"}.get(job["engine"], "stored")
+    base_precision = "bf16" if job["engine"] == "ullme-bf16" else "exact"
     with tempfile.TemporaryDirectory(prefix="bench-grl-") as tmp:
         data = Path(tmp) / "batch.jsonl"
         with open(data, "w") as f:
@@ -176,7 +180,7 @@ def worker_ullme(job):
                                    instruction=json.dumps(INSTRUCTION), out=json.dumps(str(Path(tmp) / "run")),
                                    max_len=job["max_len"], P=CFG["pos_per_sample"], N=CFG["neg_per_sample"],
                                    B=len(job["examples"]), chunk=job["chunk"], epochs=job["steps"] + 1,
-                                   storage=storage, threads=job["threads"], **{k: v for k, v in CFG.items()
+                                   storage=storage, base_precision=base_precision, threads=job["threads"], **{k: v for k, v in CFG.items()
                                                        if k not in ("pos_per_sample", "neg_per_sample")}))
         walls, last = [], [time.perf_counter()]
 
@@ -195,7 +199,7 @@ def worker_ullme(job):
                            grad_norm=r1["grad_norm"]),
                 losses=[dict(cl=r["contrastive"], gen=r["generative"], kl=r["kl"], total=r["loss"]) for r in records],
                 engine_log_tokens_per_step=int(round(r1["tokens_per_second"] * r1["seconds"])),
-                weight_storage=storage, library_version=ullme.library_version(), library_path=ullme.library_path())
+                weight_storage=storage, base_precision=base_precision, library_version=ullme.library_version(), library_path=ullme.library_path())
 
 
 # ---------------------------------------------------------------------------------------------- PyTorch + PEFT
@@ -386,7 +390,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16, help="global batch (queries per step)")
     ap.add_argument("--chunk", type=int, default=4, help="GradCache chunk size (queries)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
-    ap.add_argument("--engines", default="ullme,peft", help="ullme, ullme-dense, ullme-quantized, peft")
+    ap.add_argument("--engines", default="ullme,peft", help="ullme, ullme-dense, ullme-quantized, ullme-bf16, peft")
     ap.add_argument("--max-len", type=int, default=128, help="max_seq_length")
     ap.add_argument("--data", type=Path, default=None, help="GRL JSONL (default: WordNet train, else wordnet-tiny)")
     ap.add_argument("--offset", type=int, default=0, help="first line of the batch in --data")

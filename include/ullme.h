@@ -321,13 +321,21 @@ typedef struct {
                                        * 1: it keeps only each layer's input and backward recomputes the
                                        * layer (one more forward pass, a fraction of the memory; the
                                        * gradients are bit-identical) */
-    int32_t reserved0;            /* must be 0 (keeps this struct's size distinct from the older one's) */
+    int32_t base_precision;       /* an ullme_precision for the frozen base's forward and backward products:
+                                   * ULLME_PRECISION_DEFAULT / _EXACT (default: float32, whatever the
+                                   * ULLME_PRECISION environment variable says) or _BF16 (operands rounded to
+                                   * bfloat16 with float32 sums on AVX512_BF16; LoRA, head, gradients and AdamW
+                                   * stay float32; one more copy of the linear weights); _INT8 is refused.
+                                   * ullme_trainer_base_precision_path says what runs. */
 } ullme_trainer_params;
 
 ULLME_API ullme_trainer_params ullme_trainer_default_params(void);
 /* Creates a trainer on a loaded model (the model's pooling applies to the embedding objective). */
 ULLME_API int ullme_trainer_new(ullme_model *model, const ullme_trainer_params *params, ullme_trainer **out);
 ULLME_API void ullme_trainer_free(ullme_trainer *trainer);
+/* What the frozen base's training products run: "exact", "avx512_bf16", or "exact fallback: <why>" when
+ * base_precision bf16 cannot run ("CPU has no AVX512_BF16"). *out is valid until ullme_trainer_free. */
+ULLME_API int ullme_trainer_base_precision_path(const ullme_trainer *trainer, const char **out);
 /* Trainable parameter count (LoRA A and B of every target plus the head). */
 ULLME_API int ullme_trainer_parameter_count(const ullme_trainer *trainer, int64_t *out);
 

@@ -36,7 +36,8 @@ func runTrain(_ args: Arguments) throws {
     let ranks = trainer.world.map { ", data-parallel over \($0.size) MPI ranks" } ?? ""
     if writer {
         fputs("ullme: training \(trainer.session.parameterCount) parameters for \(trainer.totalSteps) steps "
-              + "(\(trainer.sampler.stepsPerEpoch) per epoch\(ranks)), log \(logPath)\n", stderr)
+              + "(\(trainer.sampler.stepsPerEpoch) per epoch\(ranks)), base products \(trainer.session.model.basePrecisionPath), "
+              + "log \(logPath)\n", stderr)
     }
     try trainer.run { r in
         if let report = r.nonFiniteDescription {

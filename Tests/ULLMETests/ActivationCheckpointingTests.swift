@@ -81,7 +81,7 @@ final class ActivationCheckpointingTests: XCTestCase {
         XCTAssertEqual(try session(&p)?.activationCheckpointing, true)
         p.activation_checkpointing = 2
         XCTAssertNil(try session(&p))
-        p = capi_trainer_default_params(); p.reserved0 = 1
+        p = capi_trainer_default_params(); p.base_precision = 3  // int8: not a training precision
         XCTAssertNil(try session(&p))
         // A caller built against the first header (struct ends after is_cosine_annealing) gets the default.
         p = capi_trainer_default_params(); p.activation_checkpointing = 1; p.struct_size = trainerParamsSizeV1

@@ -1,10 +1,18 @@
 import CULLME
+import Glibc
 
 /// What an `ullme_trainer *` points to.
 final class TrainerHandle {
     let session: TrainingSession
     let modelHandle: ModelHandle   // keeps the model alive while the trainer exists
-    init(session: TrainingSession, modelHandle: ModelHandle) { self.session = session; self.modelHandle = modelHandle }
+    /// session.model.basePrecisionPath as a C string (what ullme_trainer_base_precision_path returns).
+    let basePrecisionPath: UnsafeMutablePointer<CChar>
+    init(session: TrainingSession, modelHandle: ModelHandle) {
+        self.session = session
+        self.modelHandle = modelHandle
+        basePrecisionPath = strdup(session.model.basePrecisionPath)!
+    }
+    deinit { free(basePrecisionPath) }
 }
 
 func trainer(_ p: OpaquePointer?) throws -> TrainerHandle {
@@ -13,7 +21,7 @@ func trainer(_ p: OpaquePointer?) throws -> TrainerHandle {
 }
 
 /// ullme_trainer_params' released layouts: as first released (up to is_cosine_annealing); the current one adds
-/// activation_checkpointing and reserved0.
+/// activation_checkpointing and base_precision (released as reserved0, which had to be 0: exact).
 let trainerParamsLayouts = ParamsLayouts<ullme_trainer_params>(
     name: "ullme_trainer_params", olderEndingBefore: [\.activation_checkpointing])
 let trainerParamsSize = trainerParamsLayouts.currentSize
@@ -32,7 +40,8 @@ public func capi_trainer_default_params() -> ullme_trainer_params {
                                 min_learning_rate: o.minLearningRate, weight_decay: o.weightDecay, grad_clip: o.gradClip,
                                 warmup_proportion: o.warmupProportion, steps_per_epoch: Int32(o.stepsPerEpoch),
                                 max_epochs: Int32(o.maxEpochs), is_cosine_annealing: o.cosineAnnealing ? 1 : 0,
-                                activation_checkpointing: c.activationCheckpointing ? 1 : 0, reserved0: 0)
+                                activation_checkpointing: c.activationCheckpointing ? 1 : 0,
+                                base_precision: Int32(ULLME_PRECISION_DEFAULT.rawValue))
 }
 
 @_cdecl("ullme_trainer_new")
@@ -46,7 +55,12 @@ public func capi_trainer_new(_ model: OpaquePointer?, _ params: UnsafePointer<ul
         guard p.activation_checkpointing == 0 || p.activation_checkpointing == 1 else {
             throw argError("activation_checkpointing must be 0 or 1")
         }
-        guard p.reserved0 == 0 else { throw argError("ullme_trainer_params.reserved0 must be 0") }
+        let basePrecision: TrainingPrecision
+        switch p.base_precision {
+        case Int32(ULLME_PRECISION_DEFAULT.rawValue), Int32(ULLME_PRECISION_EXACT.rawValue): basePrecision = .exact
+        case Int32(ULLME_PRECISION_BF16.rawValue): basePrecision = .bf16
+        default: throw argError("base_precision must be ULLME_PRECISION_DEFAULT, _EXACT or _BF16 (got \(p.base_precision))")
+        }
         guard p.lora_rank >= 1, p.lora_rank <= 4096 else { throw argError("lora_rank must be in [1, 4096]") }
         guard p.lora_alpha.isFinite, p.lora_alpha > 0 else { throw argError("lora_alpha must be positive") }
         guard p.lora_dropout >= 0, p.lora_dropout < 1 else { throw argError("lora_dropout must be in [0, 1)") }
@@ -60,6 +74,7 @@ public func capi_trainer_new(_ model: OpaquePointer?, _ params: UnsafePointer<ul
         c.optimizer.warmupProportion = p.warmup_proportion; c.optimizer.maxEpochs = Int(p.max_epochs)
         c.optimizer.cosineAnnealing = p.is_cosine_annealing != 0
         c.activationCheckpointing = p.activation_checkpointing != 0
+        c.basePrecision = basePrecision
         c.pooling = try Pooling(c: h.params.pooling)
         let session = try TrainingSession(model: h.model, config: c, stepsPerEpoch: Int(p.steps_per_epoch))
         out.pointee = OpaquePointer(Unmanaged.passRetained(TrainerHandle(session: session, modelHandle: h)).toOpaque())
@@ -70,6 +85,15 @@ public func capi_trainer_new(_ model: OpaquePointer?, _ params: UnsafePointer<ul
 public func capi_trainer_free(_ t: OpaquePointer?) {
     guard let t else { return }
     Unmanaged<TrainerHandle>.fromOpaque(UnsafeRawPointer(t)).release()
+}
+
+@_cdecl("ullme_trainer_base_precision_path")
+public func capi_trainer_base_precision_path(_ t: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+    capiCall("ullme_trainer_base_precision_path") {
+        let h = try trainer(t)
+        guard let out else { throw argError("out is NULL") }
+        out.pointee = UnsafePointer(h.basePrecisionPath)
+    }
 }
 
 @_cdecl("ullme_trainer_parameter_count")

@@ -1,3 +1,4 @@
+import CULLME
 import Synchronization
 
 /// A normalisation layer's parameters (bias only for LayerNorm).
@@ -270,6 +271,31 @@ final class DecoderWeights: @unchecked Sendable {
             longropeFactors = nil
         }
         parameterCount = count
+    }
+
+    /// `base`'s weights with every linear layer (LM head included) in the bf16 training form
+    /// (PackedMatrix(trainingBF16:)): a training-only copy for `base_precision: bf16`; the norms, biases and
+    /// token embedding are `base`'s own (kept alive through it). The LM head is converted on first use.
+    init(trainingBF16Of base: DecoderWeights) {
+        layers = base.layers.map { l in
+            var l = l
+            l.wqkv = PackedMatrix(trainingBF16: l.wqkv); l.wo = PackedMatrix(trainingBF16: l.wo)
+            l.wUp = PackedMatrix(trainingBF16: l.wUp); l.wDown = PackedMatrix(trainingBF16: l.wDown)
+            return l
+        }
+        lmHeadStore = LazyMatrix { PackedMatrix(trainingBF16: base.lmHead) }
+        tokenEmbeddingRows = base.tokenEmbeddingRows
+        ownedEmbedding = nil
+        mappingOwner = base
+        storage = base.storage
+        precision = .bf16
+        bf16 = true
+        precisionPath = String(cString: cullme_gemm_bf16_path())
+        finalNorm = base.finalNorm
+        lmHeadBias = base.lmHeadBias
+        ropeFreqFactors = base.ropeFreqFactors
+        longropeFactors = base.longropeFactors
+        parameterCount = base.parameterCount
     }
 
     deinit { ownedEmbedding?.deallocate() }

@@ -13,8 +13,10 @@ struct StoredRow: @unchecked Sendable {
 ///  - quantized panels (cullme_qpanels): the integer GGUF types' q (int8) and group scale/offset, re-laid
 ///    out once at load in the same panel order; each product makes its W blocks from them in L2. Same
 ///    floats, same FMA chains as dense, a third of the bytes (the memory-bound short-input case runs faster);
-///  - dense bf16 (Precision.bf16, inference only): rounded to bfloat16 pairs and packed once at load for
-///    cullme_gemm_bf16 (half the bytes; no float32 copy is kept, so backward cannot use it);
+///  - dense bf16 (Precision.bf16 at inference): rounded to bfloat16 pairs and packed once at load for
+///    cullme_gemm_bf16 (half the bytes; no float32 copy is kept, so the float32 backward cannot use it);
+///  - dense bf16 for training (`base_precision: bf16`): W's bf16 panels for the forward and Wᵀ's for the
+///    backward's dY·W (together the bytes of one float32 copy), both made from another matrix's values;
 ///  - stored rows (QLoRA-style): the file's own rows (GGUF blocks, f16/bf16, f32) stay where they are and
 ///    every product dequantises the panels it needs into a per-call buffer right before the kernel runs.
 ///    The values are the same floats and cullme_gemm computes each output element as the same FMA chain
@@ -28,6 +30,8 @@ final class PackedMatrix: @unchecked Sendable {
     let packed: UnsafeMutablePointer<Float>?
     /// Dense bf16-pair panels (cullme_gemm_bf16_pack), or nil.
     let bf16: UnsafeMutablePointer<UInt32>?
+    /// Wᵀ's [K, N] bf16-pair panels for linearBackwardInput (training in bf16 only), or nil.
+    let bf16Transposed: UnsafeMutablePointer<UInt32>?
     /// Stored rows (nil when dense); their mapping is kept alive by the model's weights.
     let stored: [StoredRow]?
     /// Quantized panels, or nil.
@@ -44,6 +48,7 @@ final class PackedMatrix: @unchecked Sendable {
         stored = nil
         quantized = nil
         int8 = nil
+        bf16Transposed = nil
         if bf16 {
             let n = cullme_gemm_bf16_packed_words(Int64(rows), Int64(cols))
             let p = allocateWords(n)
@@ -66,9 +71,32 @@ final class PackedMatrix: @unchecked Sendable {
         self.cols = cols
         packed = nil
         bf16 = nil
+        bf16Transposed = nil
         quantized = nil
         int8 = nil
         stored = storedRows
+    }
+
+    /// The bf16 training form of `source`'s values (any storage but bf16 / int8, which lost them): W and Wᵀ
+    /// rounded to bfloat16 pairs and packed for cullme_gemm_bf16.
+    init(trainingBF16 source: PackedMatrix) {
+        let N = source.rows, K = source.cols
+        rows = N
+        cols = K
+        packed = nil
+        stored = nil
+        quantized = nil
+        int8 = nil
+        var w = [Float](repeating: 0, count: N * K)
+        w.withUnsafeMutableBufferPointer { source.copyRows(into: $0.baseAddress!) }
+        let forward = allocateWords(cullme_gemm_bf16_packed_words(Int64(N), Int64(K)))
+        w.withUnsafeBufferPointer { cullme_gemm_bf16_pack($0.baseAddress, Int64(N), Int64(K), forward) }
+        var wT = [Float](repeating: 0, count: N * K)
+        for n in 0..<N { for k in 0..<K { wT[k * N + n] = w[n * K + k] } }
+        let backward = allocateWords(cullme_gemm_bf16_packed_words(Int64(K), Int64(N)))
+        wT.withUnsafeBufferPointer { cullme_gemm_bf16_pack($0.baseAddress, Int64(K), Int64(N), backward) }
+        bf16 = forward
+        bf16Transposed = backward
     }
 
     /// Quantized panels from stored rows, or nil when a row's type has no integer form (f16, bf16, f32) or
@@ -88,6 +116,7 @@ final class PackedMatrix: @unchecked Sendable {
         self.cols = cols
         packed = nil
         bf16 = nil
+        bf16Transposed = nil
         stored = nil
         if int8 {
             guard let i8 = cullme_i8panels_new(q) else { cullme_qpanels_free(q); return nil }
@@ -100,7 +129,7 @@ final class PackedMatrix: @unchecked Sendable {
         }
     }
 
-    deinit { free(packed); free(bf16); cullme_qpanels_free(quantized); cullme_i8panels_free(int8) }
+    deinit { free(packed); free(bf16); free(bf16Transposed); cullme_qpanels_free(quantized); cullme_i8panels_free(int8) }
 
     /// Products run without a per-call panel buffer (dense, bf16, quantized or int8 panels).
     var isDense: Bool { packed != nil || bf16 != nil || quantized != nil || int8 != nil }
@@ -109,7 +138,10 @@ final class PackedMatrix: @unchecked Sendable {
     var ownedBytes: Int {
         if let int8 { return cullme_i8panels_bytes(int8) }
         if let quantized { return cullme_qpanels_bytes(quantized) }
-        if bf16 != nil { return cullme_gemm_bf16_packed_words(Int64(rows), Int64(cols)) * 4 }
+        if bf16 != nil {
+            return (cullme_gemm_bf16_packed_words(Int64(rows), Int64(cols))
+                    + (bf16Transposed == nil ? 0 : cullme_gemm_bf16_packed_words(Int64(cols), Int64(rows)))) * 4
+        }
         return packed == nil ? 0 : cullme_gemm_packed_floats(Int64(rows), Int64(cols)) * 4
     }
 
@@ -117,6 +149,18 @@ final class PackedMatrix: @unchecked Sendable {
     var storageBytes: Int {
         guard let stored else { return ownedBytes }
         return stored.reduce(0) { $0 + $1.type.byteCount(elements: cols)! }
+    }
+
+    /// W's values as row-major float32 [rows, cols] (from float32 panels, quantized panels or stored rows).
+    func copyRows(into w: UnsafeMutablePointer<Float>) {
+        precondition(bf16 == nil && int8 == nil, "PackedMatrix: bf16 and int8 weights no longer hold their float32 values")
+        let K = cols
+        for n in 0..<rows {
+            let row = w + n * K
+            if let quantized { cullme_qpanels_row(quantized, Int64(n), 0, Int64(K), row) }
+            else if let packed { for k in 0..<K { row[k] = packed[(n / 16) * 16 * K + k * 16 + n % 16] } }
+            else { let r = stored![n]; dequantizeRaw(r.type, r.bytes, row, count: K) }
+        }
     }
 
     /// Packs rows r0 ..< r1 (r0 a multiple of 16) into buf in cullme_gemm_pack's layout (panel tails zero).
@@ -239,13 +283,12 @@ func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
         return
     }
     if let i8 = w.int8 { int8Product(out, x, i8, bias: bias, T: T); return }
+    if let words = w.bf16 { bf16Product(out, x, words, bias: bias, T: T, inner: K, outputs: N); return }
     let outAddress = UInt(bitPattern: out), xAddress = UInt(bitPattern: x), biasAddress = UInt(bitPattern: bias)
-    let columns = { (begin: Int, end: Int) in
+    forColumnRanges(N, work: T * N * K) { begin, end in
         let x = UnsafePointer<Float>(bitPattern: xAddress), out = UnsafeMutablePointer<Float>(bitPattern: outAddress)
         let bias = UnsafePointer<Float>(bitPattern: biasAddress)
-        if let words = w.bf16 {
-            cullme_gemm_bf16(x, Int64(T), Int64(K), words, Int64(N), Int64(begin), Int64(end), out, Int64(N), bias)
-        } else if let q = w.quantized {
+        if let q = w.quantized {
             guard cullme_gemm_q(x, Int64(T), Int64(K), q, Int64(begin), Int64(end), out, Int64(N), bias) == 0 else {
                 fatalError("PackedMatrix: out of memory for a \(K)-column weight block buffer")
             }
@@ -253,12 +296,25 @@ func linearForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
             cullme_gemm(x, Int64(T), Int64(K), w.packed, Int64(N), Int64(begin), Int64(end), out, Int64(N), bias)
         }
     }
+}
+
+/// Runs body(begin, end) on column ranges of whole 16-wide panels, one per thread when the work (multiply-adds)
+/// amortises the hand-off (~64k per thread), else once on 0 ..< N.
+func forColumnRanges(_ N: Int, work: Int, _ body: (Int, Int) -> Void) {
     let panels = (N + 15) / 16
-    // Enough work per thread to amortise the hand-off (~64k FMAs).
-    let parts = min(ComputeThreads.count, panels, max(1, T * N * K / 65536))
-    if parts <= 1 { columns(0, N); return }
-    parallelFor(parts) { p in
-        columns(panels * p / parts * 16, min(N, panels * (p + 1) / parts * 16))
+    let parts = min(ComputeThreads.count, panels, max(1, work / 65536))
+    if parts <= 1 { body(0, N); return }
+    parallelFor(parts) { p in body(panels * p / parts * 16, min(N, panels * (p + 1) / parts * 16)) }
+}
+
+/// out[T, outputs] = x[T, inner] · Bᵀ (+ bias) for B's bf16-pair panels (W's for a forward, Wᵀ's for a backward).
+func bf16Product(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ words: UnsafePointer<UInt32>,
+                 bias: UnsafePointer<Float>?, T: Int, inner: Int, outputs: Int) {
+    let addresses = (UInt(bitPattern: out), UInt(bitPattern: x), UInt(bitPattern: words), UInt(bitPattern: bias))
+    forColumnRanges(outputs, work: T * outputs * inner) { begin, end in
+        cullme_gemm_bf16(UnsafePointer(bitPattern: addresses.1), Int64(T), Int64(inner), UnsafePointer(bitPattern: addresses.2),
+                         Int64(outputs), Int64(begin), Int64(end), UnsafeMutablePointer(bitPattern: addresses.0), Int64(outputs),
+                         UnsafePointer(bitPattern: addresses.3))
     }
 }
 
@@ -292,10 +348,7 @@ private func int8Product(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<
                                     UnsafePointer(bitPattern: outlierAddresses.2), Int64(T), w, Int64(begin), Int64(end), out, Int64(N))
         }
     }
-    let panels = (N + 15) / 16
-    let parts = min(ComputeThreads.count, panels, max(1, T * N * K / 65536))
-    if parts <= 1 { columns(0, N); return }
-    parallelFor(parts) { p in columns(panels * p / parts * 16, min(N, panels * (p + 1) / parts * 16)) }
+    forColumnRanges(N, work: T * N * K, columns)
 }
 
 /// out[T, outputs] = x[T, K] · Bᵀ (+ bias) where B is W (outputs = N, K = W's cols) or, `transposed`, Wᵀ

@@ -5,11 +5,17 @@ import Glibc
 // it (`rmsNormForward` -> `rmsNormBackward`); the rule is written once, at the top of Tensor/Ops.swift.
 // Shapes in the names (T tokens, C channels); gradients accumulate (+=) where the name says so.
 
-/// dX[T, K] += dY[T, N] · W[N, K] (the input gradient of a frozen linear layer W [N, K]).
+/// dX[T, K] += dY[T, N] · W[N, K] (the input gradient of a frozen linear layer W [N, K]); in bf16 by Wᵀ's
+/// bf16 panels when W has them (training with base_precision bf16).
 func linearBackwardInput(_ dX: UnsafeMutablePointer<Float>, _ dY: UnsafePointer<Float>, _ w: PackedMatrix, T: Int) {
     guard T > 0 else { return }
     let K = w.cols
     var tmp = [Float](repeating: 0, count: T * K)
+    if let words = w.bf16Transposed {
+        bf16Product(&tmp, dY, words, bias: nil, T: T, inner: w.rows, outputs: K)
+        for i in 0..<(T * K) { dX[i] += tmp[i] }
+        return
+    }
     // Wᵀ's panels are made block by block from W (dense panels or stored rows) right before use: no
     // second copy of any weight is kept for training.
     storedProduct(&tmp, dY, w, bias: nil, T: T, outputs: K, K: w.rows, transposed: true)

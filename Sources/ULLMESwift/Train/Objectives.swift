@@ -1,3 +1,4 @@
+import CULLME
 import Glibc
 
 /// The two training objectives every GRL step is made of, on one frozen model with LoRA adapters and a
@@ -5,6 +6,14 @@ import Glibc
 ///  - embedding: bidirectional (or causal) forward → pool → proj → L2-normalise → reps; the caller
 ///    supplies dLoss/dReps (exactly what GradCache caches), and gets LoRA and head gradients;
 ///  - causal LM: logits → next-token cross-entropy on given labels (-100 = ignored), mean over labels.
+/// The arithmetic of the frozen base's products in training (TrainingModel.basePrecision, `base_precision`).
+public enum TrainingPrecision: String, Sendable {
+    /// float32, one FMA chain per element: the gradients the tests check against PyTorch (default).
+    case exact
+    /// Operands rounded to bfloat16, float32 sums (VDPBF16PS), in the forward and the backward's dY·W.
+    case bf16
+}
+
 public final class TrainingModel: @unchecked Sendable {
     public let model: Model
     public let lora: LoRAModel
@@ -17,9 +26,28 @@ public final class TrainingModel: @unchecked Sendable {
     public var activationCheckpointing = false
     /// Bytes the last backward call's tape held at the end of its forward pass (tests and benchmarks).
     public private(set) var lastTapeBytes = 0
+    /// The frozen base's products in training: exact (float32, the default) or bf16 (AVX512_BF16 forward and
+    /// backward products with float32 sums, as the reference trains in bf16; LoRA, head, gradients and AdamW stay
+    /// float32). Setting bf16 makes the bf16 copy of the linear weights (the bytes of one float32 copy); where
+    /// the CPU has no AVX512_BF16 the products stay exact and `basePrecisionPath` says so.
+    public var basePrecision = TrainingPrecision.exact {
+        didSet {
+            guard basePrecision != oldValue else { return }
+            let bf16 = basePrecision == .bf16 && cullme_gemm_bf16_available() != 0
+            decoder = bf16 ? TransformerDecoder(config: model.config, weights: DecoderWeights(trainingBF16Of: model.decoder.weights))
+                           : model.decoder
+        }
+    }
+    /// What the frozen base's training products run: "exact", "avx512_bf16" or "exact fallback: ...".
+    public var basePrecisionPath: String {
+        basePrecision == .exact ? "exact" : decoder.weights.bf16 ? "avx512_bf16" : String(cString: cullme_gemm_bf16_path())
+    }
+    /// The decoder the objectives run: the model's own, or its bf16 training copy.
+    private(set) var decoder: TransformerDecoder
 
     public init(model: Model, lora: LoRAModel, head: ProjectionHead, pooling: Pooling = .mean) {
         self.model = model; self.lora = lora; self.head = head; self.pooling = pooling
+        decoder = model.decoder
     }
 
     /// Gradients of one step (or accumulated over several calls).
@@ -36,7 +64,7 @@ public final class TrainingModel: @unchecked Sendable {
     /// `examples` are the sequences' indices in the global batch (dropout keys).
     public func encode(_ sequences: [[Int32]], examples: [Int], attention: AttentionMode? = nil,
                        pass: UInt32 = 0) throws -> (projected: [Float], pooled: [Float]) {
-        let out = try model.decoder.forward(sequences, attention: attention ?? self.attention, wantLogits: false,
+        let out = try decoder.forward(sequences, attention: attention ?? self.attention, wantLogits: false,
                                             lora: LoRAContext(model: lora, examples: examples, pass: pass))
         let (pooled, _) = pool(out)
         let (proj, _) = head.forward(pooled, N: sequences.count)
@@ -65,7 +93,7 @@ public final class TrainingModel: @unchecked Sendable {
         guard dReps.count == N * d else { throw ULLMEError.argument("dReps has \(dReps.count) values, expected \(N * d)") }
         let tape = DecoderTape(checkpointed: activationCheckpointing)
         let ctx = LoRAContext(model: lora, examples: examples, pass: pass)
-        let out = try model.decoder.forward(sequences, attention: attention ?? self.attention, wantLogits: false, lora: ctx, tape: tape)
+        let out = try decoder.forward(sequences, attention: attention ?? self.attention, wantLogits: false, lora: ctx, tape: tape)
         let (pooled, _) = pool(out)
         let (proj, headActs) = head.forward(pooled, N: N)
         let reps = l2NormalizeForward(proj, N: N, D: d)
@@ -79,7 +107,7 @@ public final class TrainingModel: @unchecked Sendable {
             }
         } }
         lastTapeBytes = tape.byteCount
-        model.decoder.backward(tape: tape, dHidden: dHidden, dLogits: nil, lora: ctx, grads: &grads.lora)
+        decoder.backward(tape: tape, dHidden: dHidden, dLogits: nil, lora: ctx, grads: &grads.lora)
         return reps
     }
 
@@ -98,7 +126,7 @@ public final class TrainingModel: @unchecked Sendable {
         let V = model.config.vocabSize
         let tape = DecoderTape(checkpointed: activationCheckpointing)
         let ctx = LoRAContext(model: lora, examples: examples, pass: pass)
-        let out = try model.decoder.forward(sequences, attention: .causal, wantLogits: true, lora: ctx, tape: tape)
+        let out = try decoder.forward(sequences, attention: .causal, wantLogits: true, lora: ctx, tape: tape)
         var logits = out.logits!
         // Log-softmax rows in place (keep probabilities for backward).
         var sums = [Float](repeating: 0, count: sequences.count), counts = [Int](repeating: 0, count: sequences.count)
@@ -132,7 +160,7 @@ public final class TrainingModel: @unchecked Sendable {
         }
         logits = []
         lastTapeBytes = tape.byteCount
-        model.decoder.backward(tape: tape, dHidden: nil, dLogits: dLogits, lora: ctx, grads: &grads.lora)
+        decoder.backward(tape: tape, dHidden: nil, dLogits: dLogits, lora: ctx, grads: &grads.lora)
         return (loss, TokenLogProbs(sums: sums, counts: counts))
     }
 

@@ -55,6 +55,8 @@ public struct TrainConfig: Sendable {
     /// copy), dense otherwise.
     public var weightStorage: WeightStorage? = nil
     public var activationCheckpointing = false
+    /// The frozen base's products: exact float32 (default) or bf16 (TrainingModel.basePrecision).
+    public var basePrecision = TrainingPrecision.exact
     public var loraRank = 16
     public var loraAlpha: Float = 32
     public var loraDropout: Float = 0.1

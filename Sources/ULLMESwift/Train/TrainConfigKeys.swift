@@ -122,6 +122,11 @@ extension TrainConfig {
         .bool(["activation_checkpointing", "gradient_checkpointing"], \.activationCheckpointing,
               "keep only each layer's input in forward and recompute the layer in backward: much less memory for about "
               + "one more forward pass; gradients are bit-identical (phi.yaml: true)"),
+        .choice(["base_precision"], \.basePrecision, [("exact", .exact), ("bf16", .bf16)],
+                "the frozen base's forward and backward products: exact (float32, the gradients checked against PyTorch) "
+                + "or bf16 (operands rounded to bfloat16, float32 sums, on AVX512_BF16; LoRA, head, gradients and AdamW stay "
+                + "float32; one more copy of the linear weights, 4 bytes a weight; without AVX512_BF16 the products stay "
+                + "exact and `ullme train` says so)"),
         .int(["loar_r", "lora_r"], \.loraRank, min: 1, "LoRA rank (`loar_r`: the reference's spelling)"),
         .number(["lora_alpha"], \.loraAlpha, min: 0, exclusive: true, "LoRA scale alpha / rank"),
         .number(["dropout", "lora_dropout"], \.loraDropout, min: 0, max: 1, "dropout on the LoRA input"),
@@ -208,7 +213,8 @@ extension TrainConfig {
         .init(noEffect: ["strategy"], "single-process CPU training (data-parallel runs use mpirun)"),
         .init(noEffect: ["sharding_strategy"], "single-process CPU training (data-parallel runs use mpirun)"),
         .init(noEffect: ["use_cpu_offload"], "single-process CPU training (data-parallel runs use mpirun)"),
-        .init(noEffect: ["precision"], "training runs in float32 on the LoRA weights"),
+        .init(noEffect: ["precision"], "the reference's Lightning precision; LoRA, head and optimiser run in float32, and "
+              + "base_precision sets the frozen base's products"),
         .init(noEffect: ["quantization"], "quantised base weights are used as stored in the model file"),
         .init(noEffect: ["eval_batch_size"], "no MTEB evaluation during training"),
         .init(noEffect: ["logger_type"], "logging goes to a JSONL file in output_dir"),

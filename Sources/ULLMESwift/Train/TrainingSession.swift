@@ -151,6 +151,7 @@ extension TrainingSession {
                                pooling: config.pooling)
         tm.attention = config.attention
         tm.activationCheckpointing = config.activationCheckpointing
+        tm.basePrecision = config.basePrecision
         var optimizer = config.optimizer
         optimizer.stepsPerEpoch = stepsPerEpoch
         try self.init(model: tm, settings: optimizer)

@@ -63,7 +63,7 @@ class TrainerParams(Structure):
                 ("min_learning_rate", ctypes.c_double), ("weight_decay", ctypes.c_double),
                 ("grad_clip", ctypes.c_double), ("warmup_proportion", ctypes.c_double),
                 ("steps_per_epoch", c_int32), ("max_epochs", c_int32), ("is_cosine_annealing", c_int),
-                ("activation_checkpointing", c_int32), ("reserved0", c_int32)]
+                ("activation_checkpointing", c_int32), ("base_precision", c_int32)]
 
 
 class TrainLog(Structure):
