@@ -57,3 +57,15 @@ def test_short_grl_run_matches_exact_within_noise(repo_root, model_path, cli, tm
     assert fast != exact, "bf16 products must change the losses somewhat"
     assert mean(gap) < 0.25 * mean(seed_gap)
     assert max(gap) < 0.02 * max(exact)
+
+
+def test_trainer_base_precision(repo_root):
+    import pytest
+    import ullme
+    with ullme.Model(f"{repo_root}/Tests/fixtures/tiny-llama") as m:
+        assert ullme.Trainer(m).base_precision_path == "exact"
+        assert ullme.Trainer(m, base_precision="exact").base_precision_path == "exact"
+        assert ullme.Trainer(m, base_precision="bf16").base_precision_path in (
+            "avx512_bf16", "exact fallback: CPU has no AVX512_BF16")
+        with pytest.raises(ullme.Error, match="base_precision"):
+            ullme.Trainer(m, base_precision="int8")

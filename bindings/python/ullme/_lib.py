@@ -107,6 +107,7 @@ _SIGNATURES = {
     "ullme_trainer_new": (c_int, [model_p, POINTER(TrainerParams), POINTER(trainer_p)]),
     "ullme_trainer_free": (None, [trainer_p]),
     "ullme_trainer_parameter_count": (c_int, [trainer_p, POINTER(c_int64)]),
+    "ullme_trainer_base_precision_path": (c_int, [trainer_p, POINTER(c_char_p)]),
     "ullme_trainer_embedding_backward": (c_int, [trainer_p, POINTER(c_int32), POINTER(c_size_t), c_size_t,
                                                  POINTER(c_int64), c_enum, POINTER(c_float), c_size_t,
                                                  POINTER(c_float), c_size_t]),

@@ -42,11 +42,14 @@ class Trainer:
           an option left None takes the library's default, the YAML config's (docs/training-config.md).
           activation_checkpointing=True keeps only each layer's input during forward and recomputes the
           layer in backward: a fraction of the activation memory, same gradients, about one more forward.
+          base_precision="bf16" runs the frozen base's forward and backward products in bf16 (AVX512_BF16;
+          LoRA, head, gradients and AdamW stay float32); base_precision_path says what runs.
     Not thread-safe; the Model must stay open while the Trainer lives."""
 
     def __init__(self, model, lora_rank=None, lora_alpha=None, lora_dropout=None, seed=None, learning_rate=None,
                  min_learning_rate=None, weight_decay=None, grad_clip=None, warmup_proportion=None,
-                 steps_per_epoch=None, max_epochs=None, is_cosine_annealing=None, activation_checkpointing=None):
+                 steps_per_epoch=None, max_epochs=None, is_cosine_annealing=None, activation_checkpointing=None,
+                 base_precision=None):
         lib = L.lib()
         self._handle = None
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
@@ -63,6 +66,9 @@ class Trainer:
                  "steps_per_epoch": (steps_per_epoch, int), "max_epochs": (max_epochs, int),
                  "is_cosine_annealing": (is_cosine_annealing, lambda v: 1 if v else 0),
                  "activation_checkpointing": (activation_checkpointing, lambda v: 1 if v else 0)}
+        if base_precision not in (None, "exact", "bf16"):
+            raise Error(f"base_precision must be None, 'exact' or 'bf16' (got {base_precision!r})", L.E_ARG)
+        given["base_precision"] = (base_precision, L.PRECISIONS.get)
         for field, (value, convert) in given.items():
             if value is not None:
                 setattr(p, field, convert(value))
@@ -93,6 +99,13 @@ class Trainer:
 
     def __exit__(self, *exc):
         self.close()
+
+    @property
+    def base_precision_path(self):
+        """What the frozen base's products run: "exact", "avx512_bf16" or "exact fallback: <why>"."""
+        out = ctypes.c_char_p()
+        L.check(L.lib().ullme_trainer_base_precision_path(self._handle, byref(out)), "base_precision_path")
+        return out.value.decode()
 
     @property
     def parameter_count(self):
