@@ -7,9 +7,10 @@ import XCTest
 /// path on the real SmolLM2 base, the forced fallback (bit-identical to exact, and saying so), the config key and
 /// the C parameter. A short GRL run against the exact one: bindings/python/tests/test_bf16_training.py.
 final class BF16TrainingTests: XCTestCase {
-    /// Documented tolerance (README "Training in bf16"): the bf16 LoRA + head gradient of one embedding and one
-    /// causal-LM backward differs from the exact one by at most this much, relative in L2 over all parameters.
-    static let gradientRelativeError = 0.03
+    /// Documented tolerance (README, "Training in bf16"): the bf16 LoRA + head gradient of one embedding and one
+    /// causal-LM backward differs from the exact one by at most this much, relative in L2 over all parameters
+    /// (measured 0.027, cosine 0.99964, on an Intel Xeon 2026-12-07), and their cosine is at least 0.999.
+    static let gradientRelativeError = 0.04
 
     override func tearDown() {
         cullme_gemm_bf16_disable(0)
@@ -68,6 +69,7 @@ final class BF16TrainingTests: XCTestCase {
         print("bf16 training gradients vs exact (SmolLM2, \(g.count) parameters): relative L2 error \(relative), cosine \(cosine)")
         XCTAssertGreaterThan(norm, 0)
         XCTAssertLessThan(relative, Self.gradientRelativeError)
+        XCTAssertGreaterThan(cosine, 0.999)
         XCTAssertGreaterThan(relative, 0, "bf16 products must differ from exact ones somewhere")
     }
 
@@ -88,10 +90,10 @@ final class BF16TrainingTests: XCTestCase {
 
     /// The config key and the C parameter reach the session; int8 is no training precision.
     func testConfigAndCParameter() throws {
-        let yaml = "model_name_or_path: m.gguf\nbase_precision: bf16\ndata:\n  - file: d.jsonl\n"
+        let yaml = "model_name_or_path: m.gguf\nbase_precision: bf16\ndata:\n  - file: d.jsonl\n    instruction: Retrieve.\n"
         XCTAssertEqual(try TrainConfig.parse(yaml: yaml).basePrecision, .bf16)
-        XCTAssertEqual(try TrainConfig.parse(yaml: "model_name_or_path: m.gguf\ndata:\n  - file: d.jsonl\n").basePrecision, .exact)
-        XCTAssertThrowsError(try TrainConfig.parse(yaml: "model_name_or_path: m.gguf\nbase_precision: int8\ndata:\n  - file: d.jsonl\n"))
+        XCTAssertEqual(try TrainConfig.parse(yaml: "model_name_or_path: m.gguf\ndata:\n  - file: d.jsonl\n    instruction: Retrieve.\n").basePrecision, .exact)
+        XCTAssertThrowsError(try TrainConfig.parse(yaml: "model_name_or_path: m.gguf\nbase_precision: int8\ndata:\n  - file: d.jsonl\n    instruction: Retrieve.\n"))
 
         var mp = capi_model_default_params()
         var m: OpaquePointer? = nil

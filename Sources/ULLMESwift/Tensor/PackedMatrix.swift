@@ -230,6 +230,34 @@ func allocateFloats(_ n: Int) -> UnsafeMutablePointer<Float> {
     return raw.bindMemory(to: Float.self, capacity: n)
 }
 
+/// Per-call scratch kept for the next call: a product's activation buffers grow with its input (tens of MB for a
+/// 4096-token batch), and a fresh block every call had the kernel zero new pages (10 % of an int8 embedding in
+/// the profile). Any thread takes a block (contents undefined) and gives it back; at most `kept` blocks stay.
+enum ScratchFloats {
+    struct Block { let floats: UnsafeMutablePointer<Float>; let count: Int }
+    private static let free = Mutex<[(address: UInt, count: Int)]>([])
+    private static let kept = 4
+
+    static func take(_ n: Int) -> Block {
+        let reused = free.withLock { blocks -> (address: UInt, count: Int)? in
+            guard let i = blocks.indices.filter({ blocks[$0].count >= n }).min(by: { blocks[$0].count < blocks[$1].count })
+            else { return nil }
+            return blocks.remove(at: i)
+        }
+        if let reused { return Block(floats: UnsafeMutablePointer(bitPattern: reused.address)!, count: reused.count) }
+        return Block(floats: allocateFloats(n), count: n)
+    }
+
+    static func give(_ b: Block) {
+        let evicted = free.withLock { blocks -> UInt? in
+            blocks.append((UInt(bitPattern: b.floats), b.count))
+            guard blocks.count > kept, let i = blocks.indices.min(by: { blocks[$0].count < blocks[$1].count }) else { return nil }
+            return blocks.remove(at: i).address
+        }
+        if let evicted { Glibc.free(UnsafeMutableRawPointer(bitPattern: evicted)) }
+    }
+}
+
 /// 64-byte aligned 32-bit words (free with free()).
 func allocateWords(_ n: Int) -> UnsafeMutablePointer<UInt32> {
     UnsafeMutableRawPointer(allocateFloats(n)).bindMemory(to: UInt32.self, capacity: max(n, 1))
@@ -327,8 +355,9 @@ private func int8Product(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<
     let maxOutliers = Int(cullme_i8_outliers_max(Int64(T), Int64(K)))
     // One allocation for the inliers (T * K floats), the group scales and sums (2 * T * NG), the outliers'
     // values, indices (maxOutliers each) and row starts (T + 1 Int64), and the quantised rows (T * K bytes).
-    let inliers = allocateFloats(T * K + 2 * T * NG + 2 * maxOutliers + 2 * (T + 1) + (T * K + 3) / 4)
-    defer { free(inliers) }
+    let scratch = ScratchFloats.take(T * K + 2 * T * NG + 2 * maxOutliers + 2 * (T + 1) + (T * K + 3) / 4)
+    defer { ScratchFloats.give(scratch) }
+    let inliers = scratch.floats
     let sx = inliers + T * K, xsum = sx + T * NG, values = xsum + T * NG
     let indices = UnsafeMutableRawPointer(values + maxOutliers).bindMemory(to: Int32.self, capacity: maxOutliers)
     let starts = UnsafeMutableRawPointer(values + 2 * maxOutliers).bindMemory(to: Int64.self, capacity: T + 1)
