@@ -155,10 +155,9 @@ static A5 void scale_avx512(float *v, int64_t n, float s) {
 }
 
 // ---- dispatch ---------------------------------------------------------------------------------
-void cullme_softmax_range(float *row, int64_t count, int64_t begin, int64_t end) {
-    if (begin < 0 || end > count || begin >= end) return;
-    float *v = row + begin;
-    const int64_t n = end - begin;
+// v[0..n) = e^(v - max), the max returned, the sum in *sum (16 lane sums reduced in one fixed tree, the same
+// on every path).
+static float exp_shifted(float *v, int64_t n, float *sum) {
     float sums[LANES] = {0};
     const char path = cullme_gemm_path()[0];   // 'a' avx2 / avx512 ("avx5..."), 'g' generic
     const int avx512 = path == 'a' && cullme_gemm_path()[3] == '5', avx2 = path == 'a' && !avx512;
@@ -166,13 +165,34 @@ void cullme_softmax_range(float *row, int64_t count, int64_t begin, int64_t end)
     if (avx512) exp_sum_avx512(v, n, m, sums);
     else if (avx2) exp_sum_avx2(v, n, m, sums);
     else exp_sum_generic(v, n, m, sums);
-    // Fixed reduction tree over the 16 lanes: the same on every path.
     for (int w = LANES / 2; w >= 1; w /= 2)
         for (int i = 0; i < w; i++) sums[i] += sums[i + w];
-    const float inv = 1.0f / sums[0];
-    if (avx512) scale_avx512(v, n, inv);
-    else if (avx2) scale_avx2(v, n, inv);
-    else scale_generic(v, n, inv);
+    *sum = sums[0];
+    return m;
+}
+
+static void scale(float *v, int64_t n, float s) {
+    const char path = cullme_gemm_path()[0];
+    const int avx512 = path == 'a' && cullme_gemm_path()[3] == '5', avx2 = path == 'a' && !avx512;
+    if (avx512) scale_avx512(v, n, s);
+    else if (avx2) scale_avx2(v, n, s);
+    else scale_generic(v, n, s);
+}
+
+void cullme_softmax_range(float *row, int64_t count, int64_t begin, int64_t end) {
+    if (begin < 0 || end > count || begin >= end) return;
+    float sum;
+    exp_shifted(row + begin, end - begin, &sum);
+    scale(row + begin, end - begin, 1.0f / sum);
     memset(row, 0, (size_t)begin * sizeof(float));
     memset(row + end, 0, (size_t)(count - end) * sizeof(float));
+}
+
+float cullme_log_softmax_scaled(const float *row, int64_t n, float g, float *out) {
+    if (n <= 0) return -INFINITY;
+    if (out != row) memcpy(out, row, (size_t)n * sizeof(float));
+    float sum;
+    const float m = exp_shifted(out, n, &sum);
+    scale(out, n, -g / sum);
+    return m + logf(sum);
 }

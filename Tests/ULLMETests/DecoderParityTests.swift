@@ -60,6 +60,11 @@ final class DecoderParityTests: XCTestCase {
                 let dl = zip(out.logits ?? [], wantLogits).map { abs($0 - $1) }.max() ?? .infinity
                 XCTAssertLessThanOrEqual(dh, 1e-4, "\(name) \(key) hidden max abs diff")
                 XCTAssertLessThanOrEqual(dl, 1e-4, "\(name) \(key) logits max abs diff")
+                // Logits of some rows only (the generation losses' labelled positions): those rows' bits.
+                let V = model.config.vocabSize, rows = [out.offsets[2] - 1, 0, out.offsets[1] + 2]
+                let some = try XCTUnwrap(try model.decoder.forward(sequences, attention: mode, wantLogits: true, logitRows: rows).logits)
+                XCTAssertEqual(some, rows.flatMap { out.logits![($0 * V)..<(($0 + 1) * V)] }, "\(name) \(key) logit rows")
+                XCTAssertThrowsError(try model.decoder.forward(sequences, attention: mode, wantLogits: true, logitRows: [out.offsets[3]]))
                 // Each sequence alone gives the same rows as inside the batch.
                 for (i, s) in sequences.enumerated() {
                     let alone = try model.forward([s], attention: mode).hidden

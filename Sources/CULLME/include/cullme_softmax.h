@@ -21,6 +21,10 @@ float cullme_exp_nonpositive(float x);
 /// [begin, end) become 0. Requires 0 <= begin < end <= count; values must be finite.
 void cullme_softmax_range(float *row, int64_t count, int64_t begin, int64_t end);
 
+/// One logits row's cross-entropy pieces (the generation losses): out[0 ..< n) = -g * softmax(row) (out may
+/// be row) and the return value log Σ_v e^row[v] = max + log(sum). n > 0, values finite.
+float cullme_log_softmax_scaled(const float *row, int64_t n, float g, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,7 +11,7 @@ public enum AttentionMode: Int32, Sendable {
 public struct DecoderOutput {
     /// Final-norm hidden states [T, C] of all sequences back to back (T = total tokens).
     public var hidden: [Float]
-    /// Logits [T, V] when requested.
+    /// Logits [T, V] when requested ([rows, V] for the rows `logitRows` asked for).
     public var logits: [Float]?
     /// Start of each sequence in the packed token axis; offsets[i + 1] - offsets[i] is its length.
     public var offsets: [Int]
@@ -67,7 +67,9 @@ struct TransformerDecoder {
 
     /// The forward pass. Training passes LoRA adapters and a tape that records what backward needs;
     /// inference passes neither and records nothing.
-    func forward(_ sequences: [[Int32]], attention: AttentionMode, wantLogits: Bool,
+    /// `logitRows` (rows of the packed token axis, each at most once) limits the logits to those rows: the
+    /// generation losses read only the labelled positions, and the LM head is a large share of their work.
+    func forward(_ sequences: [[Int32]], attention: AttentionMode, wantLogits: Bool, logitRows: [Int]? = nil,
                  lora: LoRAContext? = nil, tape: DecoderTape? = nil) throws -> DecoderOutput {
         let C = config.hiddenSize, nH = config.nHeads, V = config.vocabSize
         var offsets = [0]
@@ -124,12 +126,18 @@ struct TransformerDecoder {
 
         var logits: [Float]? = nil
         if wantLogits {
-            var out = [Float](repeating: 0, count: T * V)
-            linearForward(&out, h, weights.lmHead, bias: weights.lmHeadBias, T: T)
+            if let rows = logitRows, rows.contains(where: { $0 < 0 || $0 >= T }) {
+                throw ULLMEError.argument("logit rows must lie in [0, \(T))")
+            }
+            let R = logitRows?.count ?? T
+            let input = logitRows.map { rows in rows.flatMap { h[($0 * C)..<(($0 + 1) * C)] } } ?? h
+            var out = [Float](unsafeUninitializedCapacity: R * V) { _, n in n = R * V }  // every entry written
+            linearForward(&out, input, weights.lmHead, bias: weights.lmHeadBias, T: R)
             if let cap = config.finalLogitSoftcap {
-                softcapInPlace(&out, count: T * V, cap: cap)
+                softcapInPlace(&out, count: R * V, cap: cap)
                 tape?.logits = out
             }
+            tape?.logitRows = logitRows
             logits = out
         }
         return DecoderOutput(hidden: h, logits: logits, offsets: offsets)

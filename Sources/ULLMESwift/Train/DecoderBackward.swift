@@ -20,7 +20,7 @@ extension TransformerDecoder {
     }
 
     /// - dHidden: gradient w.r.t. the final-norm hidden states [T, C], or nil.
-    /// - dLogits: gradient w.r.t. the (soft-capped) logits [T, V], or nil.
+    /// - dLogits: gradient w.r.t. the (soft-capped) logits [T, V] (or [rows, V] for the tape's logitRows), or nil.
     func backward(tape: DecoderTape, dHidden: [Float]?, dLogits: [Float]?, lora: LoRAContext?,
                   grads: inout LoRAGradients) {
         let C = config.hiddenSize, hd = config.headDim, nH = config.nHeads, nKV = config.nKVHeads
@@ -32,10 +32,17 @@ extension TransformerDecoder {
         // Gradient at the final-norm output.
         var dH = dHidden ?? [Float](repeating: 0, count: T * C)
         if var dL = dLogits {
+            let R = dL.count / V
             if let cap = config.finalLogitSoftcap, let capped = tape.logits {
-                for i in 0..<(T * V) { let t = capped[i] / cap; dL[i] *= 1 - t * t }
+                for i in 0..<(R * V) { let t = capped[i] / cap; dL[i] *= 1 - t * t }
             }
-            linearBackwardInput(&dH, dL, weights.lmHead, T: T)
+            if let rows = tape.logitRows {
+                var dRows = [Float](repeating: 0, count: R * C)
+                linearBackwardInput(&dRows, dL, weights.lmHead, T: R)
+                for (i, row) in rows.enumerated() { for c in 0..<C { dH[row * C + c] += dRows[i * C + c] } }
+            } else {
+                linearBackwardInput(&dH, dL, weights.lmHead, T: T)
+            }
         }
         var dX = [Float](repeating: 0, count: T * C)
         normBackward(&dX, dH, tape.xFinal, weights.finalNorm, T: T, C: C)

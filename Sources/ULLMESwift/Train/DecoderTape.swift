@@ -25,6 +25,7 @@ final class DecoderTape {
     var layers: [Layer] = []
     var xFinal: [Float] = []          // residual stream before the final norm [T, C]
     var logits: [Float]? = nil        // capped logits, when the final soft-cap needs them for backward
+    var logitRows: [Int]? = nil       // the rows the logits (and dLogits) cover; nil: all T
     var lengths: [Int] = []
     var offsets: [Int] = []
     var attention = AttentionMode.causal

@@ -126,39 +126,52 @@ public final class TrainingModel: @unchecked Sendable {
         let V = model.config.vocabSize
         let tape = DecoderTape(checkpointed: activationCheckpointing)
         let ctx = LoRAContext(model: lora, examples: examples, pass: pass)
-        let out = try decoder.forward(sequences, attention: .causal, wantLogits: true, lora: ctx, tape: tape)
-        var logits = out.logits!
-        // Log-softmax rows in place (keep probabilities for backward).
-        var sums = [Float](repeating: 0, count: sequences.count), counts = [Int](repeating: 0, count: sequences.count)
+        // One target per labelled position: row (packed token axis) t predicts its sequence's token t + 1.
         var targets: [(row: Int, seq: Int, label: Int)] = []
+        var offset = 0
         for (s, lab) in labels.enumerated() {
             for t in 0..<(lab.count - 1) where lab[t + 1] != -100 {
                 let label = Int(lab[t + 1])
                 guard label >= 0 && label < V else { throw ULLMEError.argument("label \(label) outside the vocabulary") }
-                targets.append((out.offsets[s] + t, s, label))
+                targets.append((offset + t, s, label))
+            }
+            offset += lab.count
+        }
+        // Logits of the labelled rows only ([targets.count, V], in target order).
+        let out = try decoder.forward(sequences, attention: .causal, wantLogits: true, logitRows: targets.map(\.row),
+                                      lora: ctx, tape: tape)
+        var logits = out.logits!
+        // dLogits row i = -softmax(logits row i) first (the log-sum-exp comes with it), scaled by its
+        // sequence's dSum once the loss has them; d logp(label)/d logits = onehot - softmax.
+        var dLogits = [Float](unsafeUninitializedCapacity: logits.count) { _, n in n = logits.count }
+        var sums = [Float](repeating: 0, count: sequences.count), counts = [Int](repeating: 0, count: sequences.count)
+        logits.withUnsafeBufferPointer { lp in dLogits.withUnsafeMutableBufferPointer { dp in
+            let lAddress = UInt(bitPattern: lp.baseAddress), dAddress = UInt(bitPattern: dp.baseAddress)
+            var logSumExp = [Float](repeating: 0, count: targets.count)
+            logSumExp.withUnsafeMutableBufferPointer { lse in
+                let lseAddress = UInt(bitPattern: lse.baseAddress)
+                parallelRows(targets.count, width: V) { rows in
+                    for i in rows {
+                        UnsafeMutablePointer<Float>(bitPattern: lseAddress)![i] = cullme_log_softmax_scaled(
+                            UnsafePointer<Float>(bitPattern: lAddress)! + i * V, Int64(V), 1,
+                            UnsafeMutablePointer<Float>(bitPattern: dAddress)! + i * V)
+                    }
+                }
+            }
+            for (i, t) in targets.enumerated() {
+                sums[t.seq] += lp[i * V + t.label] - logSumExp[i]
+                counts[t.seq] += 1
+            }
+        } }
+        logits = []
+        let (loss, dSums) = dLossDSums(sums, counts)
+        dLogits.withUnsafeMutableBufferPointer { dp in
+            for (i, t) in targets.enumerated() {
+                let g = dSums[t.seq], row = dp.baseAddress! + i * V
+                for v in 0..<V { row[v] *= g }
+                row[t.label] += g
             }
         }
-        var rowLogSumExp = [Float](repeating: 0, count: out.offsets.last!)
-        for row in Set(targets.map(\.row)) {
-            var m = -Float.infinity
-            for v in 0..<V { m = max(m, logits[row * V + v]) }
-            var z: Double = 0
-            for v in 0..<V { z += Double(expf(logits[row * V + v] - m)) }
-            rowLogSumExp[row] = m + Float(log(z))
-        }
-        for t in targets {
-            sums[t.seq] += logits[t.row * V + t.label] - rowLogSumExp[t.row]
-            counts[t.seq] += 1
-        }
-        let (loss, dSums) = dLossDSums(sums, counts)
-        // d logp(label)/d logits = onehot − softmax, scaled by the sequence's dSum.
-        var dLogits = [Float](repeating: 0, count: logits.count)
-        for t in targets {
-            let g = dSums[t.seq], base = t.row * V
-            for v in 0..<V { dLogits[base + v] -= g * expf(logits[base + v] - rowLogSumExp[t.row]) }
-            dLogits[base + t.label] += g
-        }
-        logits = []
         lastTapeBytes = tape.byteCount
         decoder.backward(tape: tape, dHidden: nil, dLogits: dLogits, lora: ctx, grads: &grads.lora)
         return (loss, TokenLogProbs(sums: sums, counts: counts))
