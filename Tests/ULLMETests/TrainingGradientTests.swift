@@ -97,7 +97,10 @@ func checkDirectionalDerivatives(_ name: String, _ tm: TrainingModel, _ grads: T
             let coarse = try richardson(h), fine = try richardson(h / 2)
             if abs(coarse - fine) < spread { spread = abs(coarse - fine); numeric = fine }
         }
-        let rel = abs(numeric - analytic) / max(abs(numeric), abs(analytic))
+        // Relative to the derivative's expected size: along a random ±1 direction Σ g·u has rms |g|, and when
+        // it falls far below that by chance (tiny-mistral's embedding: 0.33 against |g| = 7.5), the float32
+        // noise of the loss, not the gradient, sets the digits left.
+        let rel = abs(numeric - analytic) / max(abs(numeric), abs(analytic), direction == "random" ? gradNorm : 0)
         XCTAssertLessThan(rel, 1e-2, "\(name) \(direction) direction: numeric \(numeric) analytic \(analytic)")
     }
 }
