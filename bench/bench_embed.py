@@ -248,6 +248,29 @@ def cpu_name():
     return platform.processor()
 
 
+def machine():
+    """What a result depends on beyond the CPU's name: its SIMD flags, OPENBLAS_CORETYPE (recorded, never set)
+    and the kernel set the system OpenBLAS (libullme's attention and LoRA products) picked."""
+    flags = set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
+    try:
+        import ctypes
+        blas = ctypes.CDLL("libopenblas.so.0")
+        blas.openblas_get_corename.restype = ctypes.c_char_p
+        core = blas.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        core = None
+    return {"cpu": cpu_name(), "cpu_flags": [f for f in wanted if f in flags],
+            "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"), "openblas_core": core}
+
+
 def main():
     ap = argparse.ArgumentParser(description="libullme vs transformers vs llama-cpp-python embedding throughput")
     ap.add_argument("--threads", type=int, default=2)
@@ -313,7 +336,7 @@ def main():
     date = datetime.datetime.now().strftime("%Y-%m-%d")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"embed-{date}.json"
-    json.dump({"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_name(),
+    json.dump({"date": datetime.datetime.now().isoformat(timespec="seconds"), **machine(),
                "nproc": os.cpu_count(), "threads": args.threads, "passages": len(texts), "tokens_per_passage": args.tokens,
                "batch": args.batch, "model": args.model.name, "query": query, "results": results, "ratios": ratios,
                "agreement": agreement, "python": platform.python_version()}, open(path, "w"), indent=2)

@@ -55,7 +55,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_embed import cpu_name, default_model  # noqa: E402  (shared with the embedding bench)
+from bench_embed import cpu_name, default_model, machine  # noqa: E402  (shared with the embedding bench)
 from bench_train import run_step_worker  # noqa: E402  (the same child-process protocol as the LoRA bench)
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -462,7 +462,7 @@ def main():
     print(f"{now.strftime('%Y-%m-%d')}, {cpu_name()}, {args.threads} threads, {ntok} tokens/step")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"grl-{now.strftime('%Y-%m-%d')}{args.tag}.json"
-    json.dump({"date": now.isoformat(timespec="seconds"), "cpu": cpu_name(), "nproc": os.cpu_count(),
+    json.dump({"date": now.isoformat(timespec="seconds"), **machine(), "nproc": os.cpu_count(),
                "threads": args.threads, "batch": args.batch, "chunk": args.chunk, "max_len": args.max_len,
                "pos_per_sample": P, "neg_per_sample": N, "data": str(data), "offset": args.offset,
                "tokens_per_step": ntok, "contrastive_tokens_per_step": n_cons, "generation_tokens_per_step": n_gen,

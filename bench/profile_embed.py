@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL = Path(os.path.expanduser("~/.cache/ullme/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
 # Symbol patterns -> group, first match wins.
 GROUPS = [
+    ("int8 outliers (float32 part)", r"outlier|split_row|sum_squares"),
     ("int8 GEMM", r"zmm_\dx\d|avx2_\d_\d+_\d|tile_i8_|cullme_gemm_i8"),
     ("activation quantisation (int8)", r"quantize_group|cullme_i8_quantize"),
     ("bf16 GEMM", r"bf16|^tile$"),  # gemm_bf16.c's kernel is the static `tile`
