@@ -1,28 +1,17 @@
-// Softmax of attention rows with a vectorised exp (see include/cullme_softmax.h).
+// Softmax of attention rows with a vectorised exp (see include/cullme_softmax.h and exp_simd.h).
 //
 // Why: at 2,048 tokens SmolLM2 needs ~1.1 billion exp() per sequence; glibc's scalar expf made the
-// softmax the largest cost of long inputs. The polynomial is Cephes' expf (as in avx_mathfun / SLEEF's
-// low-accuracy variant): x = n ln2 + r, |r| <= ln2 / 2, e^r by a degree-6 polynomial, times 2^n.
-// Every path evaluates the same FMA sequence lane by lane, so the paths agree bit for bit.
+// softmax the largest cost of long inputs. Every path evaluates the same FMA sequence lane by lane, so
+// the paths agree bit for bit.
 #pragma STDC FP_CONTRACT OFF
 #pragma clang fp contract(off)
 
 #include "cullme_softmax.h"
-#include "cullme_gemm.h"
 #include <math.h>
 #include <string.h>
 #include <immintrin.h>
+#include "exp_simd.h"
 
-#define LOG2E 1.44269504088896341f
-#define LN2_HI 0.693359375f          // ln 2 split in two so n * LN2_HI is exact
-#define LN2_LO -2.12194440e-4f
-#define EXP_MIN -87.3365478515625f   // below: e^x < FLT_MIN, flushed to 0
-#define P0 1.9875691500e-4f
-#define P1 1.3981999507e-3f
-#define P2 8.3334519073e-3f
-#define P3 4.1665795894e-2f
-#define P4 1.6666665459e-1f
-#define P5 5.0000001201e-1f
 #define LANES 16
 
 // ---- generic C ------------------------------------------------------------------------------
@@ -59,22 +48,6 @@ static void scale_generic(float *v, int64_t n, float s) {
 }
 
 // ---- AVX2 + FMA: 16 lanes as two 8-wide halves ------------------------------------------------
-#define A2 __attribute__((target("avx2,fma")))
-
-static inline __attribute__((always_inline)) A2 __m256 exp8(__m256 x) {
-    __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_MIN), _CMP_GE_OQ);
-    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-    __m256 p = _mm256_set1_ps(P0);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P1)); p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P3)); p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P5));
-    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), keep);
-}
 
 static A2 float max_avx2(const float *v, int64_t n) {
     __m256 m = _mm256_set1_ps(-INFINITY);
@@ -109,22 +82,6 @@ static A2 void scale_avx2(float *v, int64_t n, float s) {
 }
 
 // ---- AVX-512 -------------------------------------------------------------------------------------
-#define A5 __attribute__((target("avx512f")))
-
-static inline __attribute__((always_inline)) A5 __m512 exp16(__m512 x) {
-    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_MIN), _CMP_GE_OQ);
-    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_MIN));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-    __m512 p = _mm512_set1_ps(P0);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P1)); p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P3)); p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
-    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_maskz_mul_ps(keep, y, _mm512_castsi512_ps(e));
-}
 
 static A5 float max_avx512(const float *v, int64_t n) {
     __m512 m = _mm512_set1_ps(-INFINITY);
@@ -159,8 +116,7 @@ static A5 void scale_avx512(float *v, int64_t n, float s) {
 // on every path).
 static float exp_shifted(float *v, int64_t n, float *sum) {
     float sums[LANES] = {0};
-    const char path = cullme_gemm_path()[0];   // 'a' avx2 / avx512 ("avx5..."), 'g' generic
-    const int avx512 = path == 'a' && cullme_gemm_path()[3] == '5', avx2 = path == 'a' && !avx512;
+    const int path = simd_path(), avx512 = path == SIMD_AVX512, avx2 = path == SIMD_AVX2;
     float m = avx512 ? max_avx512(v, n) : avx2 ? max_avx2(v, n) : max_generic(v, n);
     if (avx512) exp_sum_avx512(v, n, m, sums);
     else if (avx2) exp_sum_avx2(v, n, m, sums);
@@ -172,10 +128,9 @@ static float exp_shifted(float *v, int64_t n, float *sum) {
 }
 
 static void scale(float *v, int64_t n, float s) {
-    const char path = cullme_gemm_path()[0];
-    const int avx512 = path == 'a' && cullme_gemm_path()[3] == '5', avx2 = path == 'a' && !avx512;
-    if (avx512) scale_avx512(v, n, s);
-    else if (avx2) scale_avx2(v, n, s);
+    const int path = simd_path();
+    if (path == SIMD_AVX512) scale_avx512(v, n, s);
+    else if (path == SIMD_AVX2) scale_avx2(v, n, s);
     else scale_generic(v, n, s);
 }
 

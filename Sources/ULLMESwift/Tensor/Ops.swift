@@ -55,22 +55,21 @@ func geluTanh(_ x: Float) -> Float {
     0.5 * x * (1 + tanhf(0.7978845608028654 * (x + 0.044715 * x * x * x)))
 }
 
-@inline(__always)
-func silu(_ x: Float) -> Float { x / (1 + expf(-x)) }
-
 /// out[n] = gelu_tanh(x[n]) (phi's fc1 → fc2 MLP).
 func geluTanhForward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
     for i in 0..<count { out[i] = geluTanh(x[i]) }
 }
 
-/// out[T, I] = act(gu[T, 0..<I]) * gu[T, I..<2I] on a fused gate|up projection (SwiGLU / GeGLU).
+/// out[T, I] = act(gu[T, 0..<I]) * gu[T, I..<2I] on a fused gate|up projection (SwiGLU: cullme_swiglu_forward;
+/// GeGLU).
 func gatedActivationForward(_ out: UnsafeMutablePointer<Float>, _ gu: UnsafePointer<Float>, T: Int, I: Int,
                             activation: Activation) {
-    for t in 0..<T {
-        let g = gu + t * 2 * I, u = g + I, o = out + t * I
-        switch activation {
-        case .silu: for i in 0..<I { o[i] = silu(g[i]) * u[i] }
-        case .geluTanh: for i in 0..<I { o[i] = geluTanh(g[i]) * u[i] }
+    switch activation {
+    case .silu: cullme_swiglu_forward(out, gu, Int64(T), Int64(I))
+    case .geluTanh:
+        for t in 0..<T {
+            let g = gu + t * 2 * I, u = g + I, o = out + t * I
+            for i in 0..<I { o[i] = geluTanh(g[i]) * u[i] }
         }
     }
 }

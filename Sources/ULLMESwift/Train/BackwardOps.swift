@@ -84,22 +84,18 @@ func geluTanhDerivative(_ x: Float) -> Float {
     return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
 }
 
-@inline(__always)
-func siluDerivative(_ x: Float) -> Float {
-    let s = 1 / (1 + expf(-x))
-    return s * (1 + x * (1 - s))
-}
-
-/// dGU[T, 2I] = backward of act = f(gate) · up for dAct[T, I].
+/// dGU[T, 2I] = backward of act = f(gate) · up for dAct[T, I] (SwiGLU: cullme_swiglu_backward).
 func gatedActivationBackward(_ dGU: UnsafeMutablePointer<Float>, _ dAct: UnsafePointer<Float>, _ gu: UnsafePointer<Float>,
                              T: Int, I: Int, activation: Activation) {
-    for t in 0..<T {
-        let g = gu + t * 2 * I, u = g + I, dg = dGU + t * 2 * I, du = dg + I, da = dAct + t * I
-        for i in 0..<I {
-            switch activation {
-            case .silu: dg[i] = da[i] * u[i] * siluDerivative(g[i]); du[i] = da[i] * silu(g[i])
-            case .geluTanh: dg[i] = da[i] * u[i] * geluTanhDerivative(g[i]); du[i] = da[i] * geluTanh(g[i])
-            }
+    switch activation {
+    case .silu:
+        parallelRows(T, width: 2 * I) { r in
+            cullme_swiglu_backward(dGU + r.lowerBound * 2 * I, dAct + r.lowerBound * I, gu + r.lowerBound * 2 * I, Int64(r.count), Int64(I))
+        }
+    case .geluTanh:
+        for t in 0..<T {
+            let g = gu + t * 2 * I, u = g + I, dg = dGU + t * 2 * I, du = dg + I, da = dAct + t * I
+            for i in 0..<I { dg[i] = da[i] * u[i] * geluTanhDerivative(g[i]); du[i] = da[i] * geluTanh(g[i]) }
         }
     }
 }
