@@ -26,7 +26,7 @@ GROUPS = [
     ("fp32 GEMM (weights)", r"tile_avx512|tile_avx2|gemm_run|gemm_drive|pack_x"),
     ("dequantisation into GEMM blocks", r"group_avx512|group_avx2|group_generic|fill_block|dequant"),
     ("attention (OpenBLAS per head, softmax)", r"sgemm|PRESCOTT|HASWELL|SKYLAKEX|expf|softmax|attention"),
-    ("MLP activation", r"activation"),
+    ("MLP activation", r"activation|swiglu"),
     ("norms", r"norm"),
     ("residual adds, RoPE, pooling", r"residual|rope|Rope|pool"),
     ("memory copies", r"memmove|memcpy|memset"),

@@ -14,11 +14,11 @@ static inline float sigmoid_c(float x) {
     return x >= 0.0f ? 1.0f / d : e / d;
 }
 
-static void forward_c(float *o, const float *g, const float *u, int64_t n) {
+static void swiglu_forward_c(float *o, const float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) o[i] = (g[i] * sigmoid_c(g[i])) * u[i];
 }
 
-static void backward_c(float *dg, float *du, const float *da, const float *g, const float *u, int64_t n) {
+static void swiglu_backward_c(float *dg, float *du, const float *da, const float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         const float s = sigmoid_c(g[i]);
         dg[i] = (da[i] * u[i]) * (s * (1.0f + g[i] * (1.0f - s)));
@@ -34,16 +34,16 @@ static inline __attribute__((always_inline)) A2 __m256 sigmoid8(__m256 x) {
     return _mm256_div_ps(_mm256_blendv_ps(e, _mm256_set1_ps(1.0f), pos), d);
 }
 
-static A2 void forward_avx2(float *o, const float *g, const float *u, int64_t n) {
+static A2 void swiglu_forward_avx2(float *o, const float *g, const float *u, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 x = _mm256_loadu_ps(g + i);
         _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(x, sigmoid8(x)), _mm256_loadu_ps(u + i)));
     }
-    forward_c(o + i, g + i, u + i, n - i);
+    swiglu_forward_c(o + i, g + i, u + i, n - i);
 }
 
-static A2 void backward_avx2(float *dg, float *du, const float *da, const float *g, const float *u, int64_t n) {
+static A2 void swiglu_backward_avx2(float *dg, float *du, const float *da, const float *g, const float *u, int64_t n) {
     const __m256 one = _mm256_set1_ps(1.0f);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -52,7 +52,7 @@ static A2 void backward_avx2(float *dg, float *du, const float *da, const float 
         _mm256_storeu_ps(dg + i, _mm256_mul_ps(_mm256_mul_ps(a, _mm256_loadu_ps(u + i)), deriv));
         _mm256_storeu_ps(du + i, _mm256_mul_ps(a, _mm256_mul_ps(x, s)));
     }
-    backward_c(dg + i, du + i, da + i, g + i, u + i, n - i);
+    swiglu_backward_c(dg + i, du + i, da + i, g + i, u + i, n - i);
 }
 
 // ---- AVX-512 ---------------------------------------------------------------------------------------
@@ -63,16 +63,16 @@ static inline __attribute__((always_inline)) A5 __m512 sigmoid16(__m512 x) {
     return _mm512_div_ps(_mm512_mask_blend_ps(pos, e, _mm512_set1_ps(1.0f)), d);
 }
 
-static A5 void forward_avx512(float *o, const float *g, const float *u, int64_t n) {
+static A5 void swiglu_forward_avx512(float *o, const float *g, const float *u, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m512 x = _mm512_loadu_ps(g + i);
         _mm512_storeu_ps(o + i, _mm512_mul_ps(_mm512_mul_ps(x, sigmoid16(x)), _mm512_loadu_ps(u + i)));
     }
-    forward_c(o + i, g + i, u + i, n - i);
+    swiglu_forward_c(o + i, g + i, u + i, n - i);
 }
 
-static A5 void backward_avx512(float *dg, float *du, const float *da, const float *g, const float *u, int64_t n) {
+static A5 void swiglu_backward_avx512(float *dg, float *du, const float *da, const float *g, const float *u, int64_t n) {
     const __m512 one = _mm512_set1_ps(1.0f);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -81,7 +81,7 @@ static A5 void backward_avx512(float *dg, float *du, const float *da, const floa
         _mm512_storeu_ps(dg + i, _mm512_mul_ps(_mm512_mul_ps(a, _mm512_loadu_ps(u + i)), deriv));
         _mm512_storeu_ps(du + i, _mm512_mul_ps(a, _mm512_mul_ps(x, s)));
     }
-    backward_c(dg + i, du + i, da + i, g + i, u + i, n - i);
+    swiglu_backward_c(dg + i, du + i, da + i, g + i, u + i, n - i);
 }
 
 // ---- dispatch --------------------------------------------------------------------------------------
@@ -90,9 +90,9 @@ void cullme_swiglu_forward(float *out, const float *gu, int64_t T, int64_t n) {
     for (int64_t t = 0; t < T; t++) {
         const float *g = gu + t * 2 * n, *u = g + n;
         float *o = out + t * n;
-        if (path == SIMD_AVX512) forward_avx512(o, g, u, n);
-        else if (path == SIMD_AVX2) forward_avx2(o, g, u, n);
-        else forward_c(o, g, u, n);
+        if (path == SIMD_AVX512) swiglu_forward_avx512(o, g, u, n);
+        else if (path == SIMD_AVX2) swiglu_forward_avx2(o, g, u, n);
+        else swiglu_forward_c(o, g, u, n);
     }
 }
 
@@ -101,8 +101,8 @@ void cullme_swiglu_backward(float *dGU, const float *dAct, const float *gu, int6
     for (int64_t t = 0; t < T; t++) {
         const float *g = gu + t * 2 * n, *u = g + n, *da = dAct + t * n;
         float *dg = dGU + t * 2 * n, *du = dg + n;
-        if (path == SIMD_AVX512) backward_avx512(dg, du, da, g, u, n);
-        else if (path == SIMD_AVX2) backward_avx2(dg, du, da, g, u, n);
-        else backward_c(dg, du, da, g, u, n);
+        if (path == SIMD_AVX512) swiglu_backward_avx512(dg, du, da, g, u, n);
+        else if (path == SIMD_AVX2) swiglu_backward_avx2(dg, du, da, g, u, n);
+        else swiglu_backward_c(dg, du, da, g, u, n);
     }
 }
