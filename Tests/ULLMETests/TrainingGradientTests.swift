@@ -35,6 +35,12 @@ final class TrainingGradientTests: XCTestCase {
         }
     }
 
+    func testEmptySequenceIsAnErrorNotACrash() throws {
+        let tm = try makeTinyTrainingModel("tiny-llama")
+        var g = tm.zeroGradients()
+        XCTAssertThrowsError(try tm.causalLMBackward([[5, 6, 7], []], labels: [[5, 6, 7], []], examples: [0, 1], grads: &g))
+    }
+
     func testCausalLMGradientsMatchFiniteDifferences() throws {
         for name in Self.families {
             let tm = try makeTinyTrainingModel(name)

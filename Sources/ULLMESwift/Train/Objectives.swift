@@ -130,7 +130,7 @@ public final class TrainingModel: @unchecked Sendable {
         var targets: [(row: Int, seq: Int, label: Int)] = []
         var offset = 0
         for (s, lab) in labels.enumerated() {
-            for t in 0..<(lab.count - 1) where lab[t + 1] != -100 {
+            for t in 0..<max(0, lab.count - 1) where lab[t + 1] != -100 {  // (an empty sequence: forward throws)
                 let label = Int(lab[t + 1])
                 guard label >= 0 && label < V else { throw ULLMEError.argument("label \(label) outside the vocabulary") }
                 targets.append((offset + t, s, label))
